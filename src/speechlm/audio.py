@@ -1,0 +1,108 @@
+"""Reading any audio file libsndfile reads into mono float32 at a requested rate.
+
+Files are read in blocks, down-mixed and resampled with a streaming ``soxr`` resampler, so a long
+file costs about its float32 size at the target rate plus one block, not its decoded size.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from speechlm.errors import AudioError
+
+BLOCK_FRAMES = 1 << 18  # ~16 s at 16 kHz per read: bounded memory, few Python round trips
+
+
+def audio_info(path: str | Path) -> sf._SoundFileInfo:
+    """Header information (rate, channels, frames) of ``path``; raises ``AudioError``."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: file not found")
+    try:
+        return sf.info(str(path))
+    except Exception as e:  # libsndfile's errors are RuntimeError/LibsndfileError subclasses
+        raise AudioError(f"{path}: not a readable audio file ({_short(e)})") from e
+
+
+def load_audio(
+    path: str | Path,
+    sample_rate: int = 16000,
+    start: float | None = None,
+    end: float | None = None,
+    max_seconds: float | None = None,
+) -> np.ndarray:
+    """Read ``path`` (optionally the ``start``..``end`` seconds inside it) as mono float32.
+
+    Raises ``AudioError`` naming the file when it is missing, not audio or corrupt, empty,
+    contains NaN/Inf samples, or is longer than ``max_seconds``. Silence is valid audio.
+    """
+    path = Path(path)
+    info = audio_info(path)
+    sr_in = int(info.samplerate)
+    first = 0 if start is None else int(round(start * sr_in))
+    last = info.frames if end is None else min(info.frames, int(round(end * sr_in)))
+    n_in = last - first
+    if info.frames <= 0 or n_in <= 0:
+        where = "" if start is None and end is None else f" between {start}s and {end}s"
+        raise AudioError(f"{path}: zero-length audio{where}")
+    seconds = n_in / sr_in
+    if max_seconds is not None and seconds > max_seconds:
+        raise AudioError(
+            f"{path}: {seconds:.1f}s long, over the limit of {max_seconds:g}s "
+            "(cut it into segments with start/end in the manifest, or raise the limit)"
+        )
+    n_out = int(math.ceil(n_in * sample_rate / sr_in))
+    out = np.empty(n_out + 64, dtype=np.float32)
+    filled = 0
+    resampler = None if sr_in == sample_rate else soxr.ResampleStream(
+        sr_in, sample_rate, 1, dtype="float32", quality="HQ"
+    )
+    try:
+        with sf.SoundFile(str(path)) as f:
+            f.seek(first)
+            remaining = n_in
+            while remaining > 0:
+                block = f.read(min(BLOCK_FRAMES, remaining), dtype="float32", always_2d=True)
+                if len(block) == 0:
+                    break
+                remaining -= len(block)
+                mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+                if not np.isfinite(mono).all():
+                    raise AudioError(f"{path}: contains NaN or Inf samples")
+                if resampler is not None:
+                    mono = resampler.resample_chunk(mono, last=remaining <= 0)
+                filled = _append(out, filled, mono)
+            if resampler is not None and remaining > 0:  # file shorter than its header said
+                filled = _append(out, filled, resampler.resample_chunk(np.zeros(0, np.float32),
+                                                                       last=True))
+    except AudioError:
+        raise
+    except Exception as e:
+        raise AudioError(f"{path}: corrupt or truncated audio ({_short(e)})") from e
+    if filled == 0:
+        raise AudioError(f"{path}: zero-length audio")
+    return out[:filled].copy() if filled < len(out) // 2 else out[:filled]
+
+
+def save_audio(path: str | Path, wav: np.ndarray, sample_rate: int) -> None:
+    """Write mono float audio as 16-bit PCM WAV (or the format the suffix names)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wav = np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0)
+    subtype = "PCM_16" if path.suffix.lower() in (".wav", ".flac") else None
+    sf.write(str(path), wav, sample_rate, subtype=subtype)
+
+
+def _append(out: np.ndarray, filled: int, chunk: np.ndarray) -> int:
+    n = min(len(chunk), len(out) - filled)  # soxr may emit a few samples past ceil(n*ratio)
+    out[filled : filled + n] = chunk[:n]
+    return filled + n
+
+
+def _short(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
