@@ -68,4 +68,15 @@ def apply_override(cfg: dict[str, Any], item: str) -> None:
         if not isinstance(node[part], dict):
             raise ConfigError(f"config key '{'.'.join(parts[: i + 1])}' is not a section")
         node = node[part]
-    node[parts[-1]] = yaml.safe_load(raw)
+    node[parts[-1]] = parse_value(raw)
+
+
+def parse_value(raw: str) -> Any:
+    """A YAML scalar, except that ``1e-3`` is a float (YAML 1.1 would read it as a string)."""
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
