@@ -1,0 +1,162 @@
+"""Offline English transcription with pocketsphinx, and word error rate with jiwer.
+
+The generation metrics (and the vocoder's intelligibility check) need a real ASR that runs on a
+laptop CPU with no download: pocketsphinx ships an English acoustic model, dictionary and 3-gram
+LM in its wheel. It is weak (about a quarter of the words wrong on clean espeak speech), so its WER
+is a relative measure between systems, never an absolute one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from speechlm.errors import AudioError, SpeechLMError
+
+ASR_SAMPLE_RATE = 16000
+_NON_WORD = re.compile(r"[^a-z' ]+")
+# pocketsphinx marks fillers and noise as <s>, </s>, <sil>, [NOISE], ++GARBAGE++ ...
+_FILLER = re.compile(r"^(<.*>|\[.*\]|\+\+.*\+\+)$")
+
+
+class Transcriber:
+    """A reusable pocketsphinx decoder (building it loads the models: ~1 s, so keep one).
+
+    ``Transcriber()`` uses the English model shipped with pocketsphinx; ``hmm``, ``lm`` and
+    ``dict`` paths (or any other pocketsphinx option as a keyword) replace parts of it, e.g. a
+    domain LM built from the synthetic grammar.
+    """
+
+    def __init__(self, **options: object) -> None:
+        from pocketsphinx import Config, Decoder
+
+        config = Config(samprate=ASR_SAMPLE_RATE, loglevel="FATAL", **options)
+        self.decoder = Decoder(config)
+
+    def transcribe(self, wav: np.ndarray, sample_rate: int = ASR_SAMPLE_RATE) -> str:
+        """The recognised words of one mono float waveform, lower case, fillers removed."""
+        wav = _to_asr_rate(np.asarray(wav, dtype=np.float32), sample_rate)
+        pcm = (np.clip(wav, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+        self.decoder.start_utt()
+        # full_utt=True: the whole utterance is given at once, which lets the decoder
+        # normalise cepstra over the whole file (better than the live running estimate).
+        self.decoder.process_raw(pcm, no_search=False, full_utt=True)
+        self.decoder.end_utt()
+        hyp = self.decoder.hyp()
+        return _clean_hypothesis(hyp.hypstr if hyp is not None else "")
+
+    def transcribe_batch(
+        self, wavs: Iterable[np.ndarray], sample_rate: int = ASR_SAMPLE_RATE,
+        progress: bool = False,
+    ) -> list[str]:
+        """Transcribe many waveforms with this one decoder (the models are loaded once)."""
+        from tqdm import tqdm
+
+        wavs = list(wavs)
+        return [self.transcribe(w, sample_rate)
+                for w in tqdm(wavs, desc="asr", disable=not progress)]
+
+    def transcribe_files(self, paths: Sequence[str | Path], progress: bool = False) -> list[str]:
+        """Transcribe audio files of any rate/format that ``speechlm.audio`` reads."""
+        from tqdm import tqdm
+
+        from speechlm.audio import load_audio
+
+        return [self.transcribe(load_audio(p, sample_rate=ASR_SAMPLE_RATE), ASR_SAMPLE_RATE)
+                for p in tqdm(list(paths), desc="asr", disable=not progress)]
+
+
+_DEFAULT: Transcriber | None = None
+
+
+def default_transcriber() -> Transcriber:
+    """One shared default (English model) transcriber per process."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Transcriber()
+    return _DEFAULT
+
+
+def transcribe(
+    wavs: np.ndarray | Sequence[np.ndarray], sample_rate: int = ASR_SAMPLE_RATE,
+    progress: bool = False,
+) -> str | list[str]:
+    """Transcribe one waveform (returns a string) or a list of them (returns a list)."""
+    asr = default_transcriber()
+    if isinstance(wavs, np.ndarray) and wavs.ndim == 1:
+        return asr.transcribe(wavs, sample_rate)
+    return asr.transcribe_batch(wavs, sample_rate, progress=progress)
+
+
+def transcribe_files(paths: Sequence[str | Path], progress: bool = False) -> list[str]:
+    """Transcribe audio files with the default English model."""
+    return default_transcriber().transcribe_files(paths, progress=progress)
+
+
+def normalize_text(text: str) -> str:
+    """Lower case, punctuation dropped (apostrophes kept), single spaces: both sides of a WER."""
+    text = _NON_WORD.sub(" ", text.lower().replace("-", " "))
+    return " ".join(text.split())
+
+
+def wer(references: str | Sequence[str], hypotheses: str | Sequence[str]) -> float:
+    """Corpus word error rate (total edits / total reference words) after ``normalize_text``.
+
+    Empty references are skipped (WER is undefined for them); raises if none remain.
+    """
+    return wer_details(references, hypotheses)["wer"]
+
+
+def wer_details(references: str | Sequence[str], hypotheses: str | Sequence[str]) -> dict:
+    """WER with its parts: substitutions, deletions, insertions, reference words, utterances."""
+    import jiwer
+
+    refs, hyps = _normalized_pairs(references, hypotheses)
+    out = jiwer.process_words(refs, hyps)
+    return {"wer": float(out.wer), "substitutions": out.substitutions,
+            "deletions": out.deletions, "insertions": out.insertions,
+            "ref_words": out.hits + out.substitutions + out.deletions,
+            "utterances": len(refs)}
+
+
+def _normalized_pairs(
+    references: str | Sequence[str], hypotheses: str | Sequence[str],
+) -> tuple[list[str], list[str]]:
+    if isinstance(references, str):
+        references = [references]
+    if isinstance(hypotheses, str):
+        hypotheses = [hypotheses]
+    if len(references) != len(hypotheses):
+        raise SpeechLMError(
+            f"wer: {len(references)} references but {len(hypotheses)} hypotheses; "
+            "pass one hypothesis per reference")
+    refs, hyps = [], []
+    for r, h in zip(references, hypotheses, strict=True):
+        r = normalize_text(r)
+        if r:
+            refs.append(r)
+            hyps.append(normalize_text(h))
+    if not refs:
+        raise SpeechLMError("wer: every reference is empty; WER needs reference words")
+    return refs, hyps
+
+
+def _to_asr_rate(wav: np.ndarray, sample_rate: int) -> np.ndarray:
+    if wav.ndim != 1:
+        raise AudioError(f"asr: expected a mono waveform, got shape {wav.shape}; "
+                         "mix it down to one channel first")
+    if sample_rate != ASR_SAMPLE_RATE:
+        import soxr
+
+        wav = soxr.resample(wav, sample_rate, ASR_SAMPLE_RATE).astype(np.float32)
+    return wav
+
+
+def _clean_hypothesis(text: str) -> str:
+    words = [w for w in text.split() if not _FILLER.match(w)]
+    # alternate pronunciations come back as word(2)
+    words = [re.sub(r"\(\d+\)$", "", w) for w in words]
+    return " ".join(words).lower()
