@@ -1,0 +1,235 @@
+"""The tokenisation job: a manifest -> sharded Parquet token dataset, resumable at any moment.
+
+Layout of ``out_dir``::
+
+    info.json                      tokenizer (absolute dir), n_units, frame_rate, kind, shards
+    data/shard-IIIII-of-NNNNN.part-JJJJJ.parquet   rows of chunk J of shard I (manifest order)
+    data/shard-IIIII-of-NNNNN.part-JJJJJ.done      JSON marker: rows written + errors of that chunk
+    errors.jsonl                   every skipped utterance: {"id", "audio", "error"}
+
+A chunk's Parquet file is written to a temp name and renamed, then its ``.done`` marker the same
+way; a rerun skips chunks with a marker and recomputes the rest, so a job killed at any moment
+and started again ends with exactly the rows of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from speechlm.corpus.manifest import Utterance, read_manifest
+from speechlm.errors import ConfigError
+from speechlm.tokenizers.streams import Streams
+
+DATA_DIR = "data"
+INFO_FILE = "info.json"
+ERRORS_FILE = "errors.jsonl"
+INT_STREAMS = ("units", "durations", "f0", "pitch", "style")
+
+
+def tokenize_manifest(manifest: str | Path, tokenizer_dir: str | Path, out_dir: str | Path,
+                      shard: tuple[int, int] = (0, 1), workers: int = 1, chunk_size: int = 128,
+                      progress: bool = True) -> dict:
+    """Tokenise shard ``shard[0]`` of ``shard[1]`` of ``manifest`` into ``out_dir``.
+
+    ``workers`` > 1 spreads chunks over that many processes. Returns a summary dict
+    (``rows``, ``errors``, ``chunks``, ``skipped_chunks``, ``audio_seconds``, ``wall_seconds``).
+    """
+    from speechlm.tokenizers import load_tokenizer
+
+    index, n_shards = shard
+    if not (n_shards >= 1 and 0 <= index < n_shards):
+        raise ConfigError(f"shard: {index}/{n_shards} is not valid (need 0 <= I < N)")
+    if chunk_size < 1:
+        raise ConfigError("chunk_size: must be >= 1")
+    tokenizer_dir = Path(tokenizer_dir).resolve()
+    out_dir = Path(out_dir)
+    tok = load_tokenizer(tokenizer_dir)
+    utts = read_manifest(manifest)
+    mine = utts[index * len(utts) // n_shards : (index + 1) * len(utts) // n_shards]
+    chunks = [mine[i : i + chunk_size] for i in range(0, len(mine), chunk_size)]
+    data = out_dir / DATA_DIR
+    data.mkdir(parents=True, exist_ok=True)
+    _write_info(out_dir, tok, tokenizer_dir, n_shards)
+    stem = f"shard-{index:05d}-of-{n_shards:05d}.part-"
+    todo = [j for j in range(len(chunks)) if not (data / f"{stem}{j:05d}.done").exists()]
+    t0 = time.perf_counter()
+    if workers > 1 and len(todo) > 1:
+        _run_pool(tokenizer_dir, chunks, todo, data, stem, workers, progress)
+    else:
+        from tqdm import tqdm
+
+        bar = tqdm(total=sum(len(chunks[j]) for j in todo), unit="utt", desc="tokenize",
+                   disable=not progress)
+        for j in todo:
+            _run_chunk(tok, chunks[j], data, f"{stem}{j:05d}", bar)
+        bar.close()
+    wall = time.perf_counter() - t0
+    rows, errors = _merge_errors(out_dir)
+    return {"rows": rows, "errors": errors, "chunks": len(chunks),
+            "skipped_chunks": len(chunks) - len(todo),
+            "audio_seconds": sum(u.duration for c in (chunks[j] for j in todo) for u in c),
+            "wall_seconds": wall}
+
+
+def load_token_dataset(directory: str | Path):
+    """The token dataset in ``directory`` as a memory-mapped ``datasets.Dataset``, in order."""
+    import datasets
+
+    directory = Path(directory)
+    if not (directory / INFO_FILE).exists():
+        raise ConfigError(f"{directory}: no {INFO_FILE}; not a token dataset "
+                          "(make one with: speechlm tokenize ...)")
+    files = sorted(str(p) for p in (directory / DATA_DIR).glob("*.parquet"))
+    if not files:
+        raise ConfigError(f"{directory}/{DATA_DIR}: no Parquet parts; run speechlm tokenize again")
+    return datasets.Dataset.from_parquet(files, cache_dir=str(directory / ".cache"),
+                                         keep_in_memory=False)
+
+
+def _run_chunk(tok, utts: list[Utterance], data: Path, name: str, bar=None) -> None:
+    """Tokenise one chunk and commit it: Parquet part, then the done marker (both atomic)."""
+    from speechlm.tokenizers.reading import iter_audio
+
+    good: list[tuple[Utterance, np.ndarray]] = []
+    errors: list[dict] = []
+    for utt, wav, err in iter_audio(utts, tok.sample_rate):
+        if err is None:
+            good.append((utt, wav))
+        else:
+            errors.append({"id": utt.id, "audio": utt.audio, "error": err})
+    rows = []
+    if good:
+        wavs = [w for _, w in good]
+        try:
+            streams = tok.encode(wavs, tok.sample_rate, speakers=[u.speaker for u, _ in good])
+            pairs = list(zip(good, streams, strict=True))
+        except Exception:  # one bad utterance must not sink the chunk: retry one by one
+            pairs = []
+            for u, w in good:
+                try:
+                    s = tok.encode([w], tok.sample_rate, speakers=[u.speaker])[0]
+                    pairs.append(((u, w), s))
+                except Exception as e:
+                    errors.append({"id": u.id, "audio": u.audio,
+                                   "error": f"tokenizer failed: {type(e).__name__}: {e}"})
+        rows = [_row(u, len(w) / tok.sample_rate, s) for (u, w), s in pairs]
+    if rows:
+        _atomic_parquet(rows, data / f"{name}.parquet")
+    marker = {"rows": len(rows), "errors": sorted(errors, key=lambda e: e["id"])}
+    _atomic_text(data / f"{name}.done", json.dumps(marker))
+    if bar is not None:
+        bar.update(len(utts))
+
+
+def _row(utt: Utterance, seconds: float, s: Streams) -> dict:
+    row = {"id": utt.id, "speaker": utt.speaker, "text": utt.text, "duration": float(seconds),
+           "words": None if utt.words is None else
+           [{"label": w, "start": float(a), "end": float(b)} for w, a, b in utt.words]}
+    for name in INT_STREAMS:
+        v = getattr(s, name)
+        row[name] = None if v is None else np.asarray(v, dtype=np.int32)
+    row["codes"] = None if s.codes is None else [np.asarray(c, np.int32) for c in s.codes]
+    row["feats"] = None if s.feats is None else [np.asarray(f, np.float16) for f in s.feats]
+    return row
+
+
+def _schema():
+    import pyarrow as pa
+
+    word = pa.struct([("label", pa.string()), ("start", pa.float32()), ("end", pa.float32())])
+    fields = [("id", pa.string()), ("speaker", pa.string()), ("text", pa.string()),
+              ("duration", pa.float32()), ("words", pa.list_(word))]
+    fields += [(n, pa.list_(pa.int32())) for n in INT_STREAMS]
+    fields += [("codes", pa.list_(pa.list_(pa.int32()))),
+               ("feats", pa.list_(pa.list_(pa.float16())))]
+    return pa.schema(fields)
+
+
+def _atomic_parquet(rows: list[dict], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = _schema()
+    # metadata columns always (nullable), streams when the tokenizer makes them: every part of
+    # one dataset then has the same schema
+    meta = ("id", "speaker", "text", "duration", "words")
+    present = [f.name for f in schema
+               if f.name in meta or any(r[f.name] is not None for r in rows)]
+    schema = pa.schema([schema.field(n) for n in present])
+    table = pa.Table.from_pylist([{n: r[n] for n in present} for r in rows], schema=schema)
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _write_info(out_dir: Path, tok, tokenizer_dir: Path, n_shards: int) -> None:
+    path = out_dir / INFO_FILE
+    info = {"tokenizer": str(tokenizer_dir), "kind": tok.kind, "n_units": tok.n_units,
+            "frame_rate": tok.frame_rate, "sample_rate": tok.sample_rate, "shards": n_shards}
+    if path.exists():
+        old = json.loads(path.read_text())
+        for key in ("tokenizer", "shards"):
+            if old.get(key) != info[key]:
+                raise ConfigError(
+                    f"{path}: '{key}' is {old.get(key)!r} but this run uses {info[key]!r}; "
+                    "use a new --out folder (or delete this one) to tokenise differently")
+        return
+    _atomic_text(path, json.dumps(info, indent=2) + "\n")
+
+
+def _merge_errors(out_dir: Path) -> tuple[int, int]:
+    """Rewrite ``errors.jsonl`` from every chunk marker; returns (rows, errors) so far."""
+    rows, errors = 0, []
+    for marker in sorted((out_dir / DATA_DIR).glob("*.done")):
+        m = json.loads(marker.read_text())
+        rows += m["rows"]
+        errors += m["errors"]
+    _atomic_text(out_dir / ERRORS_FILE, "".join(json.dumps(e) + "\n" for e in errors))
+    return rows, len(errors)
+
+
+def _pool_work(args: tuple) -> int:
+    tokenizer_dir, utts, data, name, threads = args
+    import torch
+
+    torch.set_num_threads(threads)
+    from speechlm.tokenizers import load_tokenizer
+
+    tok = _WORKER_CACHE.get(tokenizer_dir)
+    if tok is None:
+        tok = _WORKER_CACHE[tokenizer_dir] = load_tokenizer(tokenizer_dir)
+    _run_chunk(tok, utts, data, name)
+    return len(utts)
+
+
+_WORKER_CACHE: dict = {}
+
+
+def _run_pool(tokenizer_dir: Path, chunks: list, todo: list[int], data: Path, stem: str,
+              workers: int, progress: bool) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    jobs = [(str(tokenizer_dir), chunks[j], data, f"{stem}{j:05d}", threads) for j in todo]
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool, \
+            tqdm(total=sum(len(chunks[j]) for j in todo), unit="utt", desc="tokenize",
+                 disable=not progress) as bar:
+        for fut in as_completed([pool.submit(_pool_work, a) for a in jobs]):
+            bar.update(fut.result())

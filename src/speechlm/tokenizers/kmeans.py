@@ -1,0 +1,95 @@
+"""k-means quantiser: fitted with faiss on a bounded frame sample, assigned with one matmul."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speechlm.errors import ConfigError
+
+
+class KMeansQuantizer:
+    """Nearest-centroid assignment; centroids (K, D) float32 are saved as safetensors."""
+
+    def __init__(self, centroids: np.ndarray | torch.Tensor) -> None:
+        self.centroids = torch.as_tensor(np.asarray(centroids, dtype=np.float32))  # (K, D)
+        self._sq = self.centroids.square().sum(1)  # (K,)
+
+    @property
+    def n_units(self) -> int:
+        return int(self.centroids.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.centroids.shape[1])
+
+    @torch.inference_mode()
+    def assign(self, x: torch.Tensor) -> torch.Tensor:
+        """Unit id of each row of ``x`` (T, D) -> (T,) int64 (squared-L2 nearest centroid)."""
+        c = self.centroids.to(x.device)
+        # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2; the ||x||^2 term does not change the argmin
+        d = self._sq.to(x.device)[None, :] - 2 * x.float() @ c.T  # (T, K)
+        return d.argmin(1)
+
+    def save(self, path: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        save_file({"centroids": self.centroids.contiguous()}, str(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> KMeansQuantizer:
+        from safetensors.torch import load_file
+
+        return cls(load_file(str(path))["centroids"])
+
+    @classmethod
+    def fit(cls, frames: np.ndarray, n_units: int, seed: int = 0, n_iter: int = 25,
+            n_redo: int = 1) -> KMeansQuantizer:
+        """Fit ``n_units`` centroids on ``frames`` (N, D) with faiss (k-means++-free Lloyd)."""
+        import faiss
+
+        frames = np.ascontiguousarray(frames, dtype=np.float32)
+        if len(frames) < n_units:
+            raise ConfigError(f"units: {n_units} units need at least as many frames, got "
+                              f"{len(frames)} (use a larger manifest or fewer units)")
+        km = faiss.Kmeans(frames.shape[1], n_units, niter=n_iter, nredo=n_redo, seed=seed,
+                          max_points_per_centroid=max(256, len(frames) // n_units + 1),
+                          verbose=False)
+        km.train(frames)
+        return cls(km.centroids.copy())
+
+
+class FrameSampler:
+    """Keeps a uniform random sample of at most ``max_frames`` rows from a stream of (T, D) arrays.
+
+    Reservoir sampling over frames, so memory stays bounded however long the corpus is.
+    """
+
+    def __init__(self, max_frames: int, seed: int = 0) -> None:
+        self.max_frames = max_frames
+        self.rng = np.random.default_rng(seed)
+        self.buf: np.ndarray | None = None
+        self.seen = 0
+
+    def add(self, x: np.ndarray) -> None:
+        x = np.asarray(x, dtype=np.float32)
+        if self.buf is None:
+            self.buf = np.empty((self.max_frames, x.shape[1]), np.float32)
+        free = max(0, self.max_frames - self.seen)
+        take = min(free, len(x))
+        self.buf[self.seen : self.seen + take] = x[:take]
+        rest = x[take:]
+        if len(rest):
+            # Algorithm R, vectorised: row j (0-based global index g) replaces slot r < max_frames
+            g = self.seen + take + np.arange(len(rest))
+            r = (self.rng.random(len(rest)) * (g + 1)).astype(np.int64)
+            keep = r < self.max_frames
+            self.buf[r[keep]] = rest[keep]  # later rows win on collisions, as in sequential R
+        self.seen += len(x)
+
+    def frames(self) -> np.ndarray:
+        if self.buf is None:
+            return np.zeros((0, 0), np.float32)
+        return self.buf[: min(self.seen, self.max_frames)]

@@ -1,0 +1,81 @@
+"""Semantic-unit tokenizers: features + k-means + de-duplication (+ prosody), as in GSLM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speechlm.tokenizers.base import Tokenizer
+from speechlm.tokenizers.dedup import deduplicate
+from speechlm.tokenizers.frontends import Frontend, build_frontend
+from speechlm.tokenizers.kmeans import KMeansQuantizer
+from speechlm.tokenizers.streams import Streams
+
+QUANTIZER_FILE = "quantizer.safetensors"
+
+
+class UnitTokenizer(Tokenizer):
+    """Frames -> nearest k-means centroid -> (optionally) run-length de-duplicated units."""
+
+    def __init__(self, frontend: Frontend, quantizer: KMeansQuantizer, dedup: bool = True,
+                 prosody=None) -> None:
+        self.frontend = frontend
+        self.quantizer = quantizer
+        self.dedup = dedup
+        self.prosody = prosody  # speechlm.tokenizers.prosody.Prosody or None
+        self.kind = frontend.kind
+        self.n_units = quantizer.n_units
+        self.frame_rate = frontend.frame_rate
+        self.sample_rate = frontend.sample_rate
+
+    def encode(self, waveforms: list[np.ndarray], sample_rate: int,
+               speakers: list[str | None] | None = None) -> list[Streams]:
+        wavs = self.resample(waveforms, sample_rate)
+        feats = self.frontend(wavs)
+        return self.quantize(wavs, feats, speakers)
+
+    @torch.inference_mode()
+    def quantize(self, wavs: list[np.ndarray], feats: list[torch.Tensor],
+                 speakers: list[str | None] | None = None) -> list[Streams]:
+        """Streams from already-computed features (the job overlaps I/O with this)."""
+        out = []
+        for i, x in enumerate(feats):
+            frames = self.quantizer.assign(x).cpu()  # (T,)
+            if self.dedup:
+                units, durations = deduplicate(frames)
+            else:
+                units, durations = frames, torch.ones_like(frames)
+            s = Streams(self.frame_rate, units=units.numpy(), durations=durations.numpy())
+            if self.prosody is not None:
+                self.prosody.annotate(s, wavs[i], speakers[i] if speakers else None)
+            out.append(s)
+        return out
+
+    def spec(self) -> dict:
+        return {
+            "class": "units", "kind": self.kind, "n_units": self.n_units,
+            "frame_rate": self.frame_rate, "sample_rate": self.sample_rate, "dedup": self.dedup,
+            "features": self.frontend.to_dict(), "quantizer": QUANTIZER_FILE,
+            "prosody": None if self.prosody is None else self.prosody.to_dict(),
+        }
+
+    def save_weights(self, out_dir: Path) -> None:
+        self.quantizer.save(out_dir / QUANTIZER_FILE)
+        save = getattr(self.frontend, "save_weights", None)
+        if save is not None:
+            save(out_dir)
+        if self.prosody is not None:
+            self.prosody.save_weights(out_dir)
+
+    @classmethod
+    def from_spec(cls, spec: dict, directory: Path) -> UnitTokenizer:
+        frontend = build_frontend(spec["features"], directory)
+        quantizer = KMeansQuantizer.load(directory / spec.get("quantizer", QUANTIZER_FILE))
+        prosody = None
+        if spec.get("prosody"):
+            from speechlm.tokenizers.prosody import Prosody
+
+            prosody = Prosody.from_dict(spec["prosody"], directory)
+        return cls(frontend, quantizer, dedup=spec.get("dedup", True), prosody=prosody)
