@@ -1,7 +1,24 @@
-"""Command-line sub-commands of speechlm.train (placeholder until built)."""
+"""``speechlm train CONFIG.yaml [key=value ...]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
-def train() -> None:
-    """Train a speech LM from a YAML config (not built yet)."""
-    raise typer.Exit(2)
+
+def train(
+    config: Path = typer.Argument(..., help="YAML training config (keys: see docs/training.md)."),
+    overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. max_steps=100 "
+                                          "model.hidden_size=128"),
+) -> None:
+    """Train a speech LM from a YAML config; re-running resumes from the last checkpoint."""
+    import json
+
+    from speechlm.train import TrainConfig, run_training
+
+    cfg = TrainConfig.from_yaml(config, overrides or [])
+    metrics = run_training(cfg)
+    summary = {k: metrics.get(k) for k in ("steps", "final_train_loss", "final_eval_loss",
+                                           "tokens_per_second", "parameters")}
+    typer.echo(json.dumps(summary))

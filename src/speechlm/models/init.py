@@ -1,0 +1,132 @@
+"""Model initialisation for any ``AutoModelForCausalLM``: cold from a config, warm from a text LM.
+
+Warm start lives in :func:`warm_start` only: it maps the text LM's embedding rows to the speech
+vocabulary explicitly, checks every shape, and is the one place that resizes embeddings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from speechlm.errors import ConfigError
+from speechlm.sequences.vocab import SpeechVocab
+
+# std of the noise added to the mean embedding for new rows, relative to the rows' std
+NEW_ROW_NOISE = 0.02
+
+
+def cold_init(model_cfg: dict[str, Any], vocab: SpeechVocab, seed: int = 0):
+    """A randomly initialised causal LM from HF config kwargs (``model_type`` is required)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    kwargs = dict(model_cfg)
+    model_type = kwargs.pop("model_type", None)
+    if not model_type:
+        raise ConfigError("model.model_type: required for init=cold (e.g. llama, qwen2, opt, gpt2)")
+    kwargs.pop("vocab_size", None)  # always the speech vocabulary's size
+    try:
+        config = AutoConfig.for_model(
+            model_type, vocab_size=vocab.size, bos_token_id=vocab.bos_id,
+            eos_token_id=vocab.eos_id, pad_token_id=vocab.pad_id, **kwargs)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"model: invalid config for model_type={model_type}: {e}") from e
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
+
+
+def _new_rows(old: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` rows around the mean of ``old``: mean + small noise scaled by the rows' std."""
+    mean = old.mean(0, keepdim=True)
+    std = old.std(0, keepdim=True)
+    noise = torch.randn(n, old.shape[1], generator=generator, dtype=torch.float32)
+    return (mean.float() + NEW_ROW_NOISE * std.float() * noise).to(old.dtype)
+
+
+def warm_start(model, text_tokenizer, vocab: SpeechVocab, mode: str, seed: int = 0) -> dict:
+    """Give a text causal LM the speech vocabulary; return what was done (for speechlm.json).
+
+    ``extend``: rows ``[0, n_text)`` keep the text LM's embeddings (and output rows), the
+    appended markers/units get mean + noise. ``replace`` (TWIST): every row is new (mean + noise)
+    except BOS/EOS/PAD, which copy the text LM's rows for its own BOS/EOS/PAD when it has them.
+    Transformer weights are untouched; tied embeddings stay tied.
+    """
+    if mode not in ("extend", "replace"):
+        raise ConfigError(f"vocab_mode: must be 'extend' or 'replace', got {mode!r}")
+    g = torch.Generator().manual_seed(seed)
+    old_in = model.get_input_embeddings().weight.data
+    old_out_layer = model.get_output_embeddings()
+    tied = old_out_layer is not None and old_out_layer.weight is model.get_input_embeddings().weight
+    old_out = None if old_out_layer is None or tied else old_out_layer.weight.data
+    n_old, dim = old_in.shape
+
+    if mode == "extend":
+        n_text = vocab.layout.n_text
+        if n_text > n_old:
+            raise ConfigError(f"init_from: the tokenizer has {n_text} tokens but the model only "
+                              f"{n_old} embedding rows")
+        mapping = {i: i for i in range(n_text)}  # new id -> old row
+    else:
+        mapping = {}
+        for new_id, old_id in ((vocab.bos_id, text_tokenizer.bos_token_id),
+                               (vocab.eos_id, text_tokenizer.eos_token_id),
+                               (vocab.pad_id, text_tokenizer.pad_token_id)):
+            if old_id is not None and old_id < n_old:
+                mapping[new_id] = old_id
+
+    def remap(old: torch.Tensor) -> torch.Tensor:
+        new = _new_rows(old[: max(n_old, 1)], vocab.size, g)
+        if mapping:
+            dst = torch.tensor(list(mapping), dtype=torch.long)
+            src = torch.tensor(list(mapping.values()), dtype=torch.long)
+            new[dst] = old[src]
+        return new
+
+    new_in = remap(old_in)
+    new_out = remap(old_out) if old_out is not None else None
+    before = {k: v.shape for k, v in model.state_dict().items()}
+
+    model.resize_token_embeddings(vocab.size, mean_resizing=False)
+    model.get_input_embeddings().weight.data.copy_(new_in)
+    if new_out is not None:
+        model.get_output_embeddings().weight.data.copy_(new_out)
+        bias = getattr(model.get_output_embeddings(), "bias", None)
+        if bias is not None:
+            bias.data.zero_()
+    if tied:
+        model.tie_weights()
+
+    # only embedding-shaped tensors may change shape; everything else must be untouched
+    for k, v in model.state_dict().items():
+        if k in before and before[k] != v.shape and before[k][0] != n_old:
+            raise AssertionError(f"warm start changed the shape of {k}: {before[k]} -> {v.shape}")
+    assert model.get_input_embeddings().weight.shape == (vocab.size, dim)
+    model.config.vocab_size = vocab.size
+    model.config.bos_token_id = vocab.bos_id
+    model.config.eos_token_id = vocab.eos_id
+    model.config.pad_token_id = vocab.pad_id
+    return {"vocab_mode": mode, "text_vocab_size": n_old, "copied_rows": len(mapping),
+            "new_rows": vocab.size - len(mapping),
+            "new_row_init": f"mean+{NEW_ROW_NOISE}*std*noise"}
+
+
+def warm_init(init_from: str, vocab_mode: str, n_units: int, seed: int = 0):
+    """Load a text LM (local dir or hub id), build the vocabulary and warm-start it.
+
+    Returns ``(model, vocab, info)``.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        text_tok = AutoTokenizer.from_pretrained(init_from)
+        model = AutoModelForCausalLM.from_pretrained(init_from, attn_implementation="sdpa",
+                                                     dtype=torch.float32)
+    except OSError as e:
+        raise ConfigError(f"init_from: cannot load a causal LM + tokenizer from {init_from!r}: "
+                          f"{e}") from e
+    vocab = (SpeechVocab.extend(text_tok, n_units) if vocab_mode == "extend"
+             else SpeechVocab.speech_only(n_units))
+    info = warm_start(model, text_tok, vocab, vocab_mode, seed=seed)
+    info["init_from"] = str(init_from)
+    return model, vocab, info

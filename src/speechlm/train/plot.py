@@ -1,0 +1,29 @@
+"""The loss-curve PNG written at the end of training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def plot_losses(train: list[tuple[int, float]], eval_: list[tuple[int, float]], out: str | Path,
+                title: str = "") -> Path:
+    """Plot train (and eval) loss against step into ``out`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    if train:
+        ax.plot(*zip(*train, strict=True), label="train loss")
+    if eval_:
+        ax.plot(*zip(*eval_, strict=True), marker="o", label="eval loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return Path(out)
