@@ -111,7 +111,9 @@ def read_manifest(path: str | Path, resolve: bool = True) -> list[Utterance]:
                 raise ManifestError(f"{where}: invalid JSON ({e.msg})") from e
             utt = parse_utterance(obj, where)
             if utt.id in seen:
-                raise ManifestError(f"{where}: duplicate id '{utt.id}' (first on line {seen[utt.id]})")
+                raise ManifestError(
+                    f"{where}: duplicate id '{utt.id}' (first on line {seen[utt.id]})"
+                )
             seen[utt.id] = lineno
             if resolve and not Path(utt.audio).is_absolute():
                 utt.audio = str((path.parent / utt.audio).resolve())

@@ -1,0 +1,139 @@
+"""Synthetic training corpora: grammar text spoken by espeak-ng voices, with gold alignments.
+
+``synthesize_corpus`` writes ``out_dir/wav/<id>.wav`` (16 kHz, 16-bit), ``out_dir/manifest.jsonl``
+(with ``words`` and ``phones`` alignments) and ``out_dir/summary.json``. Texts, voices, rates and
+pitches are all drawn in the parent from the seed before any audio is made. libespeak-ng keeps
+hidden state between utterances (its output depends slightly on what it spoke before, even after
+re-initialising), so utterances are made in fixed chunks of ``CHUNK``, each in a fresh process:
+the corpus is then byte-identical for any worker count.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from speechlm.corpus.grammar import Grammar, words_of
+from speechlm.corpus.manifest import Utterance, write_manifest
+
+SAMPLE_RATE = 16000
+# espeak-ng voice variants (voices/!v) on the en-us language act as speakers; the held-out
+# ones never speak training data, so benchmarks measure generalisation to new voices. f2, f3 and
+# f5 are left out: their output differs from process to process (not reproducible).
+TRAIN_VOICES: list[str] = [f"en-us+{v}" for v in (
+    "m1", "m2", "m3", "m4", "m5", "m6", "f1", "f4", "paul", "robert", "adam", "klatt", "steph",
+    "belinda",
+)]
+HELDOUT_VOICES: list[str] = [f"en-us+{v}" for v in ("m7", "Mike", "linda", "anika")]
+RATE_RANGE = (140, 195)  # words per minute
+PITCH_RANGE = (35, 66)  # espeak's 0-100 pitch scale
+CHUNK = 48  # utterances per fresh worker process (the unit of determinism)
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything one utterance's audio depends on."""
+
+    id: str
+    text: str
+    voice: str
+    rate: int
+    pitch: int
+    path: str
+    seed: int  # for the C rand() espeak uses for roughness/noise
+
+
+def speak_chunk(jobs: list[Job]) -> list[dict]:
+    """Synthesise jobs to their wav paths (call in a fresh process); returns their alignments."""
+    from speechlm.audio import save_audio
+    from speechlm.corpus.espeak import Espeak
+
+    espeak = Espeak.get()
+    results = []
+    for job in jobs:
+        spoken = espeak.speak(job.text, job.voice, job.rate, job.pitch, SAMPLE_RATE,
+                              seed=job.seed)
+        save_audio(job.path, spoken.wav, SAMPLE_RATE)
+        results.append({"id": job.id, "duration": round(spoken.duration, 4),
+                        "words": [list(w) for w in spoken.words],
+                        "phones": [list(p) for p in spoken.phones]})
+    return results
+
+
+def _jobs(out: Path, seed: int, voices: list[str]) -> Iterator[Job]:
+    grammar = Grammar(np.random.default_rng([seed, 0]))
+    params = np.random.default_rng([seed, 1])
+    i = 0
+    while True:
+        text = grammar.utterance()
+        voice = voices[int(params.integers(len(voices)))]
+        rate = int(params.integers(*RATE_RANGE))
+        pitch = int(params.integers(*PITCH_RANGE))
+        uid = f"syn{i:07d}"
+        yield Job(uid, text, voice, rate, pitch, str(out / "wav" / f"{uid}.wav"),
+                  int(params.integers(2**31)))
+        i += 1
+
+
+def synthesize_corpus(out_dir: str | Path, hours: float, seed: int = 0,
+                      workers: int | None = None, voices: list[str] | None = None) -> dict:
+    """Make about ``hours`` of speech in ``out_dir``; returns the summary (also summary.json).
+
+    Stops at the first utterance that brings the total to ``hours``. A finished corpus with the
+    same settings is not made again.
+    """
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    voices = list(voices or TRAIN_VOICES)
+    settings = {"hours_requested": hours, "seed": seed, "voices": voices}
+    summary_path = out / "summary.json"
+    if summary_path.exists():
+        old = json.loads(summary_path.read_text())
+        if all(old.get(k) == v for k, v in settings.items()):
+            return old
+    (out / "wav").mkdir(parents=True, exist_ok=True)
+    workers = workers or min(4, os.cpu_count() or 1)
+    target = hours * 3600.0
+    utts: list[Utterance] = []
+    total = 0.0
+    jobs = _jobs(out, seed, voices)
+    # maxtasksperchild=1: every chunk starts from a fresh espeak (see the module docstring)
+    pool = mp.get_context("spawn").Pool(workers, maxtasksperchild=1)
+    try:
+        with tqdm(total=round(target), unit="s", desc="synthesising", leave=False) as bar:
+            while total < target:
+                chunks = [[next(jobs) for _ in range(CHUNK)] for _ in range(workers)]
+                batch = [job for chunk in chunks for job in chunk]
+                results = [r for rs in pool.map(speak_chunk, chunks, chunksize=1) for r in rs]
+                for job, res in zip(batch, results, strict=True):
+                    if total >= target:  # made past the target: drop it
+                        Path(job.path).unlink(missing_ok=True)
+                        continue
+                    utts.append(Utterance(
+                        id=job.id, audio=f"wav/{job.id}.wav", duration=res["duration"],
+                        sample_rate=SAMPLE_RATE, text=job.text, speaker=job.voice,
+                        words=res["words"], phones=res["phones"]))
+                    total += res["duration"]
+                    bar.update(res["duration"])
+    finally:
+        pool.close()
+        pool.join()
+    write_manifest(out / "manifest.jsonl", utts)
+    summary = {
+        "hours": round(total / 3600.0, 4),
+        "utterances": len(utts),
+        "speakers": len({u.speaker for u in utts}),
+        "words": sum(len(u.words or []) for u in utts),
+        "vocabulary": len({w for u in utts for w in words_of(u.text or "")}),
+        "sample_rate": SAMPLE_RATE,
+        **settings,
+    }
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
