@@ -54,7 +54,7 @@ def tokenize_manifest(manifest: str | Path, tokenizer_dir: str | Path, out_dir: 
     chunks = [mine[i : i + chunk_size] for i in range(0, len(mine), chunk_size)]
     data = out_dir / DATA_DIR
     data.mkdir(parents=True, exist_ok=True)
-    _write_info(out_dir, tok, tokenizer_dir, n_shards)
+    _write_info(out_dir, tok, tokenizer_dir, n_shards, chunk_size)
     stem = f"shard-{index:05d}-of-{n_shards:05d}.part-"
     todo = [j for j in range(len(chunks)) if not (data / f"{stem}{j:05d}.done").exists()]
     t0 = time.perf_counter()
@@ -176,13 +176,15 @@ def _atomic_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _write_info(out_dir: Path, tok, tokenizer_dir: Path, n_shards: int) -> None:
+def _write_info(out_dir: Path, tok, tokenizer_dir: Path, n_shards: int, chunk_size: int) -> None:
     path = out_dir / INFO_FILE
     info = {"tokenizer": str(tokenizer_dir), "kind": tok.kind, "n_units": tok.n_units,
-            "frame_rate": tok.frame_rate, "sample_rate": tok.sample_rate, "shards": n_shards}
+            "frame_rate": tok.frame_rate, "sample_rate": tok.sample_rate, "shards": n_shards,
+            "chunk_size": chunk_size}
     if path.exists():
         old = json.loads(path.read_text())
-        for key in ("tokenizer", "shards"):
+        # a part's name means "chunk J of shard I of N at this chunk size": all must match
+        for key in ("tokenizer", "shards", "chunk_size"):
             if old.get(key) != info[key]:
                 raise ConfigError(
                     f"{path}: '{key}' is {old.get(key)!r} but this run uses {info[key]!r}; "
