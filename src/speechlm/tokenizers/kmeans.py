@@ -56,7 +56,7 @@ class KMeansQuantizer:
                               f"{len(frames)} (use a larger manifest or fewer units)")
         km = faiss.Kmeans(frames.shape[1], n_units, niter=n_iter, nredo=n_redo, seed=seed,
                           max_points_per_centroid=max(256, len(frames) // n_units + 1),
-                          verbose=False)
+                          min_points_per_centroid=1, verbose=False)
         km.train(frames)
         return cls(km.centroids.copy())
 
