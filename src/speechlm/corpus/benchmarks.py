@@ -27,6 +27,7 @@ release is assumed to hold ``sSC/`` and ``tSC/`` folders of ``<id>_correct.wav``
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import re
 from collections import Counter
@@ -47,8 +48,8 @@ from speechlm.errors import SpeechLMError
 LEXICAL_COLUMNS = ["id", "filename", "voice", "frequency", "word", "phones", "length", "correct"]
 SYNTACTIC_COLUMNS = ["filename", "id", "voice", "type", "subtype", "transcription", "correct"]
 STORY_COLUMNS = ["id", "filename", "voice", "correct", "transcription"]
-FREQUENCY_SAMPLE = 20000  # utterances of training text used to estimate word frequencies
-MIN_PER_MILLION = 300.0  # lexical items must be frequent enough to be learnt from ~2 h
+FREQUENCY_SAMPLE = 10000  # utterances of training text used to estimate word frequencies
+MIN_PER_MILLION = 1000.0  # lexical items recur >= ~20 times in 2 h of training speech
 SAMPLE_RATE = 16000
 
 # phone classes for non-word substitutions (espeak English mnemonics, stress marks removed)
@@ -60,6 +61,7 @@ _CLASSES = [
 _CLASS_OF = {p: c for c in _CLASSES for p in c}
 
 
+@functools.lru_cache(maxsize=4)
 def word_frequencies(seed: int = 12345) -> dict[str, float]:
     """Occurrences per million words of the training text distribution (a fixed sample)."""
     counts = Counter(w for t in sample_sentences(FREQUENCY_SAMPLE, seed) for w in words_of(t))

@@ -1,6 +1,61 @@
-"""Command-line sub-commands of speechlm.corpus (placeholder until built)."""
+"""Command-line sub-commands: ``speechlm synth corpus|benchmark`` and ``speechlm corpus import``.
+
+Heavy imports stay inside the functions so ``speechlm --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import typer
 
 corpus_app = typer.Typer(no_args_is_help=True)
 synth_app = typer.Typer(no_args_is_help=True)
+
+
+@synth_app.command("corpus")
+def synth_corpus(
+    out: Path = typer.Option(..., help="Output folder (wav/, manifest.jsonl, summary.json)."),
+    hours: float = typer.Option(..., help="Hours of speech to make."),
+    seed: int = typer.Option(0, help="Same seed, same corpus, byte for byte."),
+    workers: int = typer.Option(None, help="Worker processes (default: up to 4 CPUs)."),
+) -> None:
+    """Speak grammar text with espeak-ng training voices, with gold word/phone alignments."""
+    from speechlm.corpus.synth import synthesize_corpus
+
+    summary = synthesize_corpus(out, hours=hours, seed=seed, workers=workers)
+    typer.echo(json.dumps(summary, indent=2))
+
+
+@synth_app.command("benchmark")
+def synth_benchmark(
+    out: Path = typer.Option(..., help="Output folder (lexical/, syntactic/, storycloze/)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    pairs: int = typer.Option(400, help="Pairs per lexical/syntactic set (StoryCloze: half)."),
+) -> None:
+    """Build sWUGGY/sBLIMP/StoryCloze-style sets spoken by held-out voices."""
+    from speechlm.corpus.benchmarks import build_benchmarks
+
+    typer.echo(json.dumps(build_benchmarks(out, seed=seed, pairs=pairs), indent=2))
+
+
+@corpus_app.command("import")
+def import_(
+    src: Path = typer.Argument(..., help="Corpus folder (or saved HF dataset)."),
+    format: str = typer.Option(..., "--format", help="librispeech, folder or hf."),
+    out: Path = typer.Option(..., help="Output folder (manifest.jsonl, errors.jsonl)."),
+    check: str = typer.Option("full", help="'full' decodes every file; 'header' is faster."),
+    max_seconds: float = typer.Option(None, help="Reject files longer than this."),
+    audio_column: str = typer.Option(None, help="hf: the audio column (default: detected)."),
+    text_column: str = typer.Option(None, help="hf: the transcript column (default: detected)."),
+    split: str = typer.Option(None, help="hf: the split of a DatasetDict (default: all)."),
+) -> None:
+    """Reference an existing corpus in a manifest; unreadable files go to errors.jsonl."""
+    from speechlm.corpus.importers import import_corpus
+
+    summary = import_corpus(src, format, out, check=check, max_seconds=max_seconds,
+                            audio_column=audio_column, text_column=text_column, split=split)
+    typer.echo(json.dumps(summary, indent=2))
+    if summary["errors"]:
+        typer.echo(f"{summary['errors']} file(s) skipped: see {out / 'errors.jsonl'}", err=True)

@@ -12,6 +12,7 @@ training distribution, so a model can only prefer the grammatical side by having
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,13 +41,15 @@ class Grammar:
 
     def __init__(self, rng: np.random.Generator):
         self.rng = rng
-        self._weights: dict[int, np.ndarray] = {}
+        self._cdf: dict[tuple[int, float], list[float]] = {}
 
     def pick(self, items: list, exponent: float = 1.0):
-        n = len(items)
-        if n not in self._weights:
-            self._weights[n] = lx.zipf_weights(n, exponent)
-        return items[int(self.rng.choice(n, p=self._weights[n]))]
+        """One item, the ``i``-th with probability proportional to Zipf weight ``i``."""
+        key = (len(items), exponent)
+        if key not in self._cdf:
+            self._cdf[key] = np.cumsum(lx.zipf_weights(len(items), exponent)).tolist()
+        cdf = self._cdf[key]
+        return items[min(bisect.bisect_right(cdf, self.rng.random() * cdf[-1]), len(items) - 1)]
 
     def chance(self, p: float) -> bool:
         return bool(self.rng.random() < p)
@@ -84,8 +87,9 @@ class Grammar:
                verb: tuple[str, str, str] | None = None) -> dict:
         """One clause as named parts (see ``render``)."""
         tense = tense or ("past" if self.chance(0.4) else "present")
-        kind = kind or str(self.rng.choice(["intransitive", "transitive", "copula"],
-                                           p=[0.35, 0.5, 0.15]))
+        if kind is None:
+            r = self.rng.random()
+            kind = "intransitive" if r < 0.35 else ("transitive" if r < 0.85 else "copula")
         subject = subject or self.noun_phrase("subject")
         parts: dict = {"tense": tense, "kind": kind, "subject": subject}
         if kind == "copula":

@@ -1,0 +1,182 @@
+"""Importers: existing corpora on disk -> ``DIR/manifest.jsonl`` (+ ``DIR/errors.jsonl``).
+
+Audio is referenced by absolute path, not copied (except a Hugging Face dataset whose audio is
+stored inline as bytes: those are written once to ``DIR/audio/``). Every file is checked by
+reading it (or only its header with ``check="header"``); files that fail are skipped, counted
+and listed in ``DIR/errors.jsonl`` as ``{"audio", "id", "error"}``, and the import finishes.
+
+Formats:
+- ``librispeech``: ``SRC/SPEAKER/CHAPTER/*.flac`` with ``SPEAKER-CHAPTER.trans.txt`` lines
+  ``<utterance id> <TRANSCRIPT>``;
+- ``folder``: audio files anywhere under ``SRC`` (wav, flac, ogg, mp3, aiff, opus) with optional
+  same-stem ``.txt`` transcripts; the speaker is the first folder level under ``SRC``, if any;
+- ``hf``: a ``datasets`` dataset saved with ``save_to_disk`` with an ``Audio`` column.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from speechlm.audio import audio_info, load_audio
+from speechlm.corpus.manifest import Utterance, write_manifest
+from speechlm.errors import AudioError, SpeechLMError
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus"}
+FORMATS = ("librispeech", "folder", "hf")
+TEXT_COLUMNS = ("text", "transcription", "sentence", "normalized_text", "transcript")
+SPEAKER_COLUMNS = ("speaker_id", "speaker", "client_id")
+
+
+@dataclass
+class Candidate:
+    """An utterance found in the source before its audio is checked."""
+
+    id: str
+    audio: Path
+    text: str | None = None
+    speaker: str | None = None
+
+
+def check_audio(path: Path, check: str, max_seconds: float | None) -> tuple[float, int]:
+    """(duration s, sample rate) of a usable file; raises ``AudioError`` naming the cause."""
+    info = audio_info(path)
+    if info.frames <= 0:
+        raise AudioError(f"{path}: zero-length audio")
+    if check == "full":  # decode everything: finds corrupt data and NaN/Inf, not just headers
+        load_audio(path, sample_rate=int(info.samplerate), max_seconds=max_seconds)
+    elif max_seconds is not None and info.frames / info.samplerate > max_seconds:
+        raise AudioError(f"{path}: {info.frames / info.samplerate:.1f}s long, over the limit "
+                         f"of {max_seconds:g}s")
+    return info.frames / info.samplerate, int(info.samplerate)
+
+
+def librispeech_candidates(src: Path) -> Iterator[Candidate | tuple[str, str, str]]:
+    """Utterances of every ``*.trans.txt`` under ``src``; yields error triples for bad lines."""
+    for trans in sorted(src.rglob("*.trans.txt")):
+        speaker = trans.name.split("-")[0]
+        for lineno, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            parts = line.split(maxsplit=1)
+            if len(parts) < 2:
+                yield (str(trans), parts[0], f"{trans}:{lineno}: no transcript after the id")
+                continue
+            uid, text = parts
+            audio = next((trans.parent / f"{uid}{s}" for s in (".flac", ".wav")
+                          if (trans.parent / f"{uid}{s}").exists()), trans.parent / f"{uid}.flac")
+            yield Candidate(uid, audio, text.strip(), speaker)
+
+
+def folder_candidates(src: Path) -> Iterator[Candidate]:
+    """Audio files under ``src`` with optional same-stem ``.txt`` transcripts."""
+    seen: set[str] = set()
+    for path in sorted(p for p in src.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
+        rel = path.relative_to(src)
+        uid = "_".join(rel.with_suffix("").parts)
+        if uid in seen:  # same stem, two formats
+            uid = f"{uid}_{path.suffix[1:].lower()}"
+        seen.add(uid)
+        txt = path.with_suffix(".txt")
+        text = txt.read_text(encoding="utf-8").strip() if txt.exists() else None
+        speaker = rel.parts[0] if len(rel.parts) > 1 else None
+        yield Candidate(uid, path, text, speaker)
+
+
+def hf_candidates(src: Path, out: Path, audio_column: str | None = None,
+                  text_column: str | None = None, split: str | None = None
+                  ) -> Iterator[Candidate | tuple[str, str, str]]:
+    """Rows of a ``datasets`` dataset on disk; inline audio bytes are written to out/audio/."""
+    import datasets
+
+    try:
+        loaded = datasets.load_from_disk(str(src))
+    except Exception as e:
+        raise SpeechLMError(f"{src}: not a dataset saved with save_to_disk ({e})") from e
+    if isinstance(loaded, datasets.DatasetDict):
+        names = [split] if split else list(loaded)
+        if split and split not in loaded:
+            raise SpeechLMError(f"{src}: no split '{split}'; splits: {list(loaded)}")
+        parts = [(name, loaded[name]) for name in names]
+    else:
+        parts = [(split or "", loaded)]
+    for name, ds in parts:
+        col = audio_column or next((c for c, f in ds.features.items()
+                                    if isinstance(f, datasets.Audio)), None)
+        if col is None or col not in ds.column_names:
+            raise SpeechLMError(f"{src}: no audio column (pass --audio-column; columns: "
+                                f"{ds.column_names})")
+        ds = ds.cast_column(col, datasets.Audio(decode=False))
+        tcol = text_column or next((c for c in TEXT_COLUMNS if c in ds.column_names), None)
+        scol = next((c for c in SPEAKER_COLUMNS if c in ds.column_names), None)
+        for i, row in enumerate(ds):
+            uid = str(row["id"]) if "id" in ds.column_names else f"{i:08d}"
+            uid = f"{name}_{uid}" if name and len(parts) > 1 else uid
+            audio = row[col] or {}
+            path = Path(audio["path"]) if audio.get("path") else None
+            if path is not None and not path.is_absolute():
+                path = (src / path)
+            if audio.get("bytes") and (path is None or not path.exists()):
+                suffix = path.suffix if path is not None and path.suffix else ".wav"
+                path = out / "audio" / f"{uid}{suffix}"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(audio["bytes"])
+            if path is None:
+                yield (f"{src}[{i}]", uid, f"{src}: row {i} has no audio path or bytes")
+                continue
+            text = row[tcol] if tcol else None
+            speaker = str(row[scol]) if scol and row[scol] is not None else None
+            yield Candidate(uid, path, text if isinstance(text, str) else None, speaker)
+
+
+def import_corpus(src: str | Path, fmt: str, out_dir: str | Path, check: str = "full",
+                  max_seconds: float | None = None, audio_column: str | None = None,
+                  text_column: str | None = None, split: str | None = None) -> dict:
+    """Import ``src`` in format ``fmt`` into ``out_dir``; returns counts (also summary.json)."""
+    from tqdm import tqdm
+
+    src, out = Path(src), Path(out_dir)
+    if fmt not in FORMATS:
+        raise SpeechLMError(f"unknown corpus format '{fmt}'; known: {', '.join(FORMATS)}")
+    if not src.exists():
+        raise SpeechLMError(f"{src}: source folder not found")
+    if check not in ("full", "header"):
+        raise SpeechLMError(f"check must be 'full' or 'header', got '{check}'")
+    out.mkdir(parents=True, exist_ok=True)
+    if fmt == "librispeech":
+        found = librispeech_candidates(src)
+    elif fmt == "folder":
+        found = folder_candidates(src)
+    else:
+        found = hf_candidates(src, out, audio_column, text_column, split)
+    utts: list[Utterance] = []
+    errors: list[dict] = []
+    ids: set[str] = set()
+    for cand in tqdm(found, desc=f"importing {src.name}", unit="file", leave=False):
+        if isinstance(cand, tuple):
+            errors.append({"audio": cand[0], "id": cand[1], "error": cand[2]})
+            continue
+        if cand.id in ids:
+            errors.append({"audio": str(cand.audio), "id": cand.id,
+                           "error": f"duplicate id '{cand.id}'"})
+            continue
+        try:
+            duration, rate = check_audio(cand.audio, check, max_seconds)
+        except AudioError as e:
+            errors.append({"audio": str(cand.audio), "id": cand.id, "error": str(e)})
+            continue
+        ids.add(cand.id)
+        utts.append(Utterance(id=cand.id, audio=str(cand.audio.resolve()),
+                              duration=round(duration, 4), sample_rate=rate, text=cand.text,
+                              speaker=cand.speaker))
+    write_manifest(out / "manifest.jsonl", utts)
+    with open(out / "errors.jsonl", "w", encoding="utf-8") as f:
+        for err in errors:
+            f.write(json.dumps(err, ensure_ascii=False) + "\n")
+    summary = {"source": str(src.resolve()), "format": fmt, "utterances": len(utts),
+               "hours": round(sum(u.duration for u in utts) / 3600.0, 4),
+               "speakers": len({u.speaker for u in utts if u.speaker}), "errors": len(errors)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
