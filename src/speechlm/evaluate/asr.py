@@ -17,6 +17,12 @@ import numpy as np
 from speechlm.errors import AudioError, SpeechLMError
 
 ASR_SAMPLE_RATE = 16000
+# Synthetic speech (espeak, vocoders) has exact digital silence, which pocketsphinx's log-energy
+# and cepstral-mean normalisation handle badly (measured here: WER 0.81 -> 0.48 on espeak
+# sentences). A -60 dBFS noise floor, seeded so a file always gets the same transcript, and half
+# a second of lead-in/out silence make it behave like recorded speech.
+NOISE_FLOOR = 1e-3
+PAD_SECONDS = 0.5
 _NON_WORD = re.compile(r"[^a-z' ]+")
 # pocketsphinx marks fillers and noise as <s>, </s>, <sil>, [NOISE], ++GARBAGE++ ...
 _FILLER = re.compile(r"^(<.*>|\[.*\]|\+\+.*\+\+)$")
@@ -38,7 +44,7 @@ class Transcriber:
 
     def transcribe(self, wav: np.ndarray, sample_rate: int = ASR_SAMPLE_RATE) -> str:
         """The recognised words of one mono float waveform, lower case, fillers removed."""
-        wav = _to_asr_rate(np.asarray(wav, dtype=np.float32), sample_rate)
+        wav = _condition(_to_asr_rate(np.asarray(wav, dtype=np.float32), sample_rate))
         pcm = (np.clip(wav, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
         self.decoder.start_utt()
         # full_utt=True: the whole utterance is given at once, which lets the decoder
@@ -153,6 +159,13 @@ def _to_asr_rate(wav: np.ndarray, sample_rate: int) -> np.ndarray:
 
         wav = soxr.resample(wav, sample_rate, ASR_SAMPLE_RATE).astype(np.float32)
     return wav
+
+
+def _condition(wav: np.ndarray) -> np.ndarray:
+    pad = np.zeros(int(PAD_SECONDS * ASR_SAMPLE_RATE), dtype=np.float32)
+    wav = np.concatenate([pad, wav, pad])
+    noise = np.random.default_rng(0).standard_normal(len(wav)).astype(np.float32)
+    return wav + NOISE_FLOOR * noise
 
 
 def _clean_hypothesis(text: str) -> str:
