@@ -93,6 +93,15 @@ class TrainConfig:
             if (f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
                     and f.name not in d):
                 raise ConfigError(f"{f.name}: required config key is missing")
+        # YAML 1.1 reads 1e-3 (no dot) as a string: accept it where a float is expected
+        hints = typing.get_type_hints(cls)
+        d = dict(d)
+        for k, v in d.items():
+            if hints[k] is float and isinstance(v, str):
+                try:
+                    d[k] = float(v)
+                except ValueError:
+                    pass  # left as is: __post_init__ names the key
         return cls(**d)
 
     @classmethod

@@ -107,12 +107,16 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     )
     last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").is_dir() else None
     trainer.train(resume_from_checkpoint=last)
-    final_eval = trainer.evaluate() if eval_ds is not None else {}
+    step = trainer.state.global_step
+    if eval_ds is not None and not any(h.get("step") == step and "eval_loss" in h
+                                       for h in trainer.state.log_history):
+        trainer.evaluate()  # the last step was not an eval step: evaluate the final model
     trainer.save_model(str(out))
 
     history = trainer.state.log_history
     train_loss = [(h["step"], h["loss"]) for h in history if "loss" in h]
     eval_loss = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    final_eval = {"eval_loss": eval_loss[-1][1]} if eval_loss else {}
     metrics = {
         "train_loss": train_loss,
         "eval_loss": eval_loss,
