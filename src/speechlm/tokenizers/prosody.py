@@ -36,10 +36,13 @@ def extract_f0(wav: np.ndarray, sample_rate: int, fmin: float = 60.0,
         return np.zeros(n, np.float32)
     snd = parselmouth.Sound(np.asarray(wav, np.float64), sampling_frequency=sample_rate)
     pitch = snd.to_pitch_ac(time_step=1 / F0_RATE, pitch_floor=fmin, pitch_ceiling=fmax)
-    values = pitch.selected_array["frequency"]
-    idx = np.clip(np.round(pitch.xs() * F0_RATE).astype(int), 0, n - 1)
+    values = pitch.selected_array["frequency"].astype(np.float32)
+    # Praat's frames start half a window in: take the nearest Praat frame for each k/100 s,
+    # and call frames outside Praat's range unvoiced
+    j = np.floor((np.arange(n) / F0_RATE - pitch.xs()[0]) * F0_RATE + 0.5).astype(int)
+    inside = (j >= 0) & (j < len(values))
     f0 = np.zeros(n, np.float32)
-    f0[idx] = values
+    f0[inside] = values[j[inside]]
     return f0
 
 
