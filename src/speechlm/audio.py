@@ -23,6 +23,8 @@ def audio_info(path: str | Path) -> sf._SoundFileInfo:
     path = Path(path)
     if not path.exists():
         raise AudioError(f"{path}: file not found")
+    if path.is_file() and path.stat().st_size == 0:
+        raise AudioError(f"{path}: zero-length audio (empty file)")
     try:
         return sf.info(str(path))
     except Exception as e:  # libsndfile's errors are RuntimeError/LibsndfileError subclasses
