@@ -265,7 +265,8 @@ def words_of(text: str) -> list[str]:
 
 def vocabulary() -> set[str]:
     """Every word the grammar can say, including the stories' words."""
-    words = lx.all_words() | {"an", "is", "are", "was", "were", "yesterday", "every", "day"}
+    words = lx.all_words() | {"an", "is", "are", "was", "were", "yesterday", "every", "day",
+                              "he", "she", "his", "her"}
     for context, ending in STORIES:
         for s in context + [ending]:
             words.update(w for w in words_of(s) if "{" not in w)

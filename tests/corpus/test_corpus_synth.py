@@ -1,0 +1,84 @@
+"""Synthetic corpora: gold alignments, determinism, the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+
+import soundfile as sf
+from typer.testing import CliRunner
+
+from speechlm.cli import app
+from speechlm.corpus.grammar import vocabulary, words_of
+from speechlm.corpus.manifest import read_manifest
+from speechlm.corpus.synth import HELDOUT_VOICES, TRAIN_VOICES, synthesize_corpus
+
+
+def test_voices_disjoint():
+    assert len(TRAIN_VOICES) >= 10 and len(HELDOUT_VOICES) >= 3
+    assert not set(TRAIN_VOICES) & set(HELDOUT_VOICES)
+
+
+def test_tiny_corpus_layout_and_summary(tiny_corpus):
+    summary = json.loads((tiny_corpus / "summary.json").read_text())
+    utts = read_manifest(tiny_corpus / "manifest.jsonl")
+    assert summary["utterances"] == len(utts) > 20
+    assert 0.05 <= summary["hours"] < 0.06
+    assert abs(sum(u.duration for u in utts) / 3600 - summary["hours"]) < 1e-3
+    assert summary["words"] == sum(len(u.words) for u in utts)
+    assert summary["speakers"] == len({u.speaker for u in utts}) > 5
+    assert {u.speaker for u in utts} <= set(TRAIN_VOICES)
+    for u in utts[:10]:
+        info = sf.info(u.audio)
+        assert info.samplerate == u.sample_rate == 16000 and info.channels == 1
+        assert abs(info.frames / 16000 - u.duration) < 1e-3
+
+
+def test_gold_alignments(tiny_corpus):
+    for u in read_manifest(tiny_corpus / "manifest.jsonl"):
+        assert [w for w, _, _ in u.words] == words_of(u.text)  # the transcript's words
+        assert set(words_of(u.text)) <= vocabulary()
+        prev_start, prev_end = -1.0, 0.0
+        for _, start, end in u.words:
+            assert start > prev_start and start >= prev_end - 1e-6  # increasing, no overlap
+            assert start < end <= u.duration  # inside the audio, non-empty
+            prev_start, prev_end = start, end
+        phones = u.phones
+        assert phones and all(0 <= s < e <= u.duration for _, s, e in phones)
+        assert all(a[2] <= b[1] + 1e-6 for a, b in zip(phones, phones[1:], strict=False))
+        # every word covers at least one phone that starts inside it
+        for _, start, end in u.words:
+            assert any(start - 1e-6 <= s < end for _, s, _ in phones)
+
+
+def test_words_are_zipf_like(tiny_corpus):
+    counts = Counter(w for u in read_manifest(tiny_corpus / "manifest.jsonl")
+                     for w, _, _ in u.words)
+    ranked = [n for _, n in counts.most_common()]
+    assert ranked[0] > 10 * ranked[len(ranked) // 2]
+
+
+def _digest(folder):
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in files}
+
+
+def test_same_seed_same_bytes_any_worker_count(tmp_path):
+    """The CLI with 2 workers and the function with 1 worker make byte-identical corpora."""
+    res = CliRunner().invoke(app, ["synth", "corpus", "--out", str(tmp_path / "a"),
+                                   "--hours", "0.01", "--seed", "5", "--workers", "2"])
+    assert res.exit_code == 0, res.output
+    synthesize_corpus(tmp_path / "b", hours=0.01, seed=5, workers=1)
+    a, b = _digest(tmp_path / "a"), _digest(tmp_path / "b")
+    assert len(a) > 5 and a == b
+    synthesize_corpus(tmp_path / "c", hours=0.01, seed=6, workers=1)
+    assert _digest(tmp_path / "c")["manifest.jsonl"] != a["manifest.jsonl"]
+
+
+def test_finished_corpus_is_not_remade(tmp_path):
+    first = synthesize_corpus(tmp_path, hours=0.002, seed=1, workers=1)
+    stamp = (tmp_path / "manifest.jsonl").stat().st_mtime_ns
+    assert synthesize_corpus(tmp_path, hours=0.002, seed=1, workers=1) == first
+    assert (tmp_path / "manifest.jsonl").stat().st_mtime_ns == stamp
