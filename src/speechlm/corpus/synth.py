@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ TRAIN_VOICES: list[str] = [f"en-us+{v}" for v in (
 HELDOUT_VOICES: list[str] = [f"en-us+{v}" for v in ("m7", "Mike", "linda", "anika")]
 RATE_RANGE = (140, 195)  # words per minute
 PITCH_RANGE = (35, 66)  # espeak's 0-100 pitch scale
-CHUNK = 48  # utterances per fresh worker process (the unit of determinism)
+CHUNK = 64  # utterances per fresh worker process (the unit of determinism)
 
 
 @dataclass(frozen=True)
@@ -104,15 +105,25 @@ def synthesize_corpus(out_dir: str | Path, hours: float, seed: int = 0,
     utts: list[Utterance] = []
     total = 0.0
     jobs = _jobs(out, seed, voices)
-    # maxtasksperchild=1: every chunk starts from a fresh espeak (see the module docstring)
-    pool = mp.get_context("spawn").Pool(workers, maxtasksperchild=1)
+    # maxtasksperchild=1: every chunk starts from a fresh espeak (see the module docstring);
+    # forkserver children start with the modules preloaded, so a fresh process is cheap
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["speechlm.corpus.synth", "speechlm.corpus.espeak",
+                                "speechlm.audio"])
+    pool = ctx.Pool(workers, maxtasksperchild=1)
+    pending: deque = deque()  # (chunk, async result) in job order
     try:
         with tqdm(total=round(target), unit="s", desc="synthesising", leave=False) as bar:
             while total < target:
-                chunks = [[next(jobs) for _ in range(CHUNK)] for _ in range(workers)]
-                batch = [job for chunk in chunks for job in chunk]
-                results = [r for rs in pool.map(speak_chunk, chunks, chunksize=1) for r in rs]
-                for job, res in zip(batch, results, strict=True):
+                # keep every worker busy, but do not queue far more speech than still needed
+                per_utt = total / len(utts) if utts else 3.0
+                needed = (target - total) / per_utt
+                while len(pending) < workers and (
+                        not pending or len(pending) * CHUNK < 1.2 * needed):
+                    chunk = [next(jobs) for _ in range(CHUNK)]
+                    pending.append((chunk, pool.apply_async(speak_chunk, (chunk,))))
+                chunk, handle = pending.popleft()
+                for job, res in zip(chunk, handle.get(), strict=True):
                     if total >= target:  # made past the target: drop it
                         Path(job.path).unlink(missing_ok=True)
                         continue
@@ -123,8 +134,11 @@ def synthesize_corpus(out_dir: str | Path, hours: float, seed: int = 0,
                     total += res["duration"]
                     bar.update(res["duration"])
     finally:
-        pool.close()
+        pool.terminate()  # chunks still in flight are not needed
         pool.join()
+    for chunk, _ in pending:
+        for job in chunk:
+            Path(job.path).unlink(missing_ok=True)
     write_manifest(out / "manifest.jsonl", utts)
     summary = {
         "hours": round(total / 3600.0, 4),
