@@ -43,7 +43,7 @@ class Grammar:
         self.rng = rng
         self._cdf: dict[tuple[int, float], list[float]] = {}
 
-    def pick(self, items: list, exponent: float = 1.0):
+    def pick(self, items: list, exponent: float = 1.2):
         """One item, the ``i``-th with probability proportional to Zipf weight ``i``."""
         key = (len(items), exponent)
         if key not in self._cdf:
