@@ -111,10 +111,10 @@ def run_recipe(cfg: dict[str, Any], out: Path, manifest: Path | None = None) -> 
     tok_conf = dict(cfg["tokenizer"])
 
     def fit(d: Path) -> dict:
-        from speechlm.tokenizers import fit_tokenizer
+        from speechlm.tokenizers import fit_tokenizer, load_tokenizer
 
         opts = {k: v for k, v in tok_conf.items() if k not in ("kind", "units")}
-        tok = fit_tokenizer(train_m, tok_conf["kind"], tok_conf["units"], d, **opts)
+        tok = load_tokenizer(fit_tokenizer(train_m, tok_conf["kind"], tok_conf["units"], d, **opts))
         return {"kind": tok.kind, "n_units": tok.n_units, "frame_rate": tok.frame_rate}
 
     stages["tokenizer"] = run.stage("tokenizer", tok_conf, fit)
