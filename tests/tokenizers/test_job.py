@@ -1,0 +1,133 @@
+"""The tokenisation job: Parquet + info.json + errors.jsonl, shards, workers, kill-and-resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from speechlm.corpus.manifest import read_manifest, write_manifest
+from speechlm.errors import ConfigError
+from speechlm.tokenizers import load_tokenizer
+from speechlm.tokenizers.job import load_token_dataset, tokenize_manifest
+from speechlm.tokenizers.reading import read_utterance
+
+
+@pytest.fixture(scope="module")
+def manifest_with_bad(tiny_corpus, tmp_path_factory) -> Path:
+    """The tiny corpus plus a corrupt file and a missing file in the middle."""
+    d = tmp_path_factory.mktemp("bad")
+    utts = read_manifest(tiny_corpus / "manifest.jsonl")
+    (d / "corrupt.wav").write_bytes(b"RIFF....not really a wav")
+    bad = [type(utts[0])(id="corrupt", audio=str(d / "corrupt.wav"), duration=1.0,
+                         sample_rate=16000),
+           type(utts[0])(id="missing", audio=str(d / "missing.wav"), duration=1.0,
+                         sample_rate=16000)]
+    write_manifest(d / "manifest.jsonl", utts[:5] + bad + utts[5:])
+    return d / "manifest.jsonl"
+
+
+def _rows(directory: Path) -> list[dict]:
+    return load_token_dataset(directory).to_list()
+
+
+def test_tiny_tokens_dataset(tiny_tokens, tiny_tokenizer, tiny_corpus):
+    info = json.loads((tiny_tokens / "info.json").read_text())
+    assert info["tokenizer"] == str(Path(tiny_tokenizer).resolve())
+    assert Path(info["tokenizer"]).is_absolute()
+    assert info["n_units"] == 20 and info["frame_rate"] == 50.0
+    utts = read_manifest(tiny_corpus / "manifest.jsonl")
+    ds = load_token_dataset(tiny_tokens)
+    assert ds.num_rows == len(utts) and ds["id"] == [u.id for u in utts]
+    assert {"id", "speaker", "text", "duration", "words", "units", "durations"} <= set(
+        ds.column_names)
+    row = ds[0]
+    assert row["words"][0]["label"] == utts[0].words[0][0]
+    tok = load_tokenizer(tiny_tokenizer)
+    s = tok.encode([read_utterance(utts[0], 16000)], 16000)[0]
+    assert row["units"] == s.units.tolist() and row["durations"] == s.durations.tolist()
+    assert (tiny_tokens / "errors.jsonl").read_text() == ""
+    # readable by plain HF datasets, no speechlm code
+    import datasets
+
+    files = sorted(str(p) for p in (tiny_tokens / "data").glob("*.parquet"))
+    plain = datasets.load_dataset("parquet", data_files=files, split="train",
+                                  cache_dir=str(tiny_tokens / ".cache2"))
+    assert plain["id"] == ds["id"]
+
+
+def test_bad_audio_is_skipped_and_listed(manifest_with_bad, tiny_tokenizer, tmp_path):
+    res = tokenize_manifest(manifest_with_bad, tiny_tokenizer, tmp_path / "t", chunk_size=4,
+                            progress=False)
+    errors = [json.loads(x) for x in (tmp_path / "t" / "errors.jsonl").read_text().splitlines()]
+    assert sorted(e["id"] for e in errors) == ["corrupt", "missing"] and res["errors"] == 2
+    assert "missing.wav" in next(e["error"] for e in errors if e["id"] == "missing")
+    ids = load_token_dataset(tmp_path / "t")["id"]
+    assert "corrupt" not in ids and len(ids) == res["rows"] == len(read_manifest(
+        manifest_with_bad)) - 2
+
+
+def test_shards_partition_the_corpus(tiny_corpus, tiny_tokenizer, tiny_tokens, tmp_path):
+    m = tiny_corpus / "manifest.jsonl"
+    for i in range(3):
+        tokenize_manifest(m, tiny_tokenizer, tmp_path / "s", shard=(i, 3), chunk_size=8,
+                          progress=False)
+    assert _rows(tmp_path / "s") == _rows(tiny_tokens)
+    with pytest.raises(ConfigError, match="shards"):
+        tokenize_manifest(m, tiny_tokenizer, tmp_path / "s", shard=(0, 2), chunk_size=8)
+    with pytest.raises(ConfigError, match="shard"):
+        tokenize_manifest(m, tiny_tokenizer, tmp_path / "x", shard=(3, 3))
+
+
+@pytest.fixture(scope="module")
+def small_manifest(tiny_corpus, tmp_path_factory) -> Path:
+    """The first 20 utterances of the tiny corpus (keeps the subprocess tests short)."""
+    path = tmp_path_factory.mktemp("small") / "manifest.jsonl"
+    write_manifest(path, read_manifest(tiny_corpus / "manifest.jsonl")[:20])
+    return path
+
+
+@pytest.mark.slow
+def test_workers_give_the_same_rows(small_manifest, tiny_tokenizer, tmp_path):
+    tokenize_manifest(small_manifest, tiny_tokenizer, tmp_path / "one", chunk_size=5,
+                      progress=False)
+    tokenize_manifest(small_manifest, tiny_tokenizer, tmp_path / "w", workers=2, chunk_size=5,
+                      progress=False)
+    assert _rows(tmp_path / "w") == _rows(tmp_path / "one")
+
+
+@pytest.mark.slow
+def test_killed_job_resumes_to_the_same_rows(small_manifest, tiny_tokenizer, tmp_path):
+    """SIGKILL a real ``speechlm tokenize`` once some parts exist, rerun, compare."""
+    m = small_manifest
+    ref = tmp_path / "ref"
+    tokenize_manifest(m, tiny_tokenizer, ref, chunk_size=1, progress=False)
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-c", "from speechlm.cli import main; main()", "tokenize",
+           "--manifest", str(m), "--tokenizer", str(tiny_tokenizer), "--out", str(out),
+           "--chunk-size", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "data").glob("*.done"))) < 3:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n_chunks = len(read_manifest(m))
+    done = {p.name: p.with_suffix(".parquet").stat().st_mtime_ns
+            for p in (out / "data").glob("*.done")}
+    assert 3 <= len(done) < n_chunks, "the job must be killed mid-run"
+    res = tokenize_manifest(m, tiny_tokenizer, out, chunk_size=1, progress=False)
+    assert res["skipped_chunks"] == len(done)
+    for name, mtime in done.items():  # finished chunks are not recomputed
+        assert (out / "data" / name).with_suffix(".parquet").stat().st_mtime_ns == mtime
+    assert _rows(out) == _rows(ref)  # no duplicates, nothing lost, same order
+    assert not list((out / "data").glob("*.tmp"))
+    shutil.rmtree(out / ".cache", ignore_errors=True)
