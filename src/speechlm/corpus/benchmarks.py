@@ -110,11 +110,31 @@ class _Speaker:
     def say(self, text: str, voice: str, params: dict):
         return self.espeak.speak(text, voice, sample_rate=SAMPLE_RATE, **params)
 
-    def phones(self, text: str, voice: str) -> list[str]:
-        spoken = self.espeak.speak(text, voice, sample_rate=SAMPLE_RATE)
-        from speechlm.corpus.espeak import PAUSE_PHONES
+    def mnemonics(self, word: str, voice: str) -> list[str] | None:
+        """The word's phones as espeak's translator writes them (phone events omit some, e.g.
+        a post-vocalic l), split into phones; None if a symbol is not in our inventory."""
+        self.espeak.set_voice(voice)
+        return split_mnemonics(self.espeak.phonemes(word).replace(" ", ""))
 
-        return [p for p, _, _ in spoken.phones if p not in PAUSE_PHONES]
+
+def spoken_phones(spoken) -> list[str]:
+    """Base labels of the phone events of a synthesised item, pauses left out."""
+    return [_base(p) for p, _, _ in spoken.phones if not p.startswith("_")]
+
+
+def split_mnemonics(text: str) -> list[str] | None:
+    """Split an espeak mnemonic string (``f'El``) into phones with their stress marks."""
+    out, i = [], 0
+    while i < len(text):
+        j = i
+        while j < len(text) and text[j] in "',":
+            j += 1
+        match = next((p for p in _INVENTORY if p and text.startswith(p, j)), None)
+        if match is None:
+            return None
+        out.append(text[i:j] + match)
+        i = j + len(match)
+    return out
 
 
 def _nonword(phones: list[str], rng: np.random.Generator, n_changes: int) -> list[str] | None:
@@ -133,6 +153,48 @@ def _key(phones: list[str]) -> str:
     return " ".join(_base(p) for p in phones)
 
 
+# espeak en-us mnemonics -> coarse ARPAbet (AO merged into AA: the cot/caught merger of en-us
+# espeak makes the two indistinguishable), to test non-words against a pronouncing dictionary
+_ARPABET = {
+    "p": "P", "b": "B", "t": "T", "t#": "T", "t2": "T", "d": "D", "k": "K", "g": "G", "f": "F",
+    "v": "V", "T": "TH", "D": "DH", "s": "S", "z": "Z", "S": "SH", "Z": "ZH", "h": "HH",
+    "tS": "CH", "dZ": "JH", "m": "M", "n": "N", "N": "NG", "l": "L", "r": "R", "w": "W",
+    "j": "Y", "a": "AE", "aa": "AE", "0": "AA", "O:": "AA", "A:": "AA", "O2": "AA", "V": "AH",
+    "@": "AH", "@2": "AH", "a#": "AH", "3": "ER", "3:": "ER", "E": "EH", "e@": "EH R",
+    "I": "IH", "I#": "IH", "I2": "IH", "i": "IY", "i:": "IY", "i@": "IH R", "i@3": "IH R",
+    "U": "UH", "u:": "UW", "eI": "EY", "aI": "AY", "aU": "AW", "OI": "OY", "oU": "OW",
+    "A@": "AA R", "O@": "AA R", "o@": "AA R", "aI@": "AY ER", "aI3": "AY ER", "@L": "AH L",
+    ";": "",
+}
+_INVENTORY = sorted(_ARPABET, key=len, reverse=True)  # longest first: greedy like espeak
+
+
+@functools.lru_cache(maxsize=1)
+def _english_pronunciations() -> frozenset[str]:
+    """Pronunciations of the CMU dictionary that pocketsphinx ships (empty if not installed)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pocketsphinx")
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    path = Path(spec.submodule_search_locations[0]) / "model" / "en-us" / "cmudict-en-us.dict"
+    if not path.exists():
+        return frozenset()
+    prons = set()
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        phones = [p.rstrip("012") for p in line.split()[1:]]
+        prons.add(" ".join("AA" if p == "AO" else p for p in phones))
+    return frozenset(prons)
+
+
+def is_english_word(phones: list[str]) -> bool:
+    """Whether ``phones`` (espeak mnemonics) sound like an entry of the CMU dictionary."""
+    mapped = [_ARPABET.get(_base(p)) for p in phones]
+    if any(m is None for m in mapped):
+        return False  # a phone we cannot map: the lexicon check alone applies
+    return " ".join(m for m in mapped if m) in _english_pronunciations()
+
+
 def build_lexical(out: Path, pairs: int, rng: np.random.Generator, speaker: _Speaker,
                   voices: list[str], names: set[str]) -> int:
     """sWUGGY-style word / non-word pairs; returns the number of pairs written."""
@@ -141,7 +203,11 @@ def build_lexical(out: Path, pairs: int, rng: np.random.Generator, speaker: _Spe
 
     freq = word_frequencies()
     vocab = sorted(vocabulary())
-    known = {_key(speaker.phones(w, voices[0])) for w in vocab}  # real words: never non-words
+    known = set()  # phone strings of real words: never non-words
+    for w in vocab:
+        m = speaker.mnemonics(w, voices[0])
+        if m:
+            known.add(_key(m))
     candidates = sorted(w for w in vocab if freq.get(w, 0.0) >= MIN_PER_MILLION)
     order = rng.permutation(len(candidates))
     dev = out / "lexical" / "dev"
@@ -151,21 +217,18 @@ def build_lexical(out: Path, pairs: int, rng: np.random.Generator, speaker: _Spe
         word = candidates[order[tries % len(order)]]
         tries += 1
         voice = voices[int(rng.integers(len(voices)))]
-        phones = speaker.phones(word, voice)
-        if len(phones) < 3:
+        phones = speaker.mnemonics(word, voice)
+        if phones is None or len(phones) < 3:
             continue
         fake = _nonword(phones, rng, 2 if len(phones) >= 5 else 1)
-        if fake is None or _key(fake) in known:
+        if (fake is None or _key(fake) in known or is_english_word(fake)
+                or split_mnemonics("".join(fake)) != fake):  # espeak would read it otherwise
             continue
         params = speaker.params()
-        sides = []
-        for ph in (phones, fake):
-            spoken = speaker.say("[[" + "".join(ph) + "]]", voice, params)
-            got = [p for p, _, _ in spoken.phones if not p.startswith("_")]
-            if [_base(p) for p in got] != [_base(p) for p in ph]:
-                break  # espeak parsed the mnemonics differently: try another item
-            sides.append(spoken)
-        if len(sides) != 2:
+        sides = [speaker.say("[[" + "".join(ph) + "]]", voice, params) for ph in (phones, fake)]
+        # the phoneme input must say the word exactly as the text does, the non-word otherwise
+        as_text = spoken_phones(speaker.say(word, voice, params))
+        if spoken_phones(sides[0]) != as_text or spoken_phones(sides[1]) == as_text:
             continue
         fnames = _random_names(rng, 2, names)
         for (ph, spoken, correct, fname) in zip((phones, fake), sides, (1, 0), fnames,
