@@ -14,8 +14,10 @@ from speechlm.corpus.benchmarks import (
     LEXICAL_COLUMNS,
     MIN_PER_MILLION,
     SYNTACTIC_COLUMNS,
+    is_english_word,
     read_gold,
     read_storycloze,
+    split_mnemonics,
 )
 from speechlm.corpus.grammar import SYNTAX_TYPES, sample_sentences, vocabulary, words_of
 from speechlm.corpus.synth import HELDOUT_VOICES, TRAIN_VOICES
@@ -50,6 +52,7 @@ def test_lexical_layout(tiny_benchmark):
         wp, fp = word["phones"].split(), fake["phones"].split()
         assert len(wp) == len(fp) == word["length"]
         assert 1 <= sum(a != b for a, b in zip(wp, fp, strict=True)) <= 2
+        assert not is_english_word(fp)
         for r in pair:
             info = sf.info(r["path"])
             assert info.samplerate == 16000 and info.frames > 1600
@@ -132,3 +135,11 @@ def test_reader_errors(tmp_path):
     sf.write(tmp_path / "sSC" / "3_correct.wav", np.zeros(160, np.float32), 16000)
     with pytest.raises(SpeechLMError, match="without both endings"):
         read_storycloze(tmp_path, "ssc")
+
+
+def test_mnemonics_and_dictionary_check():
+    assert split_mnemonics("f'El") == ["f", "'E", "l"]
+    assert split_mnemonics("tS'Ildr@n") == ["tS", "'I", "l", "d", "r", "@", "n"]
+    assert split_mnemonics("x!") is None
+    assert is_english_word(["d", "'0", "g"]) and is_english_word(["p", "'A@", "k"])
+    assert not is_english_word(["d", "'0", "S", "k"])
