@@ -3,7 +3,9 @@
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_synth.py [--hours 0.1] [--seed 0]
 
 Each run makes the same corpus (same seed) in a fresh temporary folder, so both runs do
-identical work; the ratio is against the 1-worker baseline measured in the same invocation.
+identical work (the manifest digests must match); the ratio is against the 1-worker baseline
+measured in the same invocation. The load average is printed because other work on the
+machine takes cores away from the 2-worker run.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    print(f"cpus={os.cpu_count()} hours={args.hours} seed={args.seed}")
+    print(f"cpus={os.cpu_count()} load average={os.getloadavg()[0]:.1f} hours={args.hours} "
+          f"seed={args.seed}")
     base = None
     for workers in (1, 2):
         audio_s, wall, digest = run(args.hours, args.seed, workers)
