@@ -1,12 +1,77 @@
-"""Command-line sub-commands of speechlm.generate (placeholder until built)."""
+"""``speechlm generate`` (continue spoken prompts), ``speechlm resynth`` (tokenizer + vocoder)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import typer
 
-def generate() -> None:
-    """Continue a spoken prompt (not built yet)."""
-    raise typer.Exit(2)
+
+def generate(
+    model: Path = typer.Option(..., "--model", help="Model directory (with speech_tokenizer/)."),
+    prompt: list[Path] = typer.Option(None, "--prompt", help="Prompt audio (repeat for a batch)."),
+    out: Path = typer.Option(..., "--out", help="out.wav for one prompt, a folder for several."),
+    prompt_list: Path | None = typer.Option(None, "--prompt-list",
+                                            help="Text file with one prompt path per line."),
+    temperature: float = typer.Option(1.0, "--temperature"),
+    top_k: int = typer.Option(0, "--top-k", help="0 disables top-k filtering."),
+    top_p: float = typer.Option(1.0, "--top-p"),
+    max_seconds: float = typer.Option(10.0, "--max-seconds", help="Length cap of a continuation."),
+    seed: int = typer.Option(0, "--seed"),
+    vocoder: Path | None = typer.Option(None, "--vocoder",
+                                        help="Vocoder dir (default MODEL/vocoder)."),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    with_prompt: bool = typer.Option(False, "--with-prompt",
+                                     help="Prepend the prompt audio to the written continuation."),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Continue spoken prompts with a speech LM; writes audio and the units as JSON."""
+    from speechlm.generate.batch import generate_files
+
+    prompts = list(prompt or [])
+    if prompt_list is not None:
+        from speechlm.errors import SpeechLMError
+
+        if not prompt_list.is_file():
+            raise SpeechLMError(f"{prompt_list}: prompt list not found")
+        base = prompt_list.parent
+        prompts += [Path(p) if Path(p).is_absolute() else base / p
+                    for p in prompt_list.read_text().split("\n") if p.strip()]
+    summary = generate_files(
+        model, prompts, out, temperature=temperature, top_k=top_k, top_p=top_p,
+        max_seconds=max_seconds, seed=seed, vocoder=vocoder, batch_size=batch_size,
+        with_prompt=with_prompt, device=device,
+    )
+    typer.echo(json.dumps(summary))
 
 
-def resynth() -> None:
-    """Tokenise and vocode a file (not built yet)."""
-    raise typer.Exit(2)
+def resynth(
+    input: Path = typer.Argument(..., help="Input audio."),
+    output: Path = typer.Argument(..., help="Output audio (.wav)."),
+    model: Path | None = typer.Option(None, "--model",
+                                      help="Model directory (speech_tokenizer/ + vocoder/)."),
+    tokenizer: Path | None = typer.Option(None, "--tokenizer", help="Tokenizer dir override."),
+    vocoder: Path | None = typer.Option(None, "--vocoder", help="Vocoder dir override."),
+) -> None:
+    """Tokenise a file and vocode the tokens back (no language model): hear what units keep."""
+    from speechlm.audio import load_audio, save_audio
+    from speechlm.errors import SpeechLMError
+    from speechlm.generate.continuation import resynthesize
+    from speechlm.tokenizers import load_tokenizer
+    from speechlm.vocoders import load_vocoder
+
+    if model is None and (tokenizer is None or vocoder is None):
+        raise SpeechLMError("resynth: pass --model DIR, or both --tokenizer and --vocoder")
+    tok_dir = tokenizer or model / "speech_tokenizer"
+    voc_dir = vocoder or model / "vocoder"
+    if not voc_dir.is_dir():
+        raise SpeechLMError(f"{voc_dir}: no vocoder; fit one with `speechlm vocoder fit-fallback "
+                            f"--manifest M --tokenizer {tok_dir} --out {voc_dir}`")
+    tok = load_tokenizer(tok_dir)
+    voc = load_vocoder(voc_dir)
+    wav = load_audio(input, int(tok.sample_rate))
+    streams, audio = resynthesize(tok, voc, wav, int(tok.sample_rate))
+    save_audio(output, audio, voc.sample_rate)
+    typer.echo(json.dumps({"out": str(output), "units": int(len(streams.units)),
+                           "seconds": round(len(audio) / voc.sample_rate, 3)}))

@@ -1,0 +1,83 @@
+"""File-level generation: prompts on disk -> continuation audio + units JSON (+ errors.jsonl)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from speechlm.errors import SpeechLMError
+
+
+def generate_files(
+    model_dir: str | Path,
+    prompts: list[Path],
+    out: str | Path,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    max_seconds: float = 10.0,
+    seed: int = 0,
+    vocoder: str | Path | None = None,
+    batch_size: int = 8,
+    with_prompt: bool = False,
+    device: str = "cpu",
+) -> dict:
+    """Continue every prompt file and write ``<out>.wav`` + ``<out>.json`` per prompt.
+
+    One prompt: ``out`` is the wav path (its JSON beside it, e.g. out.json). Several: ``out`` is
+    a folder receiving ``<prompt stem>.wav/.json``; unreadable prompts are skipped and listed in
+    ``out/errors.jsonl`` (a single unreadable prompt raises instead).
+    """
+    from speechlm.audio import load_audio, save_audio
+    from speechlm.errors import AudioError
+    from speechlm.generate.continuation import Sampling, continue_speech_batch, resolve_vocoder
+    from speechlm.models import load_speech_lm
+
+    if not prompts:
+        raise SpeechLMError("generate: no prompt given (use --prompt FILE or --prompt-list FILE)")
+    sampling = Sampling(max_seconds, temperature, top_k, top_p, seed)
+    lm = load_speech_lm(model_dir, device=device)
+    voc = resolve_vocoder(lm, vocoder)
+    sr = int(lm.speech_tokenizer.sample_rate)
+    single = len(prompts) == 1
+    out = Path(out)
+    targets = [out] if single else [out / f"{p.stem}.wav" for p in prompts]
+    if not single and len({t.name for t in targets}) < len(targets):
+        targets = [out / f"{i:05d}_{p.stem}.wav" for i, p in enumerate(prompts)]
+    wavs, keep, errors = [], [], []
+    for p, t in zip(prompts, targets, strict=True):
+        try:
+            wavs.append(load_audio(p, sr))
+            keep.append((p, t))
+        except AudioError as e:
+            if single:
+                raise
+            errors.append({"prompt": str(p), "error": str(e)})
+    results = continue_speech_batch(lm, wavs, sr, sampling, vocoder=voc, batch_size=batch_size)
+    for (p, t), wav, r in zip(keep, wavs, results, strict=True):
+        audio = r.audio
+        if with_prompt:
+            import soxr
+
+            lead = wav if sr == r.sample_rate else soxr.resample(wav, sr, r.sample_rate)
+            audio = np.concatenate([lead.astype(np.float32), audio])
+        save_audio(t, audio, r.sample_rate)
+        record = {
+            "prompt": str(p), "audio": str(t), "sample_rate": r.sample_rate,
+            "seconds": round(len(audio) / r.sample_rate, 3), "with_prompt": with_prompt,
+            "frame_rate": r.streams.frame_rate, "stopped_at_eos": r.stopped_at_eos,
+            "prompt_units": r.prompt.units.tolist(),
+            "prompt_durations": None if r.prompt.durations is None
+            else r.prompt.durations.tolist(),
+            "units": r.streams.units.tolist(),
+            "sampling": {"temperature": temperature, "top_k": top_k, "top_p": top_p,
+                         "max_seconds": max_seconds, "seed": seed},
+        }
+        t.with_suffix(".json").write_text(json.dumps(record) + "\n")
+    if not single:
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "errors.jsonl", "w") as f:
+            f.writelines(json.dumps(e) + "\n" for e in errors)
+    return {"written": len(keep), "skipped": len(errors), "out": str(out)}
