@@ -152,8 +152,10 @@ def _sample(speech_lm: Any, prompts: list[Any], s: Sampling,
 
     vocab, model = speech_lm.vocab, speech_lm.model
     ids = [speech_lm.speech_ids(p) for p in prompts]
-    rate = max(units_per_second(p) for p in prompts)
-    max_new = max(1, math.ceil(s.max_seconds * rate * 1.2))  # 20% slack: vocoders trim
+    # per-prompt budgets (20% slack: the vocoder trims to max_seconds), so a prompt's output
+    # does not depend on which other prompts share its batch
+    budgets = [max(1, math.ceil(s.max_seconds * units_per_second(p) * 1.2)) for p in prompts]
+    max_new = max(budgets)
     width = max(len(x) for x in ids)
     device = next(model.parameters()).device
     input_ids = torch.full((len(ids), width), vocab.pad_id, dtype=torch.long)
@@ -173,7 +175,8 @@ def _sample(speech_lm: Any, prompts: list[Any], s: Sampling,
         )
     new = out[:, width:].cpu().numpy()
     units, stopped = [], []
-    for row in new:
+    for row, budget in zip(new, budgets, strict=True):
+        row = row[:budget]
         ends = np.flatnonzero(row == vocab.eos_id)
         cut = int(ends[0]) if len(ends) else len(row)
         units.append(vocab.ids_to_units(row[:cut]))
