@@ -102,6 +102,26 @@ def transcribe_files(paths: Sequence[str | Path], progress: bool = False) -> lis
     return default_transcriber().transcribe_files(paths, progress=progress)
 
 
+def manifest_wer(manifest: str | Path, max_utterances: int | None = None,
+                 transcriber: Transcriber | None = None, progress: bool = False) -> dict:
+    """Transcribe a manifest's audio and compare with its ``text``: ``wer_details`` + examples.
+
+    Measures the ASR itself (on clean synthetic speech: its floor for resynthesis WER).
+    """
+    from speechlm.corpus.manifest import read_manifest
+
+    utts = [u for u in read_manifest(manifest) if u.text][:max_utterances]
+    if not utts:
+        raise SpeechLMError(f"{manifest}: no utterance with a transcript to measure WER on")
+    asr = transcriber or default_transcriber()
+    hyps = asr.transcribe_files([u.audio for u in utts], progress=progress)
+    refs = [u.text for u in utts]
+    result = wer_details(refs, hyps)
+    result["examples"] = [{"id": u.id, "ref": normalize_text(r), "hyp": h}
+                          for u, r, h in list(zip(utts, refs, hyps, strict=True))[:5]]
+    return result
+
+
 def normalize_text(text: str) -> str:
     """Lower case, punctuation dropped (apostrophes kept), single spaces: both sides of a WER."""
     text = _NON_WORD.sub(" ", text.lower().replace("-", " "))

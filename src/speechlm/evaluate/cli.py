@@ -79,12 +79,51 @@ def all_(
     typer.echo(f"report: {out / 'results.md'}")
 
 
+@eval_app.command("abx")
+def abx(
+    tokenizer: Path = typer.Option(..., help="Tokenizer dir (or a model dir/speech_tokenizer)."),
+    manifest: Path = typer.Option(..., help="Manifest with gold phone alignments (held-out voices "
+                                            "for a fair figure)."),
+    out: Path = typer.Option(..., help="Output folder: abx.json, abx.md."),
+    representation: list[str] = typer.Option(["features", "units"],
+                                             help="features (front end) and/or units (one-hot)."),
+    triphone: bool = typer.Option(False, help="Triphone ABX (same context) instead of phones."),
+    max_utterances: int = typer.Option(200, help="Utterances read from the manifest."),
+    max_per_cell: int = typer.Option(3, help="Tokens per (phone, speaker) cell (cost bound)."),
+    seed: int = typer.Option(0),
+) -> None:
+    """ABX error within/across speaker over gold phones, with PNMI/purity of the units."""
+    from speechlm.evaluate.abx import evaluate_abx
+
+    res = evaluate_abx(tokenizer, manifest, representation, context=triphone,
+                       max_utterances=max_utterances, max_per_cell=max_per_cell, seed=seed,
+                       out_dir=out)
+    for name, r in res.items():
+        typer.echo(f"{name}: within {r['within']:.4f}, across {r['across']:.4f} "
+                   f"({r['n_phone_pairs_within']} phone pairs)")
+    typer.echo(f"report: {out / 'abx.md'}")
+
+
 @eval_app.command("asr")
 def asr(
-    audio: list[Path] = typer.Argument(..., help="Audio files to transcribe."),
+    audio: list[Path] = typer.Argument(None, help="Audio files to transcribe."),
+    manifest: Path = typer.Option(None, help="Measure WER on this manifest's audio and text."),
+    max_utterances: int = typer.Option(None, help="With --manifest: the first N utterances."),
+    out: Path = typer.Option(None, help="With --manifest: also write the figures as JSON."),
 ) -> None:
-    """Transcribe audio files with pocketsphinx (offline English model): '<file>\\t<text>'."""
-    from speechlm.evaluate.asr import transcribe_files
+    """Transcribe files with pocketsphinx ('<file>\\t<text>'), or measure its WER on a manifest."""
+    import json
 
-    for path, text in zip(audio, transcribe_files(audio, progress=len(audio) > 4), strict=True):
+    from speechlm.evaluate.asr import manifest_wer, transcribe_files
+
+    if manifest is not None:
+        res = manifest_wer(manifest, max_utterances, progress=True)
+        text = json.dumps(res, indent=2)
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text + "\n")
+        typer.echo(text)
+        return
+    for path, text in zip(audio or [], transcribe_files(audio or [], progress=len(audio or []) > 4),
+                          strict=True):
         typer.echo(f"{path}\t{text}")
