@@ -9,6 +9,7 @@ import torch
 
 from speechlm.tokenizers.base import Tokenizer
 from speechlm.tokenizers.dedup import deduplicate
+from speechlm.tokenizers.features import single_thread
 from speechlm.tokenizers.frontends import Frontend, build_frontend
 from speechlm.tokenizers.kmeans import KMeansQuantizer
 from speechlm.tokenizers.streams import Streams
@@ -39,19 +40,21 @@ class UnitTokenizer(Tokenizer):
     @torch.inference_mode()
     def quantize(self, wavs: list[np.ndarray], feats: list[torch.Tensor],
                  speakers: list[str | None] | None = None) -> list[Streams]:
-        """Streams from already-computed features (the job overlaps I/O with this)."""
-        out = []
-        for i, x in enumerate(feats):
-            frames = self.quantizer.assign(x).cpu()  # (T,)
-            if self.dedup:
-                units, durations = deduplicate(frames)
-            else:
-                units, durations = frames, torch.ones_like(frames)
-            s = Streams(self.frame_rate, units=units.numpy(), durations=durations.numpy())
-            if self.prosody is not None:
-                self.prosody.annotate(s, wavs[i], speakers[i] if speakers else None)
-            out.append(s)
-        return out
+        """Streams from already-computed features."""
+        with single_thread():  # small per-utterance matmuls: see features.single_thread
+            return [self._quantize_one(wavs[i], x, speakers[i] if speakers else None)
+                    for i, x in enumerate(feats)]
+
+    def _quantize_one(self, wav: np.ndarray, x: torch.Tensor, speaker: str | None) -> Streams:
+        frames = self.quantizer.assign(x).cpu()  # (T,)
+        if self.dedup:
+            units, durations = deduplicate(frames)
+        else:
+            units, durations = frames, torch.ones_like(frames)
+        s = Streams(self.frame_rate, units=units.numpy(), durations=durations.numpy())
+        if self.prosody is not None:
+            self.prosody.annotate(s, wav, speaker)
+        return s
 
     def spec(self) -> dict:
         return {
