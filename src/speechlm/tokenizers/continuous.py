@@ -27,7 +27,7 @@ class ContinuousTokenizer(Tokenizer):
     def encode(self, waveforms: list[np.ndarray], sample_rate: int,
                speakers: list[str | None] | None = None) -> list[Streams]:
         feats = self.frontend(self.resample(waveforms, sample_rate))
-        return [Streams(self.frame_rate, feats=x.cpu().numpy().astype(np.float16)) for x in feats]
+        return [Streams(self.frame_rate, feats=x.half().cpu().numpy()) for x in feats]
 
     def spec(self) -> dict:
         return {"class": "continuous", "kind": self.kind, "n_units": 0, "dim": self.dim,

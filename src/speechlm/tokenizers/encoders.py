@@ -23,7 +23,10 @@ ENCODER_DIR = "encoder"
 
 
 class SSLEncoder:
-    """``__call__(wavs) -> list[(T, D) float32 tensors]``: hidden states of layer ``layer``."""
+    """``__call__(wavs) -> list[(T, D) float32 tensors]``: hidden states of layer ``layer``.
+
+    The tensors are on the model's device (a GPU when there is one).
+    """
 
     def __init__(self, kind: str, model_ref: str, layer: int | None = None,
                  max_chunk_seconds: float = 30.0, batch_seconds: float = 160.0,
@@ -122,7 +125,10 @@ class SSLEncoder:
         return [torch.cat(hs) if len(hs) > 1 else hs[0] for hs in per_utt]
 
     def forward(self, wavs: list[np.ndarray]) -> list[torch.Tensor]:
-        """One padded batch -> the chosen layer's frames of each waveform (float32, CPU)."""
+        """One padded batch -> the chosen layer's frames of each waveform (float32).
+
+        Frames stay on the encoder's device, so k-means assignment runs there too.
+        """
         if self.feature_extractor is not None:
             inputs = self.feature_extractor(wavs, sampling_rate=self.sample_rate,
                                             return_tensors="pt", padding=True)
@@ -140,7 +146,7 @@ class SSLEncoder:
             lengths = [self.n_frames(len(w)) for w in wavs]
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         out = self.model(**inputs, output_hidden_states=True)
-        h = out.hidden_states[self.layer].float().cpu()  # (B, T, D)
+        h = out.hidden_states[self.layer].float()  # (B, T, D), on the encoder's device
         return [h[b, : lengths[b]] for b in range(len(wavs))]
 
 

@@ -61,12 +61,21 @@ def tokenize_manifest(manifest: str | Path, tokenizer_dir: str | Path, out_dir: 
     if workers > 1 and len(todo) > 1:
         _run_pool(tokenizer_dir, chunks, todo, data, stem, workers, progress)
     else:
+        from concurrent.futures import ThreadPoolExecutor
+
         from tqdm import tqdm
 
         bar = tqdm(total=sum(len(chunks[j]) for j in todo), unit="utt", desc="tokenize",
                    disable=not progress)
-        for j in todo:
-            _run_chunk(tok, chunks[j], data, f"{stem}{j:05d}", bar)
+        # read chunk j+1 while chunk j is encoded: I/O and resampling overlap the model
+        with ThreadPoolExecutor(1) as reader:
+            ahead = reader.submit(_read_chunk, chunks[todo[0]], tok.sample_rate) if todo else None
+            for n, j in enumerate(todo):
+                good, errors = ahead.result()
+                if n + 1 < len(todo):
+                    ahead = reader.submit(_read_chunk, chunks[todo[n + 1]], tok.sample_rate)
+                _encode_chunk(tok, good, errors, data, f"{stem}{j:05d}")
+                bar.update(len(chunks[j]))
         bar.close()
     wall = time.perf_counter() - t0
     rows, errors = _merge_errors(out_dir)
@@ -91,17 +100,29 @@ def load_token_dataset(directory: str | Path):
                                          keep_in_memory=False)
 
 
-def _run_chunk(tok, utts: list[Utterance], data: Path, name: str, bar=None) -> None:
-    """Tokenise one chunk and commit it: Parquet part, then the done marker (both atomic)."""
+def _read_chunk(utts: list[Utterance], sample_rate: int
+                ) -> tuple[list[tuple[Utterance, np.ndarray]], list[dict]]:
+    """The chunk's readable audio, and an error record for each unreadable utterance."""
     from speechlm.tokenizers.reading import iter_audio
 
     good: list[tuple[Utterance, np.ndarray]] = []
     errors: list[dict] = []
-    for utt, wav, err in iter_audio(utts, tok.sample_rate):
+    for utt, wav, err in iter_audio(utts, sample_rate):
         if err is None:
             good.append((utt, wav))
         else:
             errors.append({"id": utt.id, "audio": utt.audio, "error": err})
+    return good, errors
+
+
+def _run_chunk(tok, utts: list[Utterance], data: Path, name: str) -> None:
+    """Tokenise one chunk and commit it (see ``_encode_chunk``)."""
+    _encode_chunk(tok, *_read_chunk(utts, tok.sample_rate), data, name)
+
+
+def _encode_chunk(tok, good: list[tuple[Utterance, np.ndarray]], errors: list[dict],
+                  data: Path, name: str) -> None:
+    """Encode read audio and commit the chunk: Parquet part, then the done marker (atomic)."""
     rows = []
     if good:
         wavs = [w for _, w in good]
@@ -122,8 +143,6 @@ def _run_chunk(tok, utts: list[Utterance], data: Path, name: str, bar=None) -> N
         _atomic_parquet(rows, data / f"{name}.parquet")
     marker = {"rows": len(rows), "errors": sorted(errors, key=lambda e: e["id"])}
     _atomic_text(data / f"{name}.done", json.dumps(marker))
-    if bar is not None:
-        bar.update(len(utts))
 
 
 def _row(utt: Utterance, seconds: float, s: Streams) -> dict:

@@ -15,7 +15,7 @@ class KMeansQuantizer:
 
     def __init__(self, centroids: np.ndarray | torch.Tensor) -> None:
         self.centroids = torch.as_tensor(np.asarray(centroids, dtype=np.float32))  # (K, D)
-        self._sq = self.centroids.square().sum(1)  # (K,)
+        self._on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}  # per device
 
     @property
     def n_units(self) -> int:
@@ -28,9 +28,12 @@ class KMeansQuantizer:
     @torch.inference_mode()
     def assign(self, x: torch.Tensor) -> torch.Tensor:
         """Unit id of each row of ``x`` (T, D) -> (T,) int64 (squared-L2 nearest centroid)."""
-        c = self.centroids.to(x.device)
+        if x.device not in self._on:
+            c = self.centroids.to(x.device)
+            self._on[x.device] = (c, c.square().sum(1))
+        c, sq = self._on[x.device]  # (K, D), (K,)
         # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2; the ||x||^2 term does not change the argmin
-        d = self._sq.to(x.device)[None, :] - 2 * x.float() @ c.T  # (T, K)
+        d = sq[None, :] - 2 * x.float() @ c.T  # (T, K)
         return d.argmin(1)
 
     def save(self, path: str | Path) -> None:
