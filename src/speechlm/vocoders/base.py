@@ -103,11 +103,15 @@ def predict_durations(units: np.ndarray, mean_durations: np.ndarray) -> np.ndarr
     rounding the running total keeps the utterance length equal to the sum of the means.
     """
     units = np.asarray(units, dtype=np.int64)
-    if units.size == 0:
+    return round_durations(np.asarray(mean_durations, dtype=np.float64)[units])
+
+
+def round_durations(durations: np.ndarray) -> np.ndarray:
+    """Fractional frame counts -> integers >= 1 whose running total follows the fractional one."""
+    if len(durations) == 0:
         return np.zeros(0, dtype=np.int64)
-    ends = np.round(np.cumsum(mean_durations[units])).astype(np.int64)
-    durs = np.diff(np.concatenate([[0], ends]))
-    return np.maximum(durs, 1)
+    ends = np.round(np.cumsum(durations)).astype(np.int64)
+    return np.maximum(np.diff(np.concatenate([[0], ends])), 1)
 
 
 def frame_units(streams: Any, mean_durations: np.ndarray | None) -> np.ndarray:

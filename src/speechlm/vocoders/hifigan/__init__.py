@@ -1,0 +1,1 @@
+"""Unit HiFi-GAN (speech-resynthesis style): generator, discriminators, losses, training."""
