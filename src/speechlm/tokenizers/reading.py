@@ -6,6 +6,7 @@ keep the tokenizer (torch, also GIL-free in its kernels) fed without extra proce
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,9 +23,12 @@ def read_utterance(utt: Utterance, sample_rate: int) -> np.ndarray:
     return load_audio(utt.audio, sample_rate, start=utt.start, end=utt.end)
 
 
-def iter_audio(utts: Iterable[Utterance], sample_rate: int, threads: int = 2,
-               prefetch: int = 16) -> Iterator[tuple[Utterance, np.ndarray | None, str | None]]:
-    """Yield ``(utt, wav, None)`` or ``(utt, None, error message)`` in manifest order."""
+def iter_audio(utts: Iterable[Utterance], sample_rate: int, threads: int | None = None,
+               prefetch: int = 32) -> Iterator[tuple[Utterance, np.ndarray | None, str | None]]:
+    """Yield ``(utt, wav, None)`` or ``(utt, None, error message)`` in manifest order.
+
+    ``threads`` defaults to the core count (at most 8).
+    """
 
     def job(utt: Utterance) -> tuple[np.ndarray | None, str | None]:
         try:
@@ -34,6 +38,7 @@ def iter_audio(utts: Iterable[Utterance], sample_rate: int, threads: int = 2,
         except Exception as e:  # a reader bug must not kill a long job: record it and go on
             return None, f"{utt.audio}: {type(e).__name__}: {e}"
 
+    threads = threads or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max(1, threads)) as pool:
         pending: deque = deque()
         for utt in utts:

@@ -40,21 +40,26 @@ class UnitTokenizer(Tokenizer):
     @torch.inference_mode()
     def quantize(self, wavs: list[np.ndarray], feats: list[torch.Tensor],
                  speakers: list[str | None] | None = None) -> list[Streams]:
-        """Streams from already-computed features."""
-        with single_thread():  # small per-utterance matmuls: see features.single_thread
-            return [self._quantize_one(wavs[i], x, speakers[i] if speakers else None)
-                    for i, x in enumerate(feats)]
+        """Streams from already-computed features (all on one device).
 
-    def _quantize_one(self, wav: np.ndarray, x: torch.Tensor, speaker: str | None) -> Streams:
-        frames = self.quantizer.assign(x).cpu()  # (T,)
-        if self.dedup:
-            units, durations = deduplicate(frames)
-        else:
-            units, durations = frames, torch.ones_like(frames)
-        s = Streams(self.frame_rate, units=units.numpy(), durations=durations.numpy())
-        if self.prosody is not None:
-            self.prosody.annotate(s, wav, speaker)
-        return s
+        All frames of the batch are assigned in one matmul and copied back once: on a GPU,
+        per-utterance launches and synchronisations would cost more than the assignment.
+        """
+        if not feats:
+            return []
+        with single_thread():  # small CPU matmuls: see features.single_thread
+            frames = self.quantizer.assign(torch.cat(feats)).cpu()  # (sum T,)
+            out = []
+            for i, f in enumerate(frames.split([len(x) for x in feats])):
+                if self.dedup:
+                    units, durations = deduplicate(f)
+                else:
+                    units, durations = f, torch.ones_like(f)
+                s = Streams(self.frame_rate, units=units.numpy(), durations=durations.numpy())
+                if self.prosody is not None:
+                    self.prosody.annotate(s, wavs[i], speakers[i] if speakers else None)
+                out.append(s)
+        return out
 
     def spec(self) -> dict:
         return {
