@@ -20,6 +20,12 @@ import numpy as np
 from speechlm.corpus import lexicon as lx
 
 VOWEL_LETTERS = "aeiou"
+# Zipf exponents: content words recur often (many exemplars per word across voices), the tail
+# still reaches several hundred words; determiners nearly flat
+WORD_ZIPF = 1.4
+DET_ZIPF = 0.8
+# utterance mix: one sentence, two sentences, else a story (stories are long: ~20% of the audio)
+SHARE_ONE, SHARE_TWO = 0.65, 0.27
 BE = {("present", "sg"): "is", ("present", "pl"): "are", ("past", "sg"): "was",
       ("past", "pl"): "were"}
 
@@ -43,8 +49,9 @@ class Grammar:
         self.rng = rng
         self._cdf: dict[tuple[int, float], list[float]] = {}
 
-    def pick(self, items: list, exponent: float = 1.2):
+    def pick(self, items: list, exponent: float | None = None):
         """One item, the ``i``-th with probability proportional to Zipf weight ``i``."""
+        exponent = WORD_ZIPF if exponent is None else exponent
         key = (len(items), exponent)
         if key not in self._cdf:
             self._cdf[key] = np.cumsum(lx.zipf_weights(len(items), exponent)).tolist()
@@ -67,7 +74,8 @@ class Grammar:
         pair = self.pick(pool)
         noun = pair[0] if number == "sg" else pair[1]
         if det is None:
-            det = self.pick(lx.DETERMINERS_SG if number == "sg" else lx.DETERMINERS_PL, 1.3)
+            # flat-ish: demonstratives and quantifiers must be common enough to learn agreement
+            det = self.pick(lx.DETERMINERS_SG if number == "sg" else lx.DETERMINERS_PL, DET_ZIPF)
         words, adj_i = [det], None
         if adjective if adjective is not None else self.chance(0.35):
             adj_i = 1
@@ -118,9 +126,9 @@ class Grammar:
     def utterance(self) -> str:
         """What one training utterance says: a sentence, two, or a story."""
         r = self.rng.random()
-        if r < 0.6:
+        if r < SHARE_ONE:
             return self.sentence()
-        if r < 0.82:
+        if r < SHARE_ONE + SHARE_TWO:
             return self.sentence() + " " + self.sentence()
         return " ".join(self.story()[0] + [self.story_ending_text(None)])
 
@@ -218,7 +226,7 @@ def syntactic_pair(g: Grammar, kind: str) -> tuple[str, str, str]:
         det = g.pick(["this", "these", "that", "those", "every", "many", "one", "two"])
         number = "sg" if det in ("this", "that", "every", "one") else "pl"
         while True:
-            obj = g.noun_phrase("object", number=number, det=det)
+            obj = g.noun_phrase("object", number=number, det=det, adjective=False)
             if not obj.invariant:
                 break
         parts = g.clause(kind="transitive", obj=obj)
