@@ -162,7 +162,8 @@ def run_recipe(cfg: dict[str, Any], out: Path, manifest: Path | None = None) -> 
                               "train` and copy it to RUN/model/vocoder")
         from speechlm.vocoders.fallback import fit_fallback_vocoder
 
-        fit_fallback_vocoder(train_m, out / "tokenizer", d)
+        opts = {k: v for k, v in voc_conf.items() if k != "kind"}
+        fit_fallback_vocoder(train_m, out / "tokenizer", d, **opts)
         target = out / "model" / "vocoder"
         if target.exists():
             shutil.rmtree(target)
@@ -173,7 +174,7 @@ def run_recipe(cfg: dict[str, Any], out: Path, manifest: Path | None = None) -> 
 
     # 5. Zero-shot evaluation on the benchmark sets (voices unseen in training).
     def evaluate(d: Path) -> dict:
-        from speechlm.evaluate import evaluate_all
+        from speechlm.evaluate.suite import evaluate_all
 
         return evaluate_all(out / "model", out / "benchmark", d)
 

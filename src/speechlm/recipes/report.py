@@ -62,7 +62,7 @@ def _data_figures(out: Path, stages: dict[str, dict]) -> dict[str, Any]:
 def _plot_losses(metrics: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for key, label in (("train_loss", "train"), ("eval_loss", "validation (held-out)")):
-        hist = metrics.get(f"{key}_history") or []
+        hist = metrics.get(key) or []
         if hist:
             steps, values = zip(*hist, strict=True)
             ax.plot(steps, values, label=label, marker="o" if key == "eval_loss" else None)

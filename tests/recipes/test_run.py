@@ -1,0 +1,106 @@
+"""`speechlm run` end to end at a scale smaller than the tiny recipe: stages, skipping, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+# A 2-layer, 32-wide LM on ~1.5 minutes of speech: exercises every stage in well under a minute.
+SMALL = [
+    "corpus.hours=0.025", "valid_fraction=0.2", "benchmark.pairs=8", "tokenizer.units=20",
+    "vocoder.max_hours=0.01",
+    "train.model.hidden_size=32", "train.model.intermediate_size=64",
+    "train.model.num_hidden_layers=2", "train.model.num_attention_heads=2",
+    "train.model.num_key_value_heads=2", "train.seq_len=64", "train.batch_size=4",
+    "train.warmup_steps=2", "train.logging_steps=2", "generate.max_seconds=1.0",
+]
+
+
+def speechlm(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "speechlm.cli", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "gslm"
+    proc = speechlm("run", "gslm", "--out", str(out), *SMALL, "train.max_steps=8",
+                    "train.save_steps=4", "train.eval_steps=4")
+    log, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, log[-3000:]
+    return out
+
+
+@pytest.mark.slow
+def test_run_writes_every_stage_model_and_report(finished_run):
+    out = finished_run
+    for stage in ("corpus", "data", "benchmark", "tokenizer", "tokens", "model", "vocoder",
+                  "eval", "generate"):
+        assert (out / stage / ".done").exists(), stage
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["benchmarks"]) == {"lexical", "syntactic", "ssc", "tsc"}
+    for res in results["benchmarks"].values():
+        assert 0.0 <= res["accuracy"] <= 1.0 and res["n_pairs"] > 0
+    assert results["data"]["train_tokens"] > 0 and results["model"]["steps"] == 8
+    for png in ("loss.png", "benchmarks.png", "spectrograms.png"):
+        assert (out / "plots" / png).stat().st_size > 1000
+    report = (out / "report.md").read_text()
+    assert "lexical" in report and "plots/loss.png" in report
+    # The model directory is self-contained: plain transformers loads it.
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    assert AutoModelForCausalLM.from_pretrained(out / "model") is not None
+    assert len(AutoTokenizer.from_pretrained(out / "model")) >= 20
+    assert (out / "model" / "vocoder").is_dir() and (out / "model" / "speech_tokenizer").is_dir()
+
+
+@pytest.mark.slow
+def test_second_run_does_no_work(finished_run):
+    stamps = {p: p.stat().st_mtime_ns for p in finished_run.glob("*/.done")}
+    proc = speechlm("run", "gslm", "--out", str(finished_run), *SMALL, "train.max_steps=8",
+                    "train.save_steps=4", "train.eval_steps=4")
+    log, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, log[-3000:]
+    assert log.count("skipped") == len(stamps)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+@pytest.mark.slow
+def test_changed_stage_config_is_refused(finished_run):
+    proc = speechlm("run", "gslm", "--out", str(finished_run), *SMALL, "train.max_steps=9",
+                    "train.save_steps=4", "train.eval_steps=4")
+    log, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1
+    assert "stage 'model'" in log and "another configuration" in log
+
+
+@pytest.mark.slow
+def test_killed_during_training_resumes_and_reports(tmp_path):
+    out = tmp_path / "run"
+    args = ["run", "gslm", "--out", str(out), *SMALL, "train.max_steps=400",
+            "train.save_steps=3", "train.eval_steps=400"]
+    proc = speechlm(*args, start_new_session=True)
+    ckpts = out / "model" / "checkpoints"
+    deadline = time.time() + 400
+    while not any(ckpts.glob("checkpoint-*")) and time.time() < deadline:
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        time.sleep(0.5)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "model" / ".done").exists()
+    # Finish quickly on the second start: fewer steps than were asked first would change the
+    # stage config, so keep max_steps and let training resume from its last checkpoint.
+    proc = speechlm(*args)
+    log, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, log[-3000:]
+    metrics = json.loads((out / "model" / "metrics.json").read_text())
+    assert metrics["resumed_from"] is not None and metrics["steps"] == 400
+    assert (out / "report.md").exists()
