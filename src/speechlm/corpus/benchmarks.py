@@ -49,7 +49,7 @@ LEXICAL_COLUMNS = ["id", "filename", "voice", "frequency", "word", "phones", "le
 SYNTACTIC_COLUMNS = ["filename", "id", "voice", "type", "subtype", "transcription", "correct"]
 STORY_COLUMNS = ["id", "filename", "voice", "correct", "transcription"]
 FREQUENCY_SAMPLE = 10000  # utterances of training text used to estimate word frequencies
-MIN_PER_MILLION = 1000.0  # lexical items recur >= ~20 times in 2 h of training speech
+MIN_PER_MILLION = 2000.0  # lexical items recur >= ~40 times in 2 h of training speech
 SAMPLE_RATE = 16000
 
 # phone classes for non-word substitutions (espeak English mnemonics, stress marks removed)
