@@ -14,12 +14,11 @@ from speechlm.corpus.benchmarks import (
     LEXICAL_COLUMNS,
     MIN_PER_MILLION,
     SYNTACTIC_COLUMNS,
-    is_english_word,
     read_gold,
     read_storycloze,
-    split_mnemonics,
 )
 from speechlm.corpus.grammar import SYNTAX_TYPES, sample_sentences, vocabulary, words_of
+from speechlm.corpus.phones import is_english_word, split_mnemonics
 from speechlm.corpus.synth import HELDOUT_VOICES, TRAIN_VOICES
 from speechlm.errors import SpeechLMError
 

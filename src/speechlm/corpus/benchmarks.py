@@ -19,17 +19,14 @@
   character (coherence); tSC's is the ending of a different random story (topic).
 
 Rows of one pair share ``id`` and ``voice``; filenames are random strings, as in the releases.
-``read_gold`` and ``read_storycloze`` read these and the official releases; for StoryCloze the
-release is assumed to hold ``sSC/`` and ``tSC/`` folders of ``<id>_correct.wav`` /
-``<id>_incorrect.wav`` files (no gold.csv), which are paired by ``<id>``.
+``read_gold`` and ``read_storycloze`` (``speechlm.corpus.readers``, re-exported here) read these
+and the official releases.
 """
 
 from __future__ import annotations
 
 import csv
 import functools
-import math
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -43,7 +40,16 @@ from speechlm.corpus.grammar import (
     syntactic_pair,
     words_of,
 )
-from speechlm.errors import SpeechLMError
+from speechlm.corpus.phones import (
+    base_phone,
+    is_english_word,
+    make_nonword,
+    phone_key,
+    split_mnemonics,
+)
+from speechlm.corpus.readers import read_gold, read_storycloze
+
+__all__ = ["build_benchmarks", "read_gold", "read_storycloze", "word_frequencies"]
 
 LEXICAL_COLUMNS = ["id", "filename", "voice", "frequency", "word", "phones", "length", "correct"]
 SYNTACTIC_COLUMNS = ["filename", "id", "voice", "type", "subtype", "transcription", "correct"]
@@ -52,14 +58,6 @@ FREQUENCY_SAMPLE = 10000  # utterances of training text used to estimate word fr
 MIN_PER_MILLION = 2000.0  # lexical items recur >= ~40 times in 2 h of training speech
 SAMPLE_RATE = 16000
 
-# phone classes for non-word substitutions (espeak English mnemonics, stress marks removed)
-_CLASSES = [
-    ["p", "b", "t", "d", "k", "g"], ["f", "v", "T", "s", "z", "S"], ["m", "n"],
-    ["l", "r", "w"], ["tS", "dZ"],
-    ["a", "E", "I", "i:", "0", "V", "U", "u:", "eI", "aI", "oU", "O:", "A:", "3:", "aU"],
-]
-_CLASS_OF = {p: c for c in _CLASSES for p in c}
-
 
 @functools.lru_cache(maxsize=4)
 def word_frequencies(seed: int = 12345) -> dict[str, float]:
@@ -67,17 +65,6 @@ def word_frequencies(seed: int = 12345) -> dict[str, float]:
     counts = Counter(w for t in sample_sentences(FREQUENCY_SAMPLE, seed) for w in words_of(t))
     total = sum(counts.values())
     return {w: 1e6 * n / total for w, n in counts.items()}
-
-
-def _split_stress(label: str) -> tuple[str, str]:
-    i = 0
-    while i < len(label) and label[i] in "',":
-        i += 1
-    return label[:i], label[i:]
-
-
-def _base(label: str) -> str:
-    return _split_stress(label)[1]
 
 
 def _random_names(rng: np.random.Generator, n: int, taken: set[str]) -> list[str]:
@@ -116,83 +103,10 @@ class _Speaker:
         self.espeak.set_voice(voice)
         return split_mnemonics(self.espeak.phonemes(word).replace(" ", ""))
 
-
 def spoken_phones(spoken) -> list[str]:
     """Base labels of the phone events of a synthesised item, pauses left out."""
-    return [_base(p) for p, _, _ in spoken.phones if not p.startswith("_")]
+    return [base_phone(p) for p, _, _ in spoken.phones if not p.startswith("_")]
 
-
-def split_mnemonics(text: str) -> list[str] | None:
-    """Split an espeak mnemonic string (``f'El``) into phones with their stress marks."""
-    out, i = [], 0
-    while i < len(text):
-        j = i
-        while j < len(text) and text[j] in "',":
-            j += 1
-        match = next((p for p in _INVENTORY if p and text.startswith(p, j)), None)
-        if match is None:
-            return None
-        out.append(text[i:j] + match)
-        i = j + len(match)
-    return out
-
-
-def _nonword(phones: list[str], rng: np.random.Generator, n_changes: int) -> list[str] | None:
-    slots = [i for i, p in enumerate(phones) if _base(p) in _CLASS_OF]
-    if len(slots) < n_changes:
-        return None
-    out = list(phones)
-    for i in rng.choice(slots, n_changes, replace=False):
-        stress, base = _split_stress(out[i])
-        options = [q for q in _CLASS_OF[base] if q != base]
-        out[i] = stress + options[int(rng.integers(len(options)))]
-    return out
-
-
-def _key(phones: list[str]) -> str:
-    return " ".join(_base(p) for p in phones)
-
-
-# espeak en-us mnemonics -> coarse ARPAbet (AO merged into AA: the cot/caught merger of en-us
-# espeak makes the two indistinguishable), to test non-words against a pronouncing dictionary
-_ARPABET = {
-    "p": "P", "b": "B", "t": "T", "t#": "T", "t2": "T", "d": "D", "k": "K", "g": "G", "f": "F",
-    "v": "V", "T": "TH", "D": "DH", "s": "S", "z": "Z", "S": "SH", "Z": "ZH", "h": "HH",
-    "tS": "CH", "dZ": "JH", "m": "M", "n": "N", "N": "NG", "l": "L", "r": "R", "w": "W",
-    "j": "Y", "a": "AE", "aa": "AE", "0": "AA", "O:": "AA", "A:": "AA", "O2": "AA", "V": "AH",
-    "@": "AH", "@2": "AH", "a#": "AH", "3": "ER", "3:": "ER", "E": "EH", "e@": "EH R",
-    "I": "IH", "I#": "IH", "I2": "IH", "i": "IY", "i:": "IY", "i@": "IH R", "i@3": "IH R",
-    "U": "UH", "u:": "UW", "eI": "EY", "aI": "AY", "aU": "AW", "OI": "OY", "oU": "OW",
-    "A@": "AA R", "O@": "AA R", "o@": "AA R", "aI@": "AY ER", "aI3": "AY ER", "@L": "AH L",
-    ";": "",
-}
-_INVENTORY = sorted(_ARPABET, key=len, reverse=True)  # longest first: greedy like espeak
-
-
-@functools.lru_cache(maxsize=1)
-def _english_pronunciations() -> frozenset[str]:
-    """Pronunciations of the CMU dictionary that pocketsphinx ships (empty if not installed)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("pocketsphinx")
-    if spec is None or not spec.submodule_search_locations:
-        return frozenset()
-    path = Path(spec.submodule_search_locations[0]) / "model" / "en-us" / "cmudict-en-us.dict"
-    if not path.exists():
-        return frozenset()
-    prons = set()
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        phones = [p.rstrip("012") for p in line.split()[1:]]
-        prons.add(" ".join("AA" if p == "AO" else p for p in phones))
-    return frozenset(prons)
-
-
-def is_english_word(phones: list[str]) -> bool:
-    """Whether ``phones`` (espeak mnemonics) sound like an entry of the CMU dictionary."""
-    mapped = [_ARPABET.get(_base(p)) for p in phones]
-    if any(m is None for m in mapped):
-        return False  # a phone we cannot map: the lexicon check alone applies
-    return " ".join(m for m in mapped if m) in _english_pronunciations()
 
 
 def build_lexical(out: Path, pairs: int, rng: np.random.Generator, speaker: _Speaker,
@@ -207,7 +121,7 @@ def build_lexical(out: Path, pairs: int, rng: np.random.Generator, speaker: _Spe
     for w in vocab:
         m = speaker.mnemonics(w, voices[0])
         if m:
-            known.add(_key(m))
+            known.add(phone_key(m))
     candidates = sorted(w for w in vocab if freq.get(w, 0.0) >= MIN_PER_MILLION)
     order = rng.permutation(len(candidates))
     dev = out / "lexical" / "dev"
@@ -220,8 +134,8 @@ def build_lexical(out: Path, pairs: int, rng: np.random.Generator, speaker: _Spe
         phones = speaker.mnemonics(word, voice)
         if phones is None or len(phones) < 3:
             continue
-        fake = _nonword(phones, rng, 2 if len(phones) >= 5 else 1)
-        if (fake is None or _key(fake) in known or is_english_word(fake)
+        fake = make_nonword(phones, rng, 2 if len(phones) >= 5 else 1)
+        if (fake is None or phone_key(fake) in known or is_english_word(fake)
                 or split_mnemonics("".join(fake)) != fake):  # espeak would read it otherwise
             continue
         params = speaker.params()
@@ -236,7 +150,7 @@ def build_lexical(out: Path, pairs: int, rng: np.random.Generator, speaker: _Spe
             save_audio(dev / f"{fname}.wav", spoken.wav, SAMPLE_RATE)
             rows.append({"id": made, "filename": fname, "voice": voice,
                          "frequency": round(freq[word], 2),
-                         "word": word if correct else "".join(_base(p) for p in ph),
+                         "word": word if correct else "".join(base_phone(p) for p in ph),
                          "phones": " ".join(ph), "length": len(ph), "correct": correct})
         made += 1
     _write_csv(dev / "gold.csv", LEXICAL_COLUMNS, rows)
@@ -329,98 +243,3 @@ def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-
-
-# -- readers -----------------------------------------------------------------------------------
-_INT_COLUMNS = {"length", "correct"}
-_FLOAT_COLUMNS = {"frequency"}
-
-
-def _typed(key: str, value: str):
-    value = value.strip()
-    if key in _INT_COLUMNS:
-        return int(float(value)) if value else None
-    if key in _FLOAT_COLUMNS:
-        if not value:
-            return None
-        v = float(value)
-        return None if math.isnan(v) else v
-    return value
-
-
-def read_gold(data_dir: str | Path, task: str, split: str = "dev") -> list[dict]:
-    """Rows of ``<data_dir>/<task>/<split>/gold.csv`` (task ``lexical`` or ``syntactic``), typed.
-
-    Also accepts ``data_dir`` pointing at the task or split folder itself. Each row gets
-    ``path``, the absolute path of its audio (``<filename>.wav``, or ``.flac`` if that exists).
-    """
-    if task not in ("lexical", "syntactic"):
-        raise SpeechLMError(f"unknown ZeroSpeech task '{task}'; known: lexical, syntactic")
-    root = Path(data_dir)
-    for folder in (root / task / split, root / split, root):
-        if (folder / "gold.csv").exists():
-            break
-    else:
-        raise SpeechLMError(f"{root}: no {task}/{split}/gold.csv (build one with "
-                            "'speechlm synth benchmark' or point --data at a ZeroSpeech 2021 copy)")
-    rows = []
-    with open(folder / "gold.csv", newline="", encoding="utf-8") as f:
-        for lineno, row in enumerate(csv.DictReader(f), 2):
-            if "filename" not in row or "correct" not in row:
-                raise SpeechLMError(f"{folder / 'gold.csv'}:{lineno}: needs filename and correct")
-            typed = {k: _typed(k, v or "") for k, v in row.items() if k is not None}
-            wav = folder / f"{typed['filename']}.wav"
-            if not wav.exists() and (folder / f"{typed['filename']}.flac").exists():
-                wav = folder / f"{typed['filename']}.flac"
-            typed["path"] = str(wav.resolve())
-            rows.append(typed)
-    return rows
-
-
-_PAIR_FILE = re.compile(r"^(?P<id>.+?)[_-](?P<label>correct|incorrect)\.(wav|flac)$")
-
-
-def read_storycloze(data_dir: str | Path, kind: str) -> list[dict]:
-    """Pairs of a StoryCloze set (``kind`` ``ssc`` or ``tsc``): ``id``, ``correct_path``,
-    ``incorrect_path``, ``voice``.
-
-    Finds the ``sSC``/``tSC`` folder (any case) in ``data_dir``, ``data_dir/storycloze`` or
-    ``data_dir`` itself; reads its gold.csv, or pairs ``<id>_correct.wav`` with
-    ``<id>_incorrect.wav`` (the released layout) when there is none.
-    """
-    kind = kind.lower()
-    if kind not in ("ssc", "tsc"):
-        raise SpeechLMError(f"unknown StoryCloze kind '{kind}'; known: ssc, tsc")
-    root = Path(data_dir)
-    folder = None
-    for base in (root, root / "storycloze", root / "StoryCloze"):
-        if base.is_dir():
-            match = [p for p in base.iterdir() if p.is_dir() and p.name.lower() == kind]
-            if match:
-                folder = match[0]
-                break
-    if folder is None:
-        if root.name.lower() == kind:
-            folder = root
-        else:
-            raise SpeechLMError(f"{root}: no {kind} StoryCloze folder (sSC/ or tSC/)")
-    pairs: dict[str, dict] = {}
-    if (folder / "gold.csv").exists():
-        with open(folder / "gold.csv", newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                item = pairs.setdefault(row["id"], {"id": row["id"], "voice": row.get("voice")})
-                side = "correct_path" if int(row["correct"]) == 1 else "incorrect_path"
-                item[side] = str((folder / f"{row['filename']}.wav").resolve())
-    else:
-        for path in sorted(folder.rglob("*")):
-            m = _PAIR_FILE.match(path.name)
-            if m:
-                item = pairs.setdefault(m["id"], {"id": m["id"], "voice": None})
-                item[f"{m['label']}_path"] = str(path.resolve())
-    incomplete = [k for k, v in pairs.items() if "correct_path" not in v
-                  or "incorrect_path" not in v]
-    if incomplete:
-        raise SpeechLMError(f"{folder}: StoryCloze items without both endings: {incomplete[:5]}")
-    if not pairs:
-        raise SpeechLMError(f"{folder}: no StoryCloze items found")
-    return list(pairs.values())
