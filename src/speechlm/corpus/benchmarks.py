@@ -216,7 +216,9 @@ def build_benchmarks(out_dir: str | Path, seed: int = 0, pairs: int = 400,
     """Write the lexical, syntactic and StoryCloze sets (``pairs`` pairs each) to ``out_dir``.
 
     Spoken by ``voices`` (default: the held-out voices, never used for training corpora).
-    Returns counts per set, also written to ``out_dir/benchmarks.json``.
+    Returns counts per set, also written to ``out_dir/benchmarks.json``. The same seed gives
+    the same items; the audio is byte-identical when built in a fresh process (espeak's output
+    depends slightly on what it said before in the process).
     """
     import json
 

@@ -1,10 +1,16 @@
 """libespeak-ng (from the ``espeakng-loader`` wheel) driven through ctypes, with gold alignments.
 
 ``Espeak`` synthesises text (or ``[[...]]`` phoneme mnemonics) in synchronous mode; its synth
-callback collects the samples and the WORD / PHONEME / END events, which give every word's and
+callback collects the samples and the WORD and PHONEME events, which give every word's and
 phone's start sample. Word ends are the end of the word's last non-pause phone (so pauses
 between words are not counted inside words). Audio is resampled from espeak's 22050 Hz to the
-requested rate with ``soxr``. The library keeps global state, so use one ``Espeak`` per process.
+requested rate with ``soxr``.
+
+The library keeps global state, so use one ``Espeak`` per process (``Espeak.get()``). Its
+output depends slightly on what it said before in the same process (not reset by
+re-initialising), and it draws voice roughness from the C ``rand()``: ``speak(seed=...)`` seeds
+that, and callers that need identical bytes run a fixed sequence of calls in a fresh process
+(see ``speechlm.corpus.synth``).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ CHARS_UTF8 = 1
 PHONEMES = 0x100  # allow [[...]] phoneme input
 ENDPAUSE = 0x1000
 POS_CHARACTER = 1
-EVENT_WORD, EVENT_END, EVENT_MSG_TERMINATED, EVENT_PHONEME = 1, 5, 6, 7
+EVENT_WORD, EVENT_PHONEME = 1, 7
 ESPEAK_RATE = 22050
 PAUSE_PHONES = {"_", "_:", "_!", "_;", "_^_", "||", "|"}
 

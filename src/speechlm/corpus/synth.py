@@ -88,7 +88,8 @@ def synthesize_corpus(out_dir: str | Path, hours: float, seed: int = 0,
     """Make about ``hours`` of speech in ``out_dir``; returns the summary (also summary.json).
 
     Stops at the first utterance that brings the total to ``hours``. A finished corpus with the
-    same settings is not made again.
+    same settings is not made again. Workers are ``forkserver`` processes, so a script calling
+    this must guard its top level with ``if __name__ == "__main__":``.
     """
     from tqdm import tqdm
 
