@@ -4,7 +4,7 @@
 
 - ``lexical/dev/<filename>.wav`` + ``lexical/dev/gold.csv`` (sWUGGY, ZeroSpeech 2021 layout;
   columns ``id,filename,voice,frequency,word,phones,length,correct``): each word that occurs in
-  the training text against a non-word made by substituting one phone (two in words of five or
+  the training text against a non-word made by substituting one phone (two in words of four or
   more phones) with another of the same class. Both sides are synthesised from espeak phoneme
   mnemonics with the same voice, rate and pitch, so only the changed phones differ. ``frequency``
   is the word's occurrences per million words of the training text distribution (both rows of a
@@ -134,7 +134,7 @@ def build_lexical(out: Path, pairs: int, rng: np.random.Generator, speaker: _Spe
         phones = speaker.mnemonics(word, voice)
         if phones is None or len(phones) < 3:
             continue
-        fake = make_nonword(phones, rng, 2 if len(phones) >= 5 else 1)
+        fake = make_nonword(phones, rng, 2 if len(phones) >= 4 else 1)
         if (fake is None or phone_key(fake) in known or is_english_word(fake)
                 or split_mnemonics("".join(fake)) != fake):  # espeak would read it otherwise
             continue
