@@ -33,6 +33,7 @@ def train(
     out: Path = typer.Option(..., "--out", help="Vocoder directory (resumes if it holds a run)."),
     preset: str = typer.Option("tiny", "--preset", help="tiny (CPU, minutes) or paper."),
     max_hours: float = typer.Option(10.0, "--max-hours", help="Audio used at most (hours)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
     overrides: list[str] = typer.Argument(None, help="key=value config overrides (JSON values)."),
 ) -> None:
     """Train the unit HiFi-GAN (units [+F0, +speaker] -> audio, with a duration predictor)."""
@@ -51,5 +52,6 @@ def train(
             kv[key] = value
     if (tokenizer / "speech_tokenizer").is_dir():
         tokenizer = tokenizer / "speech_tokenizer"
-    d = train_hifigan(manifest, tokenizer, out, make_preset(preset, **kv), max_hours=max_hours)
+    d = train_hifigan(manifest, tokenizer, out, make_preset(preset, **kv), max_hours=max_hours,
+                      device=device)
     typer.echo(json.dumps({"out": str(d), "log": str(d / "log.jsonl")}))

@@ -91,7 +91,7 @@ class HifiganConfig:
 
 # A tiny generator that trains on two CPU cores in minutes (audio quality is not the point).
 TINY = {"unit_dim": 64, "upsample_channels": 64, "resblock_kernels": [3],
-        "resblock_dilations": [[1, 3]], "disc_channels": 8, "mpd_periods": [2, 3, 5],
+        "resblock_dilations": [[1, 3]], "disc_channels": 4, "mpd_periods": [2, 3, 5],
         "dur_channels": 32, "segment_frames": 16, "batch_size": 4, "max_steps": 200,
         "save_steps": 100, "logging_steps": 10, "lr_decay": 1.0}
 

@@ -105,7 +105,7 @@ def _duration_batch(examples: list[Example], pick: np.ndarray):
 class Trainer:
     """Holds the generator, discriminators, optimisers and loss modules of one run."""
 
-    def __init__(self, cfg: HifiganConfig) -> None:
+    def __init__(self, cfg: HifiganConfig, device: str = "cpu") -> None:
         import torch
 
         from speechlm.vocoders.hifigan.discriminators import Discriminators
@@ -117,6 +117,9 @@ class Trainer:
         self.gen = UnitGenerator(cfg)
         self.disc = Discriminators(cfg.mpd_periods, cfg.disc_channels)
         self.mel = MelSpectrogram(cfg.sample_rate, n_mels=cfg.n_mels)
+        self.device = torch.device(device)
+        for m in (self.gen, self.disc, self.mel):
+            m.to(self.device)
         self.opt_g = torch.optim.AdamW(self.gen.parameters(), cfg.lr, betas=tuple(cfg.betas))
         self.opt_d = torch.optim.AdamW(self.disc.parameters(), cfg.lr, betas=tuple(cfg.betas))
         self.step = 0
@@ -129,6 +132,8 @@ class Trainer:
         from speechlm.vocoders.hifigan import losses
 
         cfg = self.cfg
+        units, f0, spk, wav = (t.to(self.device) for t in (units, f0, spk, wav))
+        dur_batch = tuple(t.to(self.device) for t in dur_batch)
         fake = self.gen(units, f0 if cfg.use_f0 else None, spk if cfg.n_speakers else None)
         real_logits, _ = self.disc(wav)
         fake_logits, _ = self.disc(fake.detach())
@@ -171,9 +176,10 @@ class Trainer:
         import torch
         from safetensors.torch import load_file
 
-        self.gen.load_state_dict(load_file(str(d / "generator.safetensors")))
-        self.disc.load_state_dict(load_file(str(d / "discriminator.safetensors")))
-        opt = torch.load(d / "optim.pt", weights_only=True)
+        dev = str(self.device)
+        self.gen.load_state_dict(load_file(str(d / "generator.safetensors"), device=dev))
+        self.disc.load_state_dict(load_file(str(d / "discriminator.safetensors"), device=dev))
+        opt = torch.load(d / "optim.pt", weights_only=True, map_location=self.device)
         self.opt_g.load_state_dict(opt["g"])
         self.opt_d.load_state_dict(opt["d"])
         self.step = json.loads((d / "state.json").read_text())["step"]
@@ -193,7 +199,8 @@ def last_checkpoint(out_dir: Path) -> Path | None:
 
 
 def train_hifigan(manifest: str | Path, tokenizer_dir: str | Path, out_dir: str | Path,
-                  cfg: HifiganConfig | None = None, max_hours: float = 10.0) -> Path:
+                  cfg: HifiganConfig | None = None, max_hours: float = 10.0,
+                  device: str = "cpu") -> Path:
     """Train (or resume) a unit HiFi-GAN on a manifest's audio; returns the vocoder directory."""
     from dataclasses import replace
 
@@ -216,7 +223,7 @@ def train_hifigan(manifest: str | Path, tokenizer_dir: str | Path, out_dir: str 
                           "or the same settings to resume")
     out.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(cfg.to_dict(), indent=2))
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, device)
     if (ckpt := last_checkpoint(out)) is not None:
         trainer.load_checkpoint(ckpt)
     rng = np.random.default_rng(cfg.seed + trainer.step)  # resumed runs draw fresh crops
@@ -240,5 +247,5 @@ def train_hifigan(manifest: str | Path, tokenizer_dir: str | Path, out_dir: str 
                 bar.set_postfix(mel=f"{logs['mel_l1']:.3f}", d=f"{logs['d_loss']:.2f}")
             if trainer.step % cfg.save_steps == 0 or trainer.step == cfg.max_steps:
                 trainer.save_checkpoint(out / "checkpoints" / f"step-{trainer.step}")
-    HifiganVocoder(trainer.gen, speakers if cfg.n_speakers else []).save(out)
+    HifiganVocoder(trainer.gen.cpu(), speakers if cfg.n_speakers else []).save(out)
     return out
