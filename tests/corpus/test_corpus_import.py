@@ -117,3 +117,24 @@ def test_unknown_format_and_missing_source(tmp_path):
         import_corpus(tmp_path, "kaldi", tmp_path / "o")
     with pytest.raises(SpeechLMError, match="source folder not found"):
         import_corpus(tmp_path / "none", "folder", tmp_path / "o")
+
+
+def test_hf_inline_bytes_and_splits(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    tone(tmp_path / "a.wav")
+    data = (tmp_path / "a.wav").read_bytes()
+    rows = {"audio": [{"bytes": data, "path": None}, {"bytes": data, "path": None}],
+            "sentence": ["one", "two"]}
+    ds = datasets.Dataset.from_dict(rows).cast_column("audio", datasets.Audio(decode=False))
+    datasets.DatasetDict({"train": ds, "test": ds.select([0])}).save_to_disk(str(tmp_path / "dd"))
+    out = tmp_path / "out"
+    summary = import_corpus(tmp_path / "dd", "hf", out)
+    utts = read_manifest(out / "manifest.jsonl")
+    assert summary["utterances"] == 3 and summary["errors"] == 0
+    assert sorted(u.id for u in utts) == ["test_00000000", "train_00000000", "train_00000001"]
+    assert all(u.audio.startswith(str((out / "audio").resolve())) for u in utts)  # written once
+    assert {u.text for u in utts} == {"one", "two"}
+    only = import_corpus(tmp_path / "dd", "hf", tmp_path / "out2", split="test")
+    assert only["utterances"] == 1
+    with pytest.raises(SpeechLMError, match="no split 'dev'"):
+        import_corpus(tmp_path / "dd", "hf", tmp_path / "out3", split="dev")
