@@ -67,15 +67,23 @@ def tokenize_manifest(manifest: str | Path, tokenizer_dir: str | Path, out_dir: 
 
         bar = tqdm(total=sum(len(chunks[j]) for j in todo), unit="utt", desc="tokenize",
                    disable=not progress)
-        # read chunk j+1 while chunk j is encoded: I/O and resampling overlap the model
-        with ThreadPoolExecutor(1) as reader:
+        # three stages overlap: read chunk j+1 | encode chunk j | write chunk j-1, so the model
+        # (a GPU, say) waits neither for audio I/O nor for Parquet writing and fsync
+        with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
             ahead = reader.submit(_read_chunk, chunks[todo[0]], tok.sample_rate) if todo else None
+            written = None
             for n, j in enumerate(todo):
                 good, errors = ahead.result()
                 if n + 1 < len(todo):
                     ahead = reader.submit(_read_chunk, chunks[todo[n + 1]], tok.sample_rate)
-                _encode_chunk(tok, good, errors, data, f"{stem}{j:05d}")
-                bar.update(len(chunks[j]))
+                rows = _encode_rows(tok, good, errors)
+                if written is not None:
+                    written.result()  # surfaces a write error; keeps one chunk in flight
+                    bar.update(len(chunks[todo[n - 1]]))
+                written = writer.submit(_commit_chunk, rows, errors, data, f"{stem}{j:05d}")
+            if written is not None:
+                written.result()
+                bar.update(len(chunks[todo[-1]]))
         bar.close()
     wall = time.perf_counter() - t0
     rows, errors = _merge_errors(out_dir)
@@ -116,13 +124,14 @@ def _read_chunk(utts: list[Utterance], sample_rate: int
 
 
 def _run_chunk(tok, utts: list[Utterance], data: Path, name: str) -> None:
-    """Tokenise one chunk and commit it (see ``_encode_chunk``)."""
-    _encode_chunk(tok, *_read_chunk(utts, tok.sample_rate), data, name)
+    """Read, tokenise and commit one chunk."""
+    good, errors = _read_chunk(utts, tok.sample_rate)
+    _commit_chunk(_encode_rows(tok, good, errors), errors, data, name)
 
 
-def _encode_chunk(tok, good: list[tuple[Utterance, np.ndarray]], errors: list[dict],
-                  data: Path, name: str) -> None:
-    """Encode read audio and commit the chunk: Parquet part, then the done marker (atomic)."""
+def _encode_rows(tok, good: list[tuple[Utterance, np.ndarray]], errors: list[dict]
+                 ) -> list[dict]:
+    """Table rows of the readable utterances; a failing one is appended to ``errors``."""
     rows = []
     if good:
         wavs = [w for _, w in good]
@@ -139,6 +148,11 @@ def _encode_chunk(tok, good: list[tuple[Utterance, np.ndarray]], errors: list[di
                     errors.append({"id": u.id, "audio": u.audio,
                                    "error": f"tokenizer failed: {type(e).__name__}: {e}"})
         rows = [_row(u, len(w) / tok.sample_rate, s) for (u, w), s in pairs]
+    return rows
+
+
+def _commit_chunk(rows: list[dict], errors: list[dict], data: Path, name: str) -> None:
+    """Write the Parquet part, then the done marker (both atomic): the marker means done."""
     if rows:
         _atomic_parquet(rows, data / f"{name}.parquet")
     marker = {"rows": len(rows), "errors": sorted(errors, key=lambda e: e["id"])}
