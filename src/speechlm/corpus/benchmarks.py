@@ -37,6 +37,7 @@ from speechlm.corpus.grammar import (
     SYNTAX_TYPES,
     Grammar,
     sample_sentences,
+    story_ending,
     syntactic_pair,
     words_of,
 )
@@ -192,12 +193,12 @@ def build_storycloze(out: Path, pairs: int, rng: np.random.Generator, speaker: _
         rows = []
         for i in range(pairs):
             context, scenario, slots = grammar.story()
-            good = STORIES[scenario][1].format(**slots)
+            good = story_ending(scenario, slots)
             other = (scenario + 1 + int(rng.integers(len(STORIES) - 1))) % len(STORIES)
             if kind == "sSC":  # same character, an ending that does not follow
-                bad = STORIES[other][1].format(**slots)
+                bad = story_ending(other, slots)
             else:  # the ending of another random story
-                bad = STORIES[other][1].format(**grammar.story_slots())
+                bad = story_ending(other, grammar.story_slots())
             voice = voices[int(rng.integers(len(voices)))]
             params = speaker.params()
             for ending, correct, fname in zip((good, bad), (1, 0), _random_names(rng, 2, names),

@@ -130,7 +130,8 @@ class Grammar:
             return self.sentence()
         if r < SHARE_ONE + SHARE_TWO:
             return self.sentence() + " " + self.sentence()
-        return " ".join(self.story()[0] + [self.story_ending_text(None)])
+        context, scenario, slots = self.story()
+        return " ".join(context + [story_ending(scenario, slots)])
 
     # -- stories -------------------------------------------------------------------------------
     def story_slots(self) -> dict:
@@ -141,17 +142,16 @@ class Grammar:
             "thing": self.pick(lx.THINGS)[0], "animal": self.pick(lx.NOUNS[:30])[0],
         }
 
-    def story(self, scenario: int | None = None, slots: dict | None = None
-              ) -> tuple[list[str], int, dict]:
-        """(context sentences, scenario index, slots); the ending is ``story_ending``."""
-        self._last = scenario = int(self.rng.integers(len(STORIES))) if scenario is None \
-            else scenario
-        self._slots = slots = slots or self.story_slots()
+    def story(self) -> tuple[list[str], int, dict]:
+        """A story's context sentences, its scenario index and its slot fillers."""
+        scenario = int(self.rng.integers(len(STORIES)))
+        slots = self.story_slots()
         return [s.format(**slots) for s in STORIES[scenario][0]], scenario, slots
 
-    def story_ending_text(self, scenario: int | None) -> str:
-        scenario = self._last if scenario is None else scenario
-        return STORIES[scenario][1].format(**self._slots)
+
+def story_ending(scenario: int, slots: dict) -> str:
+    """The ending of scenario ``scenario`` told with ``slots`` (coherent for its own story)."""
+    return STORIES[scenario][1].format(**slots)
 
 
 # (context templates, coherent ending)
