@@ -41,11 +41,16 @@ class Transcriber:
 
         config = Config(samprate=ASR_SAMPLE_RATE, loglevel="FATAL", **options)
         self.decoder = Decoder(config)
+        self._cmn0 = self.decoder.get_cmn()
 
     def transcribe(self, wav: np.ndarray, sample_rate: int = ASR_SAMPLE_RATE) -> str:
         """The recognised words of one mono float waveform, lower case, fillers removed."""
         wav = _condition(_to_asr_rate(np.asarray(wav, dtype=np.float32), sample_rate))
         pcm = (np.clip(wav, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+        # the front end adapts its feature state and cepstral mean across utterances: reset
+        # both so a file's transcript does not depend on what was transcribed before it
+        self.decoder.reinit_feat()
+        self.decoder.set_cmn(self._cmn0)
         self.decoder.start_utt()
         # full_utt=True: the whole utterance is given at once, which lets the decoder
         # normalise cepstra over the whole file (better than the live running estimate).

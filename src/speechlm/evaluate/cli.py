@@ -104,26 +104,66 @@ def abx(
     typer.echo(f"report: {out / 'abx.md'}")
 
 
+@eval_app.command("generation")
+def generation(
+    model: Path = typer.Option(..., help="Model directory (with vocoder/, or pass --vocoder)."),
+    manifest: Path = typer.Option(..., help="Prompts: utterances with transcripts (held-out)."),
+    out: Path = typer.Option(..., help="Output folder: generation.json/.md, transcripts, audio."),
+    n_prompts: int = typer.Option(20, help="Number of prompts."),
+    prompt_seconds: float = typer.Option(3.0, help="Prompt length in seconds."),
+    max_seconds: float = typer.Option(6.0, help="Continuation length at most."),
+    temperature: float = typer.Option(1.0),
+    top_k: int = typer.Option(0),
+    top_p: float = typer.Option(1.0),
+    seed: int = typer.Option(0),
+    text_lm: str = typer.Option(None, help="HF causal LM (dir or hub id) for perplexity; "
+                                           "default: the tiny grammar LM (trained once, cached)."),
+    vocoder: Path = typer.Option(None, help="Vocoder directory (default: MODEL/vocoder)."),
+    asr_lm: str = typer.Option("generic", help="pocketsphinx LM: generic (English) or domain "
+                                               "(the synthetic grammar)."),
+    device: str = _DEVICE,
+) -> None:
+    """Continuations from 3-s prompts: resynthesis WER, perplexity, auto-BLEU, self-BLEU."""
+    from speechlm.evaluate.generation import evaluate_generation
+
+    r = evaluate_generation(model, manifest, out, n_prompts=n_prompts,
+                            prompt_seconds=prompt_seconds, max_seconds=max_seconds,
+                            temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                            text_lm=text_lm, vocoder=vocoder, asr_lm=asr_lm, device=device)
+    for k in ("resynth_wer", "original_wer", "perplexity", "auto_bleu_2", "self_bleu_4"):
+        v = r[k]
+        typer.echo(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
+    typer.echo(f"report: {out / 'generation.md'}")
+
+
 @eval_app.command("asr")
 def asr(
     audio: list[Path] = typer.Argument(None, help="Audio files to transcribe."),
     manifest: Path = typer.Option(None, help="Measure WER on this manifest's audio and text."),
     max_utterances: int = typer.Option(None, help="With --manifest: the first N utterances."),
     out: Path = typer.Option(None, help="With --manifest: also write the figures as JSON."),
+    domain: bool = typer.Option(False, help="Use a bigram LM + dictionary of the synthetic "
+                                            "grammar instead of the generic English LM."),
 ) -> None:
     """Transcribe files with pocketsphinx ('<file>\\t<text>'), or measure its WER on a manifest."""
     import json
 
-    from speechlm.evaluate.asr import manifest_wer, transcribe_files
+    from speechlm.evaluate.asr import default_transcriber, manifest_wer
 
+    asr_model = None
+    if domain:
+        from speechlm.evaluate.domain_lm import domain_transcriber
+
+        asr_model = domain_transcriber()
     if manifest is not None:
-        res = manifest_wer(manifest, max_utterances, progress=True)
+        res = manifest_wer(manifest, max_utterances, transcriber=asr_model, progress=True)
+        res["asr_lm"] = "domain" if domain else "generic"
         text = json.dumps(res, indent=2)
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text + "\n")
         typer.echo(text)
         return
-    for path, text in zip(audio or [], transcribe_files(audio or [], progress=len(audio or []) > 4),
-                          strict=True):
+    asr_model = asr_model or default_transcriber()
+    for path, text in zip(audio or [], asr_model.transcribe_files(audio or []), strict=True):
         typer.echo(f"{path}\t{text}")
