@@ -22,7 +22,8 @@ def plot_losses(train: list[tuple[int, float]], eval_: list[tuple[int, float]], 
     ax.set_ylabel("cross-entropy (nats/token)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if train or eval_:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
