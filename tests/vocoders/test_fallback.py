@@ -60,8 +60,10 @@ def test_output_length_follows_durations(toy_vocoder):
 
 def test_predicted_durations_when_absent(toy_vocoder):
     units = np.array([0, 1, 0, 1, 0])
-    expected = predict_durations(units, toy_vocoder.mean_dur)
-    assert expected.sum() == round(float(toy_vocoder.mean_dur[units].sum()))
+    expected = toy_vocoder.predict_durations(units)
+    assert len(expected) == 5 and (expected >= 1).all()
+    # context (previous unit) moves the means only within the range of observed run lengths
+    assert 3 * 5 <= expected.sum() <= 7 * 5
     wav = toy_vocoder.synthesize(Streams(RATE, units=units))
     assert len(wav) == expected.sum() * HOP
 

@@ -39,7 +39,13 @@ def log_envelope(wav: np.ndarray, centers: np.ndarray, n_fft: int = N_FFT) -> np
     logmag = np.log(spec + EPS)
     cep = np.fft.irfft(logmag, n=n_fft, axis=1)
     cep[:, LIFTER : n_fft - LIFTER + 1] = 0.0  # keep the slowly varying part: the envelope
-    return np.fft.rfft(cep, axis=1).real.astype(np.float32)
+    env = np.fft.rfft(cep, axis=1).real
+    # The smoothed log spectrum runs between harmonic peaks and valleys, so it under-states a
+    # voiced frame's energy far more than a noisy one's; restore each frame's true power so
+    # vowels are not quieter than fricatives after resynthesis.
+    true_power = np.log(np.mean(spec**2, axis=1) + EPS**2)
+    env_power = np.log(np.mean(np.exp(2 * env), axis=1) + EPS**2)
+    return (env + 0.5 * (true_power - env_power)[:, None]).astype(np.float32)
 
 
 def f0_track(wav: np.ndarray, centers: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -29,6 +29,7 @@ from speechlm.vocoders.base import (
 POSTFILTER = 0.0  # formant sharpening strength (0: off); see dsp.sharpen
 VOICING_CONTRAST = 1.0  # >1 pushes mixed voicing means towards voiced/unvoiced
 F0_SMOOTH_FRAMES = 9  # ~180 ms at 50 Hz: a plausible intonation contour, not per-unit jumps
+PAIR_PRIOR_RUNS = 3.0  # pseudo-counts of the unit mean in each (previous, unit) duration mean
 
 
 @dataclass
@@ -43,6 +44,7 @@ class FallbackVocoder:
     mean_dur: np.ndarray
     counts: np.ndarray
     bin_log_f0: np.ndarray | None = None  # mean log-F0 (Hz) of each f0 token bin, bin 0 unvoiced
+    pair_dur: np.ndarray | None = None  # (K, K) mean run length of unit b after unit a
     kind: str = "fallback"
 
     @property
@@ -63,6 +65,10 @@ class FallbackVocoder:
                 f"unit ids must be in [0, {self.n_units}) for this vocoder, got "
                 f"[{units.min()}, {units.max()}]: was it fitted on the same tokenizer?"
             )
+        if getattr(streams, "durations", None) is None and self.pair_dur is not None:
+            from dataclasses import replace
+
+            streams = replace(streams, durations=self.predict_durations(units))
         fu = frame_units(streams, self.mean_dur)
         n_samples = int(round(len(fu) * self.sample_rate / self.frame_rate))
         f0, voicing = self._pitch(streams, fu)
@@ -72,6 +78,16 @@ class FallbackVocoder:
         )
         peak = float(np.abs(wav).max()) if wav.size else 0.0
         return wav * (0.95 / peak) if peak > 0.95 else wav
+
+    def predict_durations(self, units: np.ndarray) -> np.ndarray:
+        """Frame counts for de-duplicated units: mean run length given the previous unit."""
+        from speechlm.vocoders.base import round_durations
+
+        units = np.asarray(units, dtype=np.int64)
+        means = self.mean_dur[units].astype(np.float64)
+        if self.pair_dur is not None and len(units) > 1:
+            means[1:] = self.pair_dur[units[:-1], units[1:]]
+        return round_durations(means)
 
     def _pitch(self, streams: Any, fu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """F0 (Hz) and voicing per frame: from the ``f0`` bins when given, else per-unit means."""
@@ -101,6 +117,8 @@ class FallbackVocoder:
                   "mean_dur": self.mean_dur, "counts": self.counts}
         if self.bin_log_f0 is not None:
             tables["bin_log_f0"] = self.bin_log_f0
+        if self.pair_dur is not None:
+            tables["pair_dur"] = self.pair_dur
         save_file(tables, str(d / WEIGHTS_NAME))
         return d
 
@@ -115,7 +133,7 @@ class FallbackVocoder:
             raise SpeechLMError(f"{d}: missing {WEIGHTS_NAME}; refit with `vocoder fit-fallback`")
         t = load_file(str(d / WEIGHTS_NAME))
         return cls(cfg["sample_rate"], float(cfg["frame_rate"]), t["log_env"], t["voicing"],
-                   t["log_f0"], t["mean_dur"], t["counts"], t.get("bin_log_f0"))
+                   t["log_f0"], t["mean_dur"], t["counts"], t.get("bin_log_f0"), t.get("pair_dur"))
 
 
 def _to_frames(values: np.ndarray, streams: Any, n_frames: int) -> np.ndarray:
@@ -146,6 +164,8 @@ class FallbackStats:
         self.logf0_sum = np.zeros(n_units)
         self.runs = np.zeros(n_units)
         self.run_frames = np.zeros(n_units)
+        self.pair_frames = np.zeros((n_units, n_units))  # run lengths of b after a
+        self.pair_runs = np.zeros((n_units, n_units))
         self.bin_sum: np.ndarray | None = None  # per f0 token bin: sum of voiced log-F0
         self.bin_n: np.ndarray | None = None
 
@@ -166,6 +186,8 @@ class FallbackStats:
         np.add.at(self.logf0_sum, fu[voiced], np.log(f0[voiced]))
         np.add.at(self.runs, units, 1.0)
         np.add.at(self.run_frames, units, durs.astype(np.float64))
+        np.add.at(self.pair_frames, (units[:-1], units[1:]), durs[1:].astype(np.float64))
+        np.add.at(self.pair_runs, (units[:-1], units[1:]), 1.0)
         bins = getattr(streams, "f0", None)
         if bins is not None and len(bins) == len(units):
             self._add_bins(np.repeat(np.asarray(bins, dtype=np.int64), durs), f0)
@@ -196,6 +218,9 @@ class FallbackStats:
                           global_logf0)
         global_dur = self.run_frames.sum() / max(self.runs.sum(), 1.0)
         mean_dur = np.where(self.runs > 0, self.run_frames / np.maximum(self.runs, 1), global_dur)
+        # pair means shrunk towards the unit's mean: rare pairs barely move it
+        prior = PAIR_PRIOR_RUNS
+        pair_dur = (self.pair_frames + prior * mean_dur[None, :]) / (self.pair_runs + prior)
         bin_log_f0 = None
         if self.bin_sum is not None:
             bin_log_f0 = np.where(self.bin_n > 0, self.bin_sum / np.maximum(self.bin_n, 1),
@@ -203,7 +228,7 @@ class FallbackStats:
         f32 = np.float32
         return FallbackVocoder(self.sample_rate, float(self.frame_rate), env.astype(f32),
                                voicing.astype(f32), log_f0.astype(f32), mean_dur.astype(f32),
-                               self.frames.astype(f32), bin_log_f0)
+                               self.frames.astype(f32), bin_log_f0, pair_dur.astype(f32))
 
 
 def fit_from_pairs(
