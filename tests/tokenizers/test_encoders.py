@@ -14,7 +14,7 @@ from speechlm.tokenizers.encoders import SSLEncoder
 @pytest.mark.parametrize("kind", ["hubert", "wav2vec2", "wavlm", "w2v-bert"])
 def test_encoder_unit_tokenizer_round_trip(kind, encoder_dirs, tiny_corpus, tiny_wavs, tmp_path):
     out = fit_tokenizer(tiny_corpus / "manifest.jsonl", kind, 8, tmp_path / "tok",
-                        model=str(encoder_dirs[kind]), layer=1, max_hours=0.01)
+                        model=str(encoder_dirs[kind]), layer=1, max_hours=0.004)
     assert (out / "encoder" / "config.json").exists()  # self-contained copy of a local encoder
     tok = load_tokenizer(out)
     assert tok.kind == kind and tok.n_units == 8 and tok.frame_rate == 50.0

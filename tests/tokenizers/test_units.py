@@ -39,7 +39,8 @@ def test_resampled_input_gives_same_length(tiny_tokenizer, tiny_wavs):
 
 def test_logmel_no_dedup_and_prosody(tiny_corpus, tiny_wavs, tmp_path):
     out = fit_tokenizer(tiny_corpus / "manifest.jsonl", "logmel", 16, tmp_path / "t",
-                        dedup=False, prosody={"n_pitch": 8, "n_style": 4}, max_frames=5000)
+                        dedup=False, prosody={"n_pitch": 8, "n_style": 4}, max_frames=5000,
+                        max_hours=0.015)
     tok = load_tokenizer(out)
     s = tok.encode(tiny_wavs[:1], 16000, speakers=["nobody"])[0]
     assert (s.durations == 1).all() and len(s.units) == len(tiny_wavs[0]) // 320 + 1
