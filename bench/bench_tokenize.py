@@ -7,7 +7,7 @@
     (same padding batches, same layer, weights already loaded in both). Target >= 0.9.
 
     .venv/bin/python bench/bench_tokenize.py [--corpus DIR] [--hours 0.1] [--threads 2]
-        [--hubert-seconds 60] [--layer 12] [--device cpu|cuda]
+        [--hubert-seconds 60] [--layer 12] [--device cpu|cuda] [--skip-mfcc] [--skip-hubert]
 """
 
 from __future__ import annotations
@@ -99,6 +99,7 @@ def main() -> None:
     ap.add_argument("--layer", type=int, default=12)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-mfcc", action="store_true")
+    ap.add_argument("--skip-hubert", action="store_true")
     args = ap.parse_args()
     import torch
 
@@ -118,6 +119,9 @@ def main() -> None:
             print(f"(a) MFCC K=100: {out['mfcc']['audio_s']:.0f} s of audio in "
                   f"{out['mfcc']['wall_s']:.2f} s = {out['mfcc']['audio_s_per_wall_s']:.0f} "
                   f"audio s / wall s on {args.threads} threads", flush=True)
+        if args.skip_hubert:
+            print(json.dumps(out, indent=2))
+            return
         h = out["hubert"] = bench_hubert(manifest, work, args.hubert_seconds, args.layer,
                                          args.device)
         print(f"(b) HuBERT-base-sized layer {h['layer']} on {h['device']}: bare forward "
