@@ -168,7 +168,7 @@ def _sample(speech_lm: Any, prompts: list[Any], s: Sampling,
     with torch.inference_mode():
         out = model.generate(
             input_ids=input_ids.to(device), attention_mask=mask.to(device), do_sample=True,
-            temperature=s.temperature, top_k=s.top_k or None, top_p=s.top_p,
+            temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,  # 0: off
             max_new_tokens=max_new, use_cache=True, eos_token_id=vocab.eos_id,
             pad_token_id=vocab.pad_id,
             logits_processor=LogitsProcessorList([AllowOnly(allowed, vocab.size)]),
