@@ -124,8 +124,11 @@ def continue_speech_batch(
     for i, p in enumerate(prompts):
         if p.units is None or len(p.units) == 0:
             raise SpeechLMError(f"prompt {i}: the tokenizer produced no units (too short?)")
+    from tqdm import tqdm
+
     results: list[Continuation] = []
-    for start in range(0, len(prompts), batch_size):
+    starts = range(0, len(prompts), batch_size)
+    for start in tqdm(starts, desc="generating", unit="batch", disable=len(starts) < 2):
         chunk = prompts[start : start + batch_size]
         units, eos = _sample(speech_lm, chunk, sampling, seed=sampling.seed + start)
         for p, u, stopped in zip(chunk, units, eos, strict=True):
