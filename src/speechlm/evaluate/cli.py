@@ -150,6 +150,10 @@ def asr(
 
     from speechlm.evaluate.asr import default_transcriber, manifest_wer
 
+    if manifest is None and not audio:
+        from speechlm.errors import SpeechLMError
+
+        raise SpeechLMError("eval asr: give audio files to transcribe, or --manifest M")
     asr_model = None
     if domain:
         from speechlm.evaluate.domain_lm import domain_transcriber

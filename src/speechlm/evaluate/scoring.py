@@ -22,7 +22,7 @@ SCORINGS = {"sum": SUM, "mean": MEAN}
 def length_buckets(lengths: Sequence[int], batch_size: int, max_tokens: int) -> list[list[int]]:
     """Indices grouped into batches of similar length (sorted, longest first so OOM shows early).
 
-    A batch holds at most ``batch_size`` sequences and ``batch_size * longest <= max_tokens``
+    A batch holds at most ``batch_size`` sequences and ``len(batch) * longest <= max_tokens``
     (a single sequence longer than ``max_tokens`` gets a batch of its own).
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
@@ -40,11 +40,12 @@ def length_buckets(lengths: Sequence[int], batch_size: int, max_tokens: int) -> 
 
 
 def score_sequences(model, seqs: Sequence[Sequence[int]], batch_size: int = 32,
-                    max_tokens: int = 65536, progress: bool = False) -> np.ndarray:
+                    max_tokens: int = 16384, progress: bool = False) -> np.ndarray:
     """Summed and mean log-probability of every token after the first, shape (N, 2), float64.
 
     ``model`` is a ``transformers`` causal LM or anything with one in ``.model`` (a ``SpeechLM``).
     A sequence of one token has sum 0 and mean NaN (there is nothing to predict).
+    ``max_tokens`` bounds padded tokens per batch, hence the (B, T, vocab) logits in memory.
     """
     import torch
     from tqdm import tqdm
