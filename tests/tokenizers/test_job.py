@@ -131,3 +131,20 @@ def test_killed_job_resumes_to_the_same_rows(small_manifest, tiny_tokenizer, tmp
     assert _rows(out) == _rows(ref)  # no duplicates, nothing lost, same order
     assert not list((out / "data").glob("*.tmp"))
     shutil.rmtree(out / ".cache", ignore_errors=True)
+
+
+def test_optional_streams_are_stored(small_manifest, tmp_path):
+    """Continuous frames are stored as float16, codec codes as K lists, prosody as columns."""
+    from speechlm.tokenizers import fit_tokenizer
+
+    m4 = tmp_path / "m4.jsonl"
+    write_manifest(m4, read_manifest(small_manifest)[:4])
+    cont = fit_tokenizer(m4, "continuous", 0, tmp_path / "c", features="logmel")
+    tokenize_manifest(m4, cont, tmp_path / "dc", progress=False)
+    ds = load_token_dataset(tmp_path / "dc")
+    assert str(ds.features["feats"].feature.feature.dtype) == "float16"
+    assert len(ds[0]["feats"][0]) == 80 and "units" not in ds.column_names
+    pro = fit_tokenizer(m4, "mfcc", 8, tmp_path / "p", prosody={"n_pitch": 4, "n_style": 2})
+    tokenize_manifest(m4, pro, tmp_path / "dp", progress=False)
+    row = load_token_dataset(tmp_path / "dp")[0]
+    assert len(row["f0"]) == len(row["units"]) and row["pitch"] and row["style"]
