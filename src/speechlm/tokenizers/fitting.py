@@ -14,6 +14,7 @@ from speechlm.tokenizers.frontends import FRONTEND_KINDS, make_frontend
 CODEC_KINDS = ("encodec", "mimi", "dac")
 CONTINUOUS_KIND = "continuous"
 ALL_KINDS = FRONTEND_KINDS + CODEC_KINDS + (CONTINUOUS_KIND,)
+PROSODY_MAX_SECONDS = 2 * 3600  # audio kept in memory to fit F0 bins and pitch/style codebooks
 
 
 def fit_tokenizer(manifest: str | Path, kind: str, n_units: int, out_dir: str | Path,
@@ -88,6 +89,7 @@ def _sample_frames(utts: list, frontend, max_frames: int, seed: int,
     kept: list[tuple[np.ndarray, str | None]] = []
     batch: list[np.ndarray] = []
     n_bad = 0
+    kept_s = 0.0
 
     def flush() -> None:
         for x in frontend(batch):
@@ -102,8 +104,9 @@ def _sample_frames(utts: list, frontend, max_frames: int, seed: int,
                 n_bad += 1
                 continue
             batch.append(wav)
-            if keep_audio:
+            if keep_audio and kept_s < PROSODY_MAX_SECONDS:  # bounded, like the frame sample
                 kept.append((wav, utt.speaker))
+                kept_s += len(wav) / frontend.sample_rate
             if len(batch) >= 16:
                 flush()
         if batch:
