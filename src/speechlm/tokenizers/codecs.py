@@ -38,6 +38,11 @@ class CodecTokenizer(Tokenizer):
         if config.model_type != MODEL_TYPES[kind]:
             raise ConfigError(f"model: '{model_ref}' is a '{config.model_type}' model, "
                               f"not '{kind}'")
+        if kind == "encodec" and (config.chunk_length_s or config.normalize):
+            # the 48 kHz EnCodec codes overlapping chunks with per-chunk scales: one K x T code
+            # matrix cannot hold it, so it is refused rather than decoded wrongly
+            raise ConfigError(f"model: '{model_ref}' is a chunked/normalised EnCodec (48 kHz); "
+                              "use a non-chunked one such as facebook/encodec_24khz")
         self.kind, self.model_ref = kind, model_ref
         self.model = AutoModel.from_pretrained(model_ref).eval()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
