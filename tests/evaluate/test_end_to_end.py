@@ -79,14 +79,16 @@ def test_unreadable_audio_is_skipped_and_listed(tiny_model, tiny_benchmark, tmp_
 @pytest.mark.slow
 def test_pocketsphinx_transcribes_synthetic_speech(tiny_corpus, tmp_path):
     from speechlm.corpus.manifest import read_manifest
-    from speechlm.evaluate.asr import Transcriber, manifest_wer
+    from speechlm.evaluate.asr import Transcriber, manifest_wer, transcribe
     from speechlm.evaluate.domain_lm import domain_transcriber
 
     manifest = tiny_corpus / "manifest.jsonl"
-    # the generic English LM is weak on espeak speech (~0.8 WER, docs/evaluate.md) but hears it
+    # the generic English LM is weak on espeak speech (0.75 WER, docs/evaluate.md), so only
+    # check that it hears speech as words and silence as nothing
     generic = manifest_wer(manifest, max_utterances=2)
     assert generic["utterances"] == 2 and generic["ref_words"] > 5
-    assert generic["ref_words"] - generic["substitutions"] - generic["deletions"] >= 1
+    assert all(e["hyp"].split() for e in generic["examples"])
+    assert transcribe(np.zeros(32000, dtype=np.float32)) == ""
     # the grammar's own LM and dictionary: most words right
     asr = domain_transcriber(out_dir=tmp_path / "lm")
     domain = manifest_wer(manifest, max_utterances=5, transcriber=asr)
