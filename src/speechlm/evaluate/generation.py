@@ -141,7 +141,7 @@ def evaluate_generation(model_dir, manifest: str | Path, out_dir: str | Path,
     from speechlm.corpus.manifest import read_manifest
     from speechlm.evaluate.asr import default_transcriber, normalize_text, wer_details
     from speechlm.evaluate.report import write_errors, write_report
-    from speechlm.evaluate.zerospeech import _load
+    from speechlm.evaluate.scoring import load_model
     from speechlm.generate.continuation import (
         Sampling,
         continue_speech_batch,
@@ -151,7 +151,7 @@ def evaluate_generation(model_dir, manifest: str | Path, out_dir: str | Path,
 
     out = Path(out_dir)
     (out / "audio").mkdir(parents=True, exist_ok=True)
-    speech_lm = _load(model_dir, device)
+    speech_lm = load_model(model_dir, device)
     voc = resolve_vocoder(speech_lm, vocoder)
     utts = [u for u in read_manifest(manifest) if u.text and u.duration > prompt_seconds + 0.5]
     utts = utts[:n_prompts]

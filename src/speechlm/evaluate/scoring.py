@@ -19,6 +19,26 @@ SUM, MEAN = 0, 1  # columns of score_sequences' output
 SCORINGS = {"sum": SUM, "mean": MEAN}
 
 
+def scoring_column(scoring: str) -> int:
+    """Column of ``score_sequences``' output for a scoring name (``sum`` or ``mean``)."""
+    if scoring not in SCORINGS:
+        raise SpeechLMError(f"unknown scoring '{scoring}'; known: {', '.join(SCORINGS)}")
+    return SCORINGS[scoring]
+
+
+def load_model(model, device: str | None = None):
+    """A model directory -> loaded ``SpeechLM`` (CUDA when available); a loaded one passes."""
+    if not isinstance(model, str | Path):
+        return model
+    from speechlm.models import load_speech_lm
+
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return load_speech_lm(model, device=device)
+
+
 def length_buckets(lengths: Sequence[int], batch_size: int, max_tokens: int) -> list[list[int]]:
     """Indices grouped into batches of similar length (sorted, longest first so OOM shows early).
 

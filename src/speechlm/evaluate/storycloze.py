@@ -10,7 +10,8 @@ from pathlib import Path
 
 from speechlm.evaluate.pairwise import pairwise_accuracy
 from speechlm.evaluate.report import CHANCE, write_errors, write_report
-from speechlm.evaluate.zerospeech import _load, _scoring_column, write_submission
+from speechlm.evaluate.scoring import load_model, scoring_column
+from speechlm.evaluate.zerospeech import write_submission
 
 KINDS = ("ssc", "tsc")
 
@@ -35,9 +36,9 @@ def evaluate_storycloze(model_dir, data_dir: str | Path, kind: str, out_dir: str
     from speechlm.evaluate.scoring import score_audio
 
     kind = kind.lower()
-    column = _scoring_column(scoring)
+    column = scoring_column(scoring)
     rows = storycloze_rows(read_storycloze(data_dir, kind))
-    speech_lm = _load(model_dir, device)
+    speech_lm = load_model(model_dir, device)
     errors: list[dict] = []
     scores = score_audio(speech_lm, [r["path"] for r in rows], batch_size=batch_size,
                          errors=errors, progress=progress)[:, column]

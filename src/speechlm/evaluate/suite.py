@@ -38,14 +38,15 @@ def evaluate_all(model_dir, data_dir: str | Path, out_dir: str | Path, scoring: 
     Each task's files go to ``S/<task>/`` as ``speechlm eval zerospeech`` writes them.
     Raises if ``data_dir`` holds no benchmark.
     """
+    from speechlm.evaluate.scoring import load_model
     from speechlm.evaluate.storycloze import evaluate_storycloze
-    from speechlm.evaluate.zerospeech import _load, evaluate_zerospeech
+    from speechlm.evaluate.zerospeech import evaluate_zerospeech
 
     tasks = available_tasks(data_dir)
     if not tasks:
         raise SpeechLMError(f"{data_dir}: no lexical/dev, syntactic/dev or StoryCloze sSC/tSC "
                             "folder found (make one with 'speechlm synth benchmark')")
-    speech_lm = _load(model_dir, device)
+    speech_lm = load_model(model_dir, device)
     results: dict[str, dict] = {}
     for task in tasks:
         if task in ("lexical", "syntactic"):

@@ -114,15 +114,15 @@ def evaluate_zerospeech(model_dir, data_dir: str | Path, task: str, out_dir: str
     ``n_skipped``). Returns the result dict (``accuracy``, ``n_pairs``, breakdowns, ...).
     """
     from speechlm.corpus.benchmarks import read_gold
-    from speechlm.evaluate.scoring import score_audio
+    from speechlm.evaluate.scoring import load_model, score_audio, scoring_column
 
     if task not in TASKS:
         raise SpeechLMError(f"unknown ZeroSpeech task '{task}'; known: {', '.join(TASKS)}")
-    column = _scoring_column(scoring)
+    column = scoring_column(scoring)
     rows = read_gold(data_dir, task, split)
     if not rows:
         raise SpeechLMError(f"{data_dir}: the {task} gold file has no rows")
-    speech_lm = _load(model_dir, device)
+    speech_lm = load_model(model_dir, device)
     errors: list[dict] = []
     scores = score_audio(speech_lm, [r["path"] for r in rows], batch_size=batch_size,
                          errors=errors, progress=progress)[:, column]
@@ -137,24 +137,3 @@ def evaluate_zerospeech(model_dir, data_dir: str | Path, task: str, out_dir: str
     write_errors(out / "errors.jsonl", errors)
     write_report(out, {task: result}, f"ZeroSpeech 2021 {task} ({split})", f"{split}_results")
     return result
-
-
-def _scoring_column(scoring: str) -> int:
-    from speechlm.evaluate.scoring import SCORINGS
-
-    if scoring not in SCORINGS:
-        raise SpeechLMError(f"unknown scoring '{scoring}'; known: {', '.join(SCORINGS)}")
-    return SCORINGS[scoring]
-
-
-def _load(model, device: str | None):
-    """A model directory path -> loaded ``SpeechLM``; a loaded one passes through."""
-    if not isinstance(model, str | Path):
-        return model
-    from speechlm.models import load_speech_lm
-
-    if device is None:
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return load_speech_lm(model, device=device)
