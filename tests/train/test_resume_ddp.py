@@ -27,8 +27,9 @@ def _env() -> dict:
 
 
 @pytest.mark.slow
-def test_kill_after_checkpoint_then_resume_matches_uninterrupted(toy_tokens, tmp_path):
-    kw = dict(max_steps=6, save_steps=3, eval_data=str(toy_tokens), eval_steps=3)
+def test_kill_after_checkpoint_then_resume_matches_uninterrupted(toy_tokens, toy_eval_tokens,
+                                                                 tmp_path):
+    kw = dict(max_steps=6, save_steps=3, eval_data=str(toy_eval_tokens), eval_steps=3)
     ref = run_training(TrainConfig(**tiny_cfg(toy_tokens, tmp_path / "ref", **kw)))
 
     cfg_file = tmp_path / "crash.yaml"
