@@ -14,6 +14,7 @@ def train(
 ) -> None:
     """Train a speech LM from a YAML config; re-running resumes from the last checkpoint."""
     import json
+    import os
 
     from speechlm.train import TrainConfig, run_training
 
@@ -21,4 +22,5 @@ def train(
     metrics = run_training(cfg)
     summary = {k: metrics.get(k) for k in ("steps", "final_train_loss", "final_eval_loss",
                                            "tokens_per_second", "parameters")}
-    typer.echo(json.dumps(summary))
+    if int(os.environ.get("RANK", "0")) == 0:  # one summary line under torchrun
+        typer.echo(json.dumps(summary))
