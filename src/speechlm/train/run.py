@@ -27,8 +27,8 @@ def _fsdp_args(cfg: TrainConfig, model) -> dict:
     if not cfg.fsdp:
         return {}
     layer_cls = getattr(model, "_no_split_modules", None) or []
-    return {"fsdp": "full_shard auto_wrap",
-            "fsdp_config": {"transformer_layer_cls_to_wrap": list(layer_cls)}}
+    # full sharding, one FSDP unit per transformer layer
+    return {"fsdp": True, "fsdp_config": {"transformer_layer_cls_to_wrap": list(layer_cls)}}
 
 
 def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
