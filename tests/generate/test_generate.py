@@ -14,13 +14,16 @@ from speechlm.errors import AudioError, SpeechLMError
 
 @pytest.fixture(scope="module")
 def model_with_vocoder(tiny_model, tiny_corpus, tmp_path_factory):
-    """The tiny model directory plus a fallback vocoder fitted on the tiny corpus."""
-    from speechlm.vocoders.fallback import fit_fallback_vocoder
+    """The tiny model directory plus a fallback vocoder fitted (through the CLI) on the corpus."""
+    from speechlm.cli import app
 
     d = tmp_path_factory.mktemp("model_voc") / "model"
     shutil.copytree(tiny_model, d)
-    fit_fallback_vocoder(tiny_corpus / "manifest.jsonl", d / "speech_tokenizer", d / "vocoder",
-                         max_hours=0.01)
+    r = CliRunner().invoke(app, ["vocoder", "fit-fallback", "--manifest",
+                                 str(tiny_corpus / "manifest.jsonl"), "--tokenizer", str(d),
+                                 "--out", str(d / "vocoder"), "--max-hours", "0.01"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((d / "vocoder" / "vocoder.json").read_text())["kind"] == "fallback"
     return d
 
 
