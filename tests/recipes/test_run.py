@@ -84,15 +84,14 @@ def test_changed_stage_config_is_refused(finished_run):
 @pytest.mark.slow
 def test_killed_during_training_resumes_and_reports(tmp_path):
     out = tmp_path / "run"
-    args = ["run", "gslm", "--out", str(out), *SMALL, "train.max_steps=400",
-            "train.save_steps=3", "train.eval_steps=400"]
+    args = ["run", "gslm", "--out", str(out), *SMALL, "train.max_steps=150",
+            "train.save_steps=25", "train.eval_steps=150"]
     proc = speechlm(*args, start_new_session=True)
     ckpts = out / "model" / "checkpoints"
     deadline = time.time() + 400
-    while not any(ckpts.glob("checkpoint-*")) and time.time() < deadline:
+    while not any(ckpts.glob("checkpoint-*/trainer_state.json")) and time.time() < deadline:
         assert proc.poll() is None, proc.stdout.read()[-3000:]
-        time.sleep(0.5)
-    time.sleep(1.0)
+        time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (out / "model" / ".done").exists()
@@ -102,5 +101,29 @@ def test_killed_during_training_resumes_and_reports(tmp_path):
     log, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, log[-3000:]
     metrics = json.loads((out / "model" / "metrics.json").read_text())
-    assert metrics["resumed_from"] is not None and metrics["steps"] == 400
+    assert metrics["resumed_from"] is not None and metrics["steps"] == 150
+    assert metrics["steps_this_run"] < 150  # resumed, not restarted
     assert (out / "report.md").exists()
+
+
+@pytest.mark.slow
+def test_twist_warm_starts_from_the_text_lm_it_trains(tmp_path):
+    out = tmp_path / "twist"
+    small = [a for a in SMALL if not a.startswith("train.model.")] + [
+        "textlm.n_sentences=200", "textlm.steps=5", "textlm.model.hidden_size=32",
+        "textlm.model.intermediate_size=64", "textlm.model.num_hidden_layers=2",
+        "textlm.model.num_attention_heads=2", "textlm.model.num_key_value_heads=2",
+        "train.max_steps=4", "train.save_steps=100", "train.eval_steps=100",
+    ]
+    proc = speechlm("run", "twist", "--out", str(out), *small)
+    log, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, log[-3000:]
+    meta = json.loads((out / "model" / "speechlm.json").read_text())
+    assert meta["init"]["init"] == "warm" and meta["train_config"]["vocab_mode"] == "replace"
+    assert meta["train_config"]["init_from"] == str(out / "textlm")
+    # TWIST keeps the text LM's transformer: the speech LM has its shape, not a fresh config.
+    text_cfg = json.loads((out / "textlm" / "config.json").read_text())
+    speech_cfg = json.loads((out / "model" / "config.json").read_text())
+    assert speech_cfg["hidden_size"] == text_cfg["hidden_size"] == 32
+    assert speech_cfg["vocab_size"] != text_cfg["vocab_size"]
+    assert set(json.loads((out / "results.json").read_text())["benchmarks"]) >= {"lexical"}

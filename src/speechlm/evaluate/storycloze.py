@@ -10,7 +10,7 @@ from pathlib import Path
 
 from speechlm.evaluate.pairwise import pairwise_accuracy
 from speechlm.evaluate.report import CHANCE, write_errors, write_report
-from speechlm.evaluate.scoring import load_model, scoring_column
+from speechlm.evaluate.scoring import SCORINGS, load_model, scoring_column
 from speechlm.evaluate.zerospeech import write_submission
 
 KINDS = ("ssc", "tsc")
@@ -40,11 +40,15 @@ def evaluate_storycloze(model_dir, data_dir: str | Path, kind: str, out_dir: str
     rows = storycloze_rows(read_storycloze(data_dir, kind))
     speech_lm = load_model(model_dir, device)
     errors: list[dict] = []
-    scores = score_audio(speech_lm, [r["path"] for r in rows], batch_size=batch_size,
-                         errors=errors, progress=progress)[:, column]
+    both = score_audio(speech_lm, [r["path"] for r in rows], batch_size=batch_size,
+                       errors=errors, progress=progress)  # (N, 2): summed, mean log-prob
+    scores = both[:, column]
     out = Path(out_dir) / kind
     write_submission(out / "scores.txt", [r["filename"] for r in rows], scores)
     result = pairwise_accuracy(rows, list(scores), ("id",))
+    result["accuracy_by_scoring"] = {
+        name: pairwise_accuracy(rows, list(both[:, scoring_column(name)]), ("id",))["accuracy"]
+        for name in SCORINGS}
     result.update(task=kind, scoring=scoring, chance=CHANCE, n_files=len(rows),
                   n_failed_files=len(errors), model=str(speech_lm.dir),
                   data=str(Path(data_dir).resolve()))

@@ -114,7 +114,7 @@ def evaluate_zerospeech(model_dir, data_dir: str | Path, task: str, out_dir: str
     ``n_skipped``). Returns the result dict (``accuracy``, ``n_pairs``, breakdowns, ...).
     """
     from speechlm.corpus.benchmarks import read_gold
-    from speechlm.evaluate.scoring import load_model, score_audio, scoring_column
+    from speechlm.evaluate.scoring import SCORINGS, load_model, score_audio, scoring_column
 
     if task not in TASKS:
         raise SpeechLMError(f"unknown ZeroSpeech task '{task}'; known: {', '.join(TASKS)}")
@@ -124,13 +124,18 @@ def evaluate_zerospeech(model_dir, data_dir: str | Path, task: str, out_dir: str
         raise SpeechLMError(f"{data_dir}: the {task} gold file has no rows")
     speech_lm = load_model(model_dir, device)
     errors: list[dict] = []
-    scores = score_audio(speech_lm, [r["path"] for r in rows], batch_size=batch_size,
-                         errors=errors, progress=progress)[:, column]
+    both = score_audio(speech_lm, [r["path"] for r in rows], batch_size=batch_size,
+                       errors=errors, progress=progress)  # (N, 2): summed, mean log-prob
+    scores = both[:, column]
     out = Path(out_dir) / task
     submission = write_submission(out / f"{split}.txt", [r["filename"] for r in rows], scores)
     validate_submission(submission, rows)
     written = read_submission(submission)
     result = accuracy(task, rows, [written[str(r["filename"])] for r in rows])
+    # Both scorings come from the same pass; the other one is reported, never substituted.
+    result["accuracy_by_scoring"] = {
+        name: accuracy(task, rows, list(both[:, scoring_column(name)]))["accuracy"]
+        for name in SCORINGS}
     result.update(task=task, split=split, scoring=scoring, n_files=len(rows),
                   n_failed_files=len(errors), submission=str(submission),
                   model=str(speech_lm.dir), data=str(Path(data_dir).resolve()))

@@ -13,7 +13,8 @@ from speechlm.errors import ConfigError
 RECIPE_DIR = Path(__file__).parent
 # Top-level keys a scale block may have; `train` is validated by TrainConfig itself.
 SCALE_KEYS = {
-    "corpus", "valid_fraction", "benchmark", "tokenizer", "textlm", "train", "vocoder", "generate",
+    "corpus", "valid_fraction", "benchmark", "tokenizer", "textlm", "train", "vocoder", "eval",
+    "generate",
 }
 
 

@@ -173,12 +173,14 @@ def run_recipe(cfg: dict[str, Any], out: Path, manifest: Path | None = None) -> 
     stages["vocoder"] = run.stage("vocoder", voc_conf, vocoder)
 
     # 5. Zero-shot evaluation on the benchmark sets (voices unseen in training).
+    eval_conf = dict(cfg.get("eval") or {})
+
     def evaluate(d: Path) -> dict:
         from speechlm.evaluate.suite import evaluate_all
 
-        return evaluate_all(out / "model", out / "benchmark", d)
+        return evaluate_all(out / "model", out / "benchmark", d, **eval_conf)
 
-    stages["eval"] = run.stage("eval", {"benchmark": cfg["benchmark"]}, evaluate)
+    stages["eval"] = run.stage("eval", {"benchmark": cfg["benchmark"], **eval_conf}, evaluate)
 
     # 6. A continuation of a held-out prompt, made audible.
     gen_conf = dict(cfg["generate"])

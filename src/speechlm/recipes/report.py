@@ -26,7 +26,8 @@ def write_report(out: Path, cfg: dict[str, Any], stages: dict[str, dict]) -> dic
         "scale": cfg["scale"],
         "data": _data_figures(out, stages),
         "model": {k: metrics[k] for k in metrics if not isinstance(metrics[k], list | dict)},
-        "benchmarks": {task: {"accuracy": r["accuracy"], "n_pairs": r["n_pairs"]}
+        "benchmarks": {task: {k: r[k] for k in ("accuracy", "n_pairs", "scoring",
+                                                 "accuracy_by_scoring") if k in r}
                        for task, r in stages["eval"]["info"].items()
                        if isinstance(r, dict) and "accuracy" in r},
         "generation": stages["generate"]["info"],
@@ -124,9 +125,13 @@ def _markdown(r: dict[str, Any]) -> str:
         "",
         "## Zero-shot benchmarks (voices not in training; chance = 0.50)",
         "",
-        "| benchmark | accuracy | pairs |",
-        "| --- | --- | --- |",
-        *[f"| {t} | {v['accuracy']:.3f} | {v['n_pairs']} |" for t, v in r["benchmarks"].items()],
+        "| benchmark | accuracy | scoring | accuracy, sum | accuracy, mean | pairs |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *[f"| {t} | **{v['accuracy']:.3f}** | {v.get('scoring', '')} | "
+          f"{_by(v, 'sum')} | {_by(v, 'mean')} | {v['n_pairs']} |"
+          for t, v in r["benchmarks"].items()],
+        "",
+        "The accuracy column uses the recipe's `eval.scoring`; both scorings come from one pass.",
         "",
         "![benchmarks](plots/benchmarks.png)",
         "",
@@ -161,6 +166,11 @@ def _markdown(r: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _by(result: dict[str, Any], scoring: str) -> str:
+    value = result.get("accuracy_by_scoring", {}).get(scoring)
+    return "" if value is None else f"{value:.3f}"
 
 
 def _fmt(v: Any) -> str:

@@ -38,7 +38,6 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     """
     import torch
     from transformers import TrainingArguments, default_data_collator
-    from transformers.trainer_utils import get_last_checkpoint
 
     from speechlm.models.speech_lm import write_model_meta
     from speechlm.train.data import build_blocks, read_info
@@ -105,7 +104,7 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
         data_collator=default_data_collator, processing_class=vocab.tokenizer, callbacks=cbs,
     )
-    last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").is_dir() else None
+    last = last_complete_checkpoint(out / "checkpoints")
     trainer.train(resume_from_checkpoint=last)
     step = trainer.state.global_step
     if eval_ds is not None and not any(h.get("step") == step and "eval_loss" in h
@@ -139,3 +138,21 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         plot_losses(train_loss, eval_loss, out / "loss.png",
                     title=f"{init_info['init']} init, {metrics['parameters'] / 1e6:.2f}M params")
     return metrics
+
+
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest ``checkpoint-N`` in ``folder`` that was completely written, or None.
+
+    The Trainer writes ``trainer_state.json`` last, so a job killed while saving leaves a folder
+    without a readable one; that folder is skipped and the previous checkpoint is resumed.
+    """
+    import json
+
+    found = []
+    for d in Path(folder).glob("checkpoint-*"):
+        try:
+            json.loads((d / "trainer_state.json").read_text())
+            found.append((int(d.name.split("-")[1]), d))
+        except (OSError, ValueError, IndexError):
+            continue
+    return str(max(found)[1]) if found else None
