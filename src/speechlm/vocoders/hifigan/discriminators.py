@@ -28,13 +28,7 @@ class PeriodDiscriminator(nn.Module):
         if t % self.period:
             x = F.pad(x, (0, self.period - t % self.period), mode="reflect")
         x = x.view(b, c, -1, self.period)  # (B, 1, T/p, p)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _conv_stack(self.convs, self.post, x)
 
 
 class ScaleDiscriminator(nn.Module):
@@ -51,13 +45,7 @@ class ScaleDiscriminator(nn.Module):
         self.post = norm(nn.Conv1d(4 * w, 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _conv_stack(self.convs, self.post, x)
 
 
 class Discriminators(nn.Module):
@@ -83,3 +71,15 @@ class Discriminators(nn.Module):
             logits.append(lo)
             feats.append(fe)
         return logits, feats
+
+
+def _conv_stack(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor
+                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Leaky-ReLU conv stack then the output conv; returns (flat logits, every layer's output)."""
+    feats = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU)
+        feats.append(x)
+    x = post(x)
+    feats.append(x)
+    return x.flatten(1), feats
