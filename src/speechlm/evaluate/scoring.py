@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speechlm.batching import length_buckets
 from speechlm.errors import SpeechLMError
 
 SUM, MEAN = 0, 1  # columns of score_sequences' output
@@ -37,26 +38,6 @@ def load_model(model, device: str | None = None):
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return load_speech_lm(model, device=device)
-
-
-def length_buckets(lengths: Sequence[int], batch_size: int, max_tokens: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length (sorted, longest first so OOM shows early).
-
-    A batch holds at most ``batch_size`` sequences and ``len(batch) * longest <= max_tokens``
-    (a single sequence longer than ``max_tokens`` gets a batch of its own).
-    """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for i in order:
-        longest = lengths[current[0]] if current else lengths[i]
-        if current and (len(current) >= batch_size or (len(current) + 1) * longest > max_tokens):
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
 
 
 def score_sequences(model, seqs: Sequence[Sequence[int]], batch_size: int = 32,

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from speechlm.batching import length_buckets
 from speechlm.errors import ConfigError
 
 # kind -> config.model_type it must load as
@@ -115,8 +116,8 @@ class SSLEncoder:
         pieces = [(i, w[s : s + self.max_chunk]) for i, w in enumerate(wavs)
                   for s in range(0, max(len(w), 1), self.max_chunk)]
         outs: list[torch.Tensor | None] = [None] * len(pieces)
-        order = sorted(range(len(pieces)), key=lambda k: len(pieces[k][1]))
-        for batch in _length_batches(order, [len(p[1]) for p in pieces], self.batch_samples):
+        lengths = [len(p[1]) for p in pieces]
+        for batch in length_buckets(lengths, len(pieces), self.batch_samples):
             for k, h in zip(batch, self.forward([pieces[k][1] for k in batch]), strict=True):
                 outs[k] = h
         per_utt: list[list[torch.Tensor]] = [[] for _ in wavs]
@@ -148,20 +149,6 @@ class SSLEncoder:
         out = self.model(**inputs, output_hidden_states=True)
         h = out.hidden_states[self.layer].float()  # (B, T, D), on the encoder's device
         return [h[b, : lengths[b]] for b in range(len(wavs))]
-
-
-def _length_batches(order: list[int], lengths: list[int], budget: int) -> list[list[int]]:
-    """Consecutive runs of ``order`` (sorted by length) whose padded size stays within budget."""
-    batches, cur = [], []
-    for k in order:
-        if cur and lengths[k] * (len(cur) + 1) > budget:
-            batches.append(cur)
-            cur = []
-        cur.append(k)
-    if cur:
-        batches.append(cur)
-    return batches
-
 
 def _fbank_extractor(model_ref: str):
     """The model's own feature extractor, or the w2v-BERT 2.0 default (80 fbank, stride 2)."""
