@@ -60,3 +60,35 @@ def test_unknown_kind_and_missing_dir(tmp_path, tiny_corpus):
         load_tokenizer(tmp_path)
     with pytest.raises(ConfigError, match="frame_rat"):
         fit_tokenizer(tiny_corpus / "manifest.jsonl", "mfcc", 10, tmp_path / "x", frame_rat=50)
+
+
+def test_smooth_path_removes_flicker_keeps_real_changes():
+    from speechlm.tokenizers.kmeans import smooth_path
+
+    rng = np.random.default_rng(0)
+    truth = np.repeat([0, 1, 2], 10)  # three sounds of 10 frames each
+    dist = rng.uniform(1.0, 2.0, (30, 4))
+    dist[np.arange(30), truth] = 0.2
+    dist[5, 3] = 0.0  # a one-frame detour to unit 3 inside the first sound
+    assert (smooth_path(dist, 0.0) == dist.argmin(1)).all()  # no penalty: nearest centroid
+    assert smooth_path(dist, 0.0)[5] == 3
+    assert (smooth_path(dist, 1.0) == truth).all()  # detour gone, both boundaries kept
+    assert len(set(smooth_path(dist, 100.0))) == 1  # a huge penalty leaves one segment
+    assert smooth_path(np.zeros((0, 4)), 1.0).shape == (0,)
+
+
+def test_smoothing_shortens_units_and_round_trips(tiny_corpus, tiny_tokenizer, tiny_wavs,
+                                                  tmp_path):
+    out = fit_tokenizer(tiny_corpus / "manifest.jsonl", "mfcc", 20, tmp_path / "s",
+                        smoothing=0.5)
+    spec = json.loads((out / "tokenizer.json").read_text())
+    assert spec["switch_penalty"] > 0
+    plain = load_tokenizer(tiny_tokenizer).encode(tiny_wavs, 16000)
+    smooth = load_tokenizer(out).encode(tiny_wavs, 16000)
+    assert sum(len(s.units) for s in smooth) < 0.9 * sum(len(s.units) for s in plain)
+    for s, w in zip(smooth, tiny_wavs, strict=True):
+        assert (np.diff(s.units) != 0).all() and s.durations.sum() == len(w) // 320 + 1
+    again = load_tokenizer(out).encode(tiny_wavs, 16000)
+    assert all(x.equals(y) for x, y in zip(smooth, again, strict=True))
+    with pytest.raises(ConfigError, match="smoothing"):
+        fit_tokenizer(tiny_corpus / "manifest.jsonl", "mfcc", 20, tmp_path / "n", smoothing=-1)

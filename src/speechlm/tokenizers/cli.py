@@ -29,6 +29,8 @@ def fit(
     max_hours: float = typer.Option(None, help="Audio read for fitting at most (hours)."),
     prosody: bool = typer.Option(False, help="Add F0 bins, pitch and style tokens."),
     no_dedup: bool = typer.Option(False, help="Keep repeated units (no run-length dedup)."),
+    smoothing: float = typer.Option(0.0, help="Penalty per change of unit (x median frame "
+                                    "distance; 0 = off): fewer one-frame flickers."),
     seed: int = typer.Option(0),
 ) -> None:
     """Fit a speech tokenizer on a manifest and save it (tokenizer.json + safetensors)."""
@@ -38,7 +40,8 @@ def fit(
                               "features": features, "n_codebooks": n_codebooks}.items()
             if v is not None}
     if kind not in ("encodec", "mimi", "dac", "continuous"):
-        opts.update(max_frames=max_frames, max_hours=max_hours, seed=seed, dedup=not no_dedup)
+        opts.update(max_frames=max_frames, max_hours=max_hours, seed=seed, dedup=not no_dedup,
+                    smoothing=smoothing)
         if prosody:
             opts["prosody"] = True
     path = fit_tokenizer(manifest, kind, units, out, **opts)

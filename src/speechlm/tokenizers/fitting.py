@@ -24,7 +24,9 @@ def fit_tokenizer(manifest: str | Path, kind: str, n_units: int, out_dir: str | 
     Unit kinds (``mfcc``, ``logmel``, ``hubert``, ``wav2vec2``, ``wavlm``, ``w2v-bert``): k-means
     with ``n_units`` centroids on a uniform random sample of at most ``max_frames`` frames
     (default 200k) drawn from at most ``max_hours`` of audio. Options: ``seed``, ``dedup``
-    (default True), ``prosody`` (dict or True: F0 bins, pitch and style tokens), ``n_iter``, plus
+    (default True), ``smoothing`` (default 0: off; a penalty per change of unit, as a multiple of
+    the median frame-to-centroid distance: see ``UnitTokenizer``), ``prosody`` (dict or True: F0
+    bins, pitch and style tokens), ``n_iter``, plus
     the front end's own (``frame_rate``, ``model``, ``layer``, ...).
     Codec kinds (``encodec``, ``mimi``, ``dac``) need ``model`` (hub id or folder) and take
     ``n_codebooks``; ``continuous`` takes ``features`` (a front-end kind) and stores float16 frames.
@@ -46,6 +48,9 @@ def fit_tokenizer(manifest: str | Path, kind: str, n_units: int, out_dir: str | 
     max_hours = opts.pop("max_hours", None)
     n_iter = int(opts.pop("n_iter", 25))
     dedup = bool(opts.pop("dedup", True))
+    smoothing = float(opts.pop("smoothing", 0.0))
+    if smoothing < 0:
+        raise ConfigError(f"smoothing: {smoothing} must be >= 0 (0 turns it off)")
     prosody_opts = opts.pop("prosody", None)
     frontend = make_frontend(kind, opts)
     utts = _sample_utterances(read_manifest(manifest), max_hours, seed)
@@ -55,13 +60,16 @@ def fit_tokenizer(manifest: str | Path, kind: str, n_units: int, out_dir: str | 
     from speechlm.tokenizers.units import UnitTokenizer
 
     quantizer = KMeansQuantizer.fit(frames, n_units, seed=seed, n_iter=n_iter)
+    # the penalty in the features' own units, so one setting suits any front end
+    penalty = smoothing * quantizer.median_distortion(frames) if smoothing else 0.0
     prosody = None
     if prosody_opts is not None:
         from speechlm.tokenizers.prosody import Prosody
 
         popts = {} if prosody_opts is True else dict(prosody_opts)
         prosody = Prosody.fit(wavs_for_prosody, frontend.sample_rate, seed=seed, **popts)
-    return UnitTokenizer(frontend, quantizer, dedup=dedup, prosody=prosody).save(out_dir)
+    return UnitTokenizer(frontend, quantizer, dedup=dedup, prosody=prosody,
+                         switch_penalty=penalty).save(out_dir)
 
 
 def _sample_utterances(utts: list, max_hours: float | None, seed: int) -> list:

@@ -11,21 +11,26 @@ from speechlm.tokenizers.base import Tokenizer
 from speechlm.tokenizers.dedup import deduplicate
 from speechlm.tokenizers.features import single_thread
 from speechlm.tokenizers.frontends import Frontend, build_frontend
-from speechlm.tokenizers.kmeans import KMeansQuantizer
+from speechlm.tokenizers.kmeans import KMeansQuantizer, smooth_path
 from speechlm.tokenizers.streams import Streams
 
 QUANTIZER_FILE = "quantizer.safetensors"
 
 
 class UnitTokenizer(Tokenizer):
-    """Frames -> nearest k-means centroid -> (optionally) run-length de-duplicated units."""
+    """Frames -> nearest k-means centroid -> (optionally) run-length de-duplicated units.
+
+    With ``switch_penalty > 0`` the frame units are the Viterbi path of ``smooth_path`` (a cost
+    per change of unit, in squared feature distance) instead of the frame-wise nearest centroid.
+    """
 
     def __init__(self, frontend: Frontend, quantizer: KMeansQuantizer, dedup: bool = True,
-                 prosody=None) -> None:
+                 prosody=None, switch_penalty: float = 0.0) -> None:
         self.frontend = frontend
         self.quantizer = quantizer
         self.dedup = dedup
         self.prosody = prosody  # speechlm.tokenizers.prosody.Prosody or None
+        self.switch_penalty = float(switch_penalty)
         self.kind = frontend.kind
         self.n_units = quantizer.n_units
         self.frame_rate = frontend.frame_rate
@@ -48,9 +53,15 @@ class UnitTokenizer(Tokenizer):
         if not feats:
             return []
         with single_thread():  # small CPU matmuls: see features.single_thread
-            frames = self.quantizer.assign(torch.cat(feats)).cpu()  # (sum T,)
+            lengths = [len(x) for x in feats]
+            if self.switch_penalty > 0:
+                dist = self.quantizer.distances(torch.cat(feats)).cpu().numpy()
+                per_utt = np.split(dist, np.cumsum(lengths)[:-1])
+                frames = [torch.from_numpy(smooth_path(d, self.switch_penalty)) for d in per_utt]
+            else:
+                frames = self.quantizer.assign(torch.cat(feats)).cpu().split(lengths)  # (sum T,)
             out = []
-            for i, f in enumerate(frames.split([len(x) for x in feats])):
+            for i, f in enumerate(frames):
                 if self.dedup:
                     units, durations = deduplicate(f)
                 else:
@@ -66,6 +77,7 @@ class UnitTokenizer(Tokenizer):
             "class": "units", "kind": self.kind, "n_units": self.n_units,
             "frame_rate": self.frame_rate, "sample_rate": self.sample_rate, "dedup": self.dedup,
             "features": self.frontend.to_dict(), "quantizer": QUANTIZER_FILE,
+            "switch_penalty": self.switch_penalty,
             "prosody": None if self.prosody is None else self.prosody.to_dict(),
         }
 
@@ -86,4 +98,5 @@ class UnitTokenizer(Tokenizer):
             from speechlm.tokenizers.prosody import Prosody
 
             prosody = Prosody.from_dict(spec["prosody"], directory)
-        return cls(frontend, quantizer, dedup=spec.get("dedup", True), prosody=prosody)
+        return cls(frontend, quantizer, dedup=spec.get("dedup", True), prosody=prosody,
+                   switch_penalty=spec.get("switch_penalty", 0.0))
