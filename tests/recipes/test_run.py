@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -70,6 +71,17 @@ def test_second_run_does_no_work(finished_run):
     assert proc.returncode == 0, log[-3000:]
     assert log.count("skipped") == len(stamps)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+@pytest.mark.slow
+def test_model_without_its_vocoder_gets_it_back(finished_run):
+    # e.g. RUN/model rebuilt after the vocoder stage finished: the copy is not part of a stage
+    shutil.rmtree(finished_run / "model" / "vocoder")
+    proc = speechlm("run", "gslm", "--out", str(finished_run), *SMALL, "train.max_steps=8",
+                    "train.save_steps=4", "train.eval_steps=4")
+    log, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, log[-3000:]
+    assert (finished_run / "model" / "vocoder" / "vocoder.json").exists()
 
 
 @pytest.mark.slow

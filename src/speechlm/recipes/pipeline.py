@@ -164,13 +164,16 @@ def run_recipe(cfg: dict[str, Any], out: Path, manifest: Path | None = None) -> 
 
         opts = {k: v for k, v in voc_conf.items() if k != "kind"}
         fit_fallback_vocoder(train_m, out / "tokenizer", d, **opts)
-        target = out / "model" / "vocoder"
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(d, target, ignore=shutil.ignore_patterns(".done"))
         return {}
 
     stages["vocoder"] = run.stage("vocoder", voc_conf, vocoder)
+    # outside the stage: a model retrained after the vocoder was fitted needs its copy too
+    target = out / "model" / "vocoder"
+    if not target.exists():
+        tmp = target.with_name("vocoder.partial")  # a kill mid-copy leaves no half vocoder
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(out / "vocoder", tmp, ignore=shutil.ignore_patterns(".done"))
+        tmp.rename(target)
 
     # 5. Zero-shot evaluation on the benchmark sets (voices unseen in training).
     eval_conf = dict(cfg.get("eval") or {})
