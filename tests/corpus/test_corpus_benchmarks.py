@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,7 +51,8 @@ def test_lexical_layout(tiny_benchmark):
         assert fake["word"] not in vocab and fake["phones"] != word["phones"]
         wp, fp = word["phones"].split(), fake["phones"].split()
         assert len(wp) == len(fp) == word["length"]
-        assert 1 <= sum(a != b for a, b in zip(wp, fp, strict=True)) <= 2
+        # the documented rule: one phone changed, two in words of four or more phones
+        assert sum(a != b for a, b in zip(wp, fp, strict=True)) == (2 if len(wp) >= 4 else 1)
         assert not is_english_word(fp)
         for r in pair:
             info = sf.info(r["path"])
@@ -82,13 +84,16 @@ def test_syntactic_layout(tiny_benchmark):
 def test_storycloze_layout(tiny_benchmark, kind):
     items = read_storycloze(tiny_benchmark, kind)
     assert len(items) == 6
-    for item in items:
-        assert item["voice"] in HELDOUT_VOICES and item["voice"] not in TRAIN_VOICES
-        assert item["correct_path"] != item["incorrect_path"]
-        assert sf.info(item["correct_path"]).duration > 3.0
     folder = tiny_benchmark / "storycloze" / ("sSC" if kind == "ssc" else "tSC")
     with open(folder / "gold.csv") as f:
         rows = list(csv.DictReader(f))
+    words = {r["filename"]: len(r["transcription"].split()) for r in rows}
+    for item in items:
+        assert item["voice"] in HELDOUT_VOICES and item["voice"] not in TRAIN_VOICES
+        assert item["correct_path"] != item["incorrect_path"]
+        for path in (item["correct_path"], item["incorrect_path"]):
+            # the whole story is spoken: at least ~0.15 s of audio per word of its transcription
+            assert sf.info(path).duration > 0.15 * words[Path(path).stem]
     for i in range(0, len(rows), 2):  # same context, different endings
         a, b = rows[i]["transcription"], rows[i + 1]["transcription"]
         assert a.rsplit(".", 2)[0] == b.rsplit(".", 2)[0] and a != b
