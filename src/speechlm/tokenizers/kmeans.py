@@ -25,21 +25,23 @@ class KMeansQuantizer:
     def dim(self) -> int:
         return int(self.centroids.shape[1])
 
-    @torch.inference_mode()
-    def distances(self, x: torch.Tensor) -> torch.Tensor:
-        """Squared-L2 distance of each row of ``x`` (T, D) to every centroid -> (T, K)."""
+    def _partial(self, x: torch.Tensor) -> torch.Tensor:
+        """||c||^2 - 2 x.c (T, K): the squared distance less ||x||^2, one matmul."""
         if x.device not in self._on:
             c = self.centroids.to(x.device)
             self._on[x.device] = (c, c.square().sum(1))
         c, sq = self._on[x.device]  # (K, D), (K,)
-        x = x.float()
-        # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2: one matmul
-        return (x.square().sum(1, keepdim=True) - 2 * x @ c.T + sq[None, :]).clamp_min_(0)
+        return sq[None, :] - 2 * x.float() @ c.T
+
+    @torch.inference_mode()
+    def distances(self, x: torch.Tensor) -> torch.Tensor:
+        """Squared-L2 distance of each row of ``x`` (T, D) to every centroid -> (T, K)."""
+        return (self._partial(x) + x.float().square().sum(1, keepdim=True)).clamp_min_(0)
 
     @torch.inference_mode()
     def assign(self, x: torch.Tensor) -> torch.Tensor:
         """Unit id of each row of ``x`` (T, D) -> (T,) int64 (squared-L2 nearest centroid)."""
-        return self.distances(x).argmin(1)
+        return self._partial(x).argmin(1)  # ||x||^2 does not change the argmin
 
     def median_distortion(self, frames: np.ndarray) -> float:
         """Median squared distance of ``frames`` (N, D) to their nearest centroid."""

@@ -53,13 +53,13 @@ class UnitTokenizer(Tokenizer):
         if not feats:
             return []
         with single_thread():  # small CPU matmuls: see features.single_thread
-            lengths = [len(x) for x in feats]
+            x, lengths = torch.cat(feats), [len(f) for f in feats]
             if self.switch_penalty > 0:
-                dist = self.quantizer.distances(torch.cat(feats)).cpu().numpy()
-                per_utt = np.split(dist, np.cumsum(lengths)[:-1])
-                frames = [torch.from_numpy(smooth_path(d, self.switch_penalty)) for d in per_utt]
+                dist = self.quantizer.distances(x).cpu().split(lengths)  # (T_i, K) each
+                frames = [torch.from_numpy(smooth_path(d.numpy(), self.switch_penalty))
+                          for d in dist]
             else:
-                frames = self.quantizer.assign(torch.cat(feats)).cpu().split(lengths)  # (sum T,)
+                frames = self.quantizer.assign(x).cpu().split(lengths)  # (T_i,) each
             out = []
             for i, f in enumerate(frames):
                 if self.dedup:
