@@ -12,6 +12,8 @@ matplotlib.use("Agg")  # headless: the report is files, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from speechlm.train.plot import plot_losses  # noqa: E402
+
 CHANCE = 0.5  # every benchmark here is a two-way choice
 
 
@@ -36,7 +38,8 @@ def write_report(out: Path, cfg: dict[str, Any], stages: dict[str, dict]) -> dic
     results["wall_seconds"] = round(sum(results["stage_seconds"].values()), 1)
     (out / "results.json").write_text(json.dumps(results, indent=1))
 
-    _plot_losses(metrics, plots / "loss.png")
+    plot_losses(metrics.get("train_loss") or [], metrics.get("eval_loss") or [],
+                plots / "loss.png", title="Language-model loss")
     _plot_benchmarks(results["benchmarks"], plots / "benchmarks.png")
     _plot_spectrograms(out / "generate", plots / "spectrograms.png")
     (out / "report.md").write_text(_markdown(results))
@@ -58,23 +61,6 @@ def _data_figures(out: Path, stages: dict[str, dict]) -> dict[str, Any]:
     fig.update({"tokenizer": tok["kind"], "units": tok["n_units"], "frame_rate": tok["frame_rate"]})
     fig["tokens_per_second_of_speech"] = round(fig["train_tokens"] / (fig["train_hours"] * 3600), 1)
     return fig
-
-
-def _plot_losses(metrics: dict[str, Any], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for key, label in (("train_loss", "train"), ("eval_loss", "validation (held-out)")):
-        hist = metrics.get(key) or []
-        if hist:
-            steps, values = zip(*hist, strict=True)
-            ax.plot(steps, values, label=label, marker="o" if key == "eval_loss" else None)
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (nats/token)")
-    ax.set_title("Language-model loss")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _plot_benchmarks(bench: dict[str, dict], path: Path) -> None:

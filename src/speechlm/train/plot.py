@@ -17,7 +17,7 @@ def plot_losses(train: list[tuple[int, float]], eval_: list[tuple[int, float]], 
     if train:
         ax.plot(*zip(*train, strict=True), label="train loss")
     if eval_:
-        ax.plot(*zip(*eval_, strict=True), marker="o", label="eval loss")
+        ax.plot(*zip(*eval_, strict=True), marker="o", label="held-out loss")
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy (nats/token)")
     ax.set_title(title)
