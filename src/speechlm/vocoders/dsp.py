@@ -73,18 +73,6 @@ def smooth(x: np.ndarray, width: int) -> np.ndarray:
     return (c[width:] - c[:-width]) / width
 
 
-def sharpen(log_env: np.ndarray, strength: float, width: int = 9) -> np.ndarray:
-    """Formant post-filter: widen each envelope's peaks and valleys around its local average.
-
-    Averaging many frames flattens formants; statistical parametric synthesis counters this by
-    scaling the deviation from a frequency-smoothed envelope by ``1 + strength``.
-    """
-    if strength == 0 or len(log_env) == 0:
-        return log_env
-    local = smooth(log_env.T, width).T  # smooth along frequency (bins)
-    return log_env + strength * (log_env - local)
-
-
 def _interp_rows(values: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Linear interpolation of each column of ``values`` (rows at ``src``) onto ``dst``."""
     pos = np.interp(dst, src, np.arange(len(src), dtype=np.float64))

@@ -26,8 +26,6 @@ from speechlm.vocoders.base import (
     write_config,
 )
 
-POSTFILTER = 0.0  # formant sharpening strength (0: off); see dsp.sharpen
-VOICING_CONTRAST = 1.0  # >1 pushes mixed voicing means towards voiced/unvoiced
 F0_SMOOTH_FRAMES = 9  # ~180 ms at 50 Hz: a plausible intonation contour, not per-unit jumps
 PAIR_PRIOR_RUNS = 3.0  # pseudo-counts of the unit mean in each (previous, unit) duration mean
 
@@ -51,8 +49,7 @@ class FallbackVocoder:
     def n_units(self) -> int:
         return len(self.log_env)
 
-    def synthesize(self, streams: Any, seed: int = 0,
-                   postfilter: float | None = None) -> np.ndarray:
+    def synthesize(self, streams: Any, seed: int = 0) -> np.ndarray:
         """Audio (float32, ``sample_rate``) of ``streams.units`` with their durations.
 
         Durations are predicted from per-unit means when ``streams.durations`` is None;
@@ -72,9 +69,8 @@ class FallbackVocoder:
         fu = frame_units(streams, self.mean_dur)
         n_samples = int(round(len(fu) * self.sample_rate / self.frame_rate))
         f0, voicing = self._pitch(streams, fu)
-        env = dsp.sharpen(self.log_env[fu], POSTFILTER if postfilter is None else postfilter)
         wav = dsp.source_filter(
-            env, f0, voicing, self.frame_rate, self.sample_rate, n_samples, seed
+            self.log_env[fu], f0, voicing, self.frame_rate, self.sample_rate, n_samples, seed
         )
         peak = float(np.abs(wav).max()) if wav.size else 0.0
         return wav * (0.95 / peak) if peak > 0.95 else wav
@@ -100,10 +96,7 @@ class FallbackVocoder:
             log_f0 = np.where(voiced, self.bin_log_f0[frame_bins], self.log_f0[fu])
             return np.exp(dsp.smooth(log_f0, 3)), dsp.smooth(voiced.astype(np.float64), 3)
         log_f0 = dsp.smooth(self.log_f0[fu].astype(np.float64), F0_SMOOTH_FRAMES)
-        v = self.voicing[fu].astype(np.float64)
-        if VOICING_CONTRAST != 1.0:
-            v = np.clip((v - 0.5) * VOICING_CONTRAST + 0.5, 0.0, 1.0)
-        return np.exp(log_f0), v
+        return np.exp(log_f0), self.voicing[fu].astype(np.float64)
 
     def save(self, out_dir: str | Path) -> Path:
         """Write ``vocoder.json`` and the tables as safetensors; returns the folder."""
