@@ -40,26 +40,16 @@ def auto_bleu(text: str, n: int = 2) -> float | None:
 
 
 def sentence_bleu(hypothesis: Sequence[str], references: Sequence[Sequence[str]],
-                  max_n: int = 4, epsilon: float = 0.1) -> float:
-    """BLEU of one tokenised hypothesis against references: clipped n-gram precisions (n <= 4,
-    uniform weights; a zero count becomes ``epsilon``, NLTK's smoothing method 1) and the
-    brevity penalty against the closest reference length."""
+                  max_n: int = 4) -> float:
+    """BLEU of one tokenised hypothesis against references (NLTK: uniform weights up to
+    ``max_n``, smoothing method 1, brevity penalty against the closest reference length)."""
     if not hypothesis or not references:
         return 0.0
-    log_p = 0.0
-    for n in range(1, max_n + 1):
-        hyp = Counter(_ngrams(hypothesis, n))
-        total = sum(hyp.values())
-        if total == 0:
-            return 0.0
-        best: Counter = Counter()
-        for ref in references:
-            best |= Counter(_ngrams(ref, n))
-        clipped = sum(min(c, best[g]) for g, c in hyp.items())
-        log_p += math.log((clipped or epsilon) / total) / max_n
-    closest = min((len(r) for r in references), key=lambda r: (abs(r - len(hypothesis)), r))
-    bp = 1.0 if len(hypothesis) > closest else math.exp(1 - closest / len(hypothesis))
-    return bp * math.exp(log_p)
+    from nltk.translate.bleu_score import SmoothingFunction
+    from nltk.translate.bleu_score import sentence_bleu as nltk_bleu
+
+    return float(nltk_bleu(list(references), list(hypothesis), weights=(1 / max_n,) * max_n,
+                           smoothing_function=SmoothingFunction().method1))
 
 
 def self_bleu(texts: Sequence[str], max_n: int = 4) -> float | None:
