@@ -55,12 +55,12 @@ def write_dictionary(words: set[str], path: str | Path) -> list[str]:
     from pocketsphinx import get_model_path
 
     found, lines = set(), []
-    for line in open(get_model_path("en-us/cmudict-en-us.dict"), encoding="utf-8"):
-        head = line.split(" ", 1)[0]
-        base = head.split("(", 1)[0]
-        if base in words:
-            lines.append(line.rstrip("\n"))
-            found.add(base)
+    with open(get_model_path("en-us/cmudict-en-us.dict"), encoding="utf-8") as f:
+        for line in f:
+            base = line.split(" ", 1)[0].split("(", 1)[0]
+            if base in words:
+                lines.append(line.rstrip("\n"))
+                found.add(base)
     Path(path).write_text("\n".join(lines) + "\n")
     return sorted(words - found)
 
@@ -75,7 +75,7 @@ def domain_transcriber(sentences: Sequence[str] | None = None, out_dir: str | Pa
     """
     import tempfile
 
-    from speechlm.evaluate.asr import Transcriber
+    from speechlm.evaluate.asr import Transcriber, normalize_text
 
     if sentences is None:
         from speechlm.corpus.grammar import sample_sentences
@@ -89,6 +89,7 @@ def domain_transcriber(sentences: Sequence[str] | None = None, out_dir: str | Pa
     missing = write_dictionary(words, out / "domain.dict")
     if missing:
         # the LM must not hold words the dictionary cannot pronounce
-        kept = [s for s in sentences if not set(s.lower().split()) & set(missing)]
+        # the same normalisation as write_arpa, so "word." and "word" are one word
+        kept = [s for s in sentences if not set(normalize_text(s).split()) & set(missing)]
         write_arpa(kept or sentences, out / "domain.arpa")
     return Transcriber(lm=str(out / "domain.arpa"), dict=str(out / "domain.dict"))
