@@ -84,3 +84,27 @@ def test_finished_corpus_is_not_remade(tmp_path):
     stamp = (tmp_path / "manifest.jsonl").stat().st_mtime_ns
     assert synthesize_corpus(tmp_path, hours=0.002, seed=1, workers=1) == first
     assert (tmp_path / "manifest.jsonl").stat().st_mtime_ns == stamp
+
+
+def test_forkserver_preloads_what_the_calling_script_imported(monkeypatch, tmp_path):
+    """Children re-run ``__main__``; its imports must already be loaded (CPython gh-137996)."""
+    import sys
+    from types import ModuleType
+
+    import speechlm.audio  # noqa: F401
+    import speechlm.cli  # noqa: F401
+    from speechlm.corpus.synth import _main_imports
+
+    script = tmp_path / "script"  # a console script has no .py suffix
+    script.write_text("#!/usr/bin/env python\nimport json, numpy as np\n"
+                      "from speechlm.cli import main\nfrom speechlm.corpus import synth\n"
+                      "if True:\n    import speechlm.audio\n"
+                      "def later():\n    import xml.dom.minidom\n"
+                      "import not_a_module_anywhere\n")
+    main = ModuleType("__main__")
+    main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    assert _main_imports() == ["json", "numpy", "speechlm.audio", "speechlm.cli",
+                               "speechlm.corpus", "speechlm.corpus.synth"]
+    del main.__file__  # `python -c` or an interactive session: nothing to preload
+    assert _main_imports() == []
