@@ -88,7 +88,11 @@ def run_recipe(cfg: dict[str, Any], out: Path, manifest: Path | None = None) -> 
 
             return synthesize_corpus(d, hours=cfg["corpus"]["hours"], seed=cfg["corpus"]["seed"])
 
-        stages["corpus"] = run.stage("corpus", cfg["corpus"], make_corpus)
+        from speechlm.corpus.synth import TRAIN_VOICES
+
+        # the voice set is part of what the corpus is: a run made with other voices is stale
+        corpus_conf = {**cfg["corpus"], "voices": TRAIN_VOICES}
+        stages["corpus"] = run.stage("corpus", corpus_conf, make_corpus)
         manifest = out / "corpus" / "manifest.jsonl"
         source = {"synthetic": cfg["corpus"]}
     else:
