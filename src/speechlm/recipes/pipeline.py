@@ -83,15 +83,16 @@ def run_recipe(cfg: dict[str, Any], out: Path, manifest: Path | None = None) -> 
         manifest = Path(manifest).resolve()
         source = {"manifest": str(manifest)}
     elif cfg.get("corpus"):
+        from speechlm.corpus.synth import TRAIN_VOICES, synthesize_corpus
+
+        # the voice set is part of what the corpus is: a run made with other voices is stale;
+        # the recorded configuration is exactly what is synthesised
+        corpus_conf = {"voices": TRAIN_VOICES, **cfg["corpus"]}
+
         def make_corpus(d: Path) -> dict:
-            from speechlm.corpus.synth import synthesize_corpus
+            return synthesize_corpus(d, hours=corpus_conf["hours"], seed=corpus_conf["seed"],
+                                     voices=corpus_conf["voices"])
 
-            return synthesize_corpus(d, hours=cfg["corpus"]["hours"], seed=cfg["corpus"]["seed"])
-
-        from speechlm.corpus.synth import TRAIN_VOICES
-
-        # the voice set is part of what the corpus is: a run made with other voices is stale
-        corpus_conf = {**cfg["corpus"], "voices": TRAIN_VOICES}
         stages["corpus"] = run.stage("corpus", corpus_conf, make_corpus)
         manifest = out / "corpus" / "manifest.jsonl"
         source = {"synthetic": cfg["corpus"]}
