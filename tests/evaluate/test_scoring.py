@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from speechlm.evaluate.scoring import length_buckets, score_sequences
+from speechlm.batching import length_buckets
+from speechlm.evaluate.scoring import score_sequences
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from speechlm.train import TrainConfig
 
 
 def test_unknown_key_is_named():
-    with pytest.raises(ConfigError, match="^lerning_rate: unknown config key"):
+    with pytest.raises(ConfigError, match="^lerning_rate: unknown key"):
         TrainConfig.from_dict({"data": "d", "output_dir": "o", "lerning_rate": 1e-3})
 
 

@@ -6,10 +6,10 @@
 
 from speechlm.generate.continuation import (
     Continuation,
-    Sampling,
     continue_speech,
     continue_speech_batch,
     resynthesize,
 )
+from speechlm.models.sampling import Sampling
 
 __all__ = ["Continuation", "Sampling", "continue_speech", "continue_speech_batch", "resynthesize"]

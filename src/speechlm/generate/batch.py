@@ -32,8 +32,9 @@ def generate_files(
     """
     from speechlm.audio import load_audio, save_audio
     from speechlm.errors import AudioError
-    from speechlm.generate.continuation import Sampling, continue_speech_batch, resolve_vocoder
+    from speechlm.generate.continuation import continue_speech_batch, resolve_vocoder
     from speechlm.models import load_speech_lm
+    from speechlm.models.sampling import Sampling
 
     if not prompts:
         raise SpeechLMError("generate: no prompt given (use --prompt FILE or --prompt-list FILE)")

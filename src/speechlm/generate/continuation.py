@@ -1,12 +1,13 @@
-"""Continue a spoken prompt: tokenise it, sample units from the speech LM, vocode them.
+"""Continue a spoken prompt: tokenise it, sample a continuation from the speech LM, vocode it.
 
-Sampling is HF ``generate`` (KV cache on, left padding for batches) restricted to unit tokens and
-EOS, so a model with a text vocabulary (TWIST-style extension) cannot wander into text. A seed
-makes a call reproducible: the same prompts, settings and seed give the same units and audio.
+Sampling is the model architecture's ``generate`` (for a causal LM: HF ``generate`` with a KV
+cache, restricted to unit tokens and EOS). A seed makes a call reproducible: the same prompts,
+settings and seed give the same units and audio.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,27 +16,7 @@ from typing import Any
 import numpy as np
 
 from speechlm.errors import SpeechLMError
-
-
-@dataclass
-class Sampling:
-    """Sampling settings of one generation call (validated on construction)."""
-
-    max_seconds: float = 10.0
-    temperature: float = 1.0
-    top_k: int = 0  # 0: no top-k filtering
-    top_p: float = 1.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.max_seconds > 0:
-            raise SpeechLMError(f"max_seconds must be > 0, got {self.max_seconds}")
-        if not self.temperature > 0:
-            raise SpeechLMError(f"temperature must be > 0, got {self.temperature}")
-        if self.top_k < 0:
-            raise SpeechLMError(f"top_k must be >= 0, got {self.top_k}")
-        if not 0 < self.top_p <= 1:
-            raise SpeechLMError(f"top_p must be in (0, 1], got {self.top_p}")
+from speechlm.models.sampling import Sampling
 
 
 @dataclass
@@ -130,10 +111,15 @@ def continue_speech_batch(
     starts = range(0, len(prompts), batch_size)
     for start in tqdm(starts, desc="generating", unit="batch", disable=len(starts) < 2):
         chunk = prompts[start : start + batch_size]
-        units, eos = _sample(speech_lm, chunk, sampling, seed=sampling.seed + start)
-        for p, u, stopped in zip(chunk, units, eos, strict=True):
-            streams = _continuation_streams(tok, p, u)
-            audio = voc.synthesize(streams) if len(u) else np.zeros(0, np.float32)
+        # per-prompt budgets (20% slack: the vocoder trims to max_seconds), so a prompt's output
+        # does not depend on which other prompts share its batch
+        budgets = [max(1, math.ceil(sampling.max_seconds * units_per_second(p) * 1.2))
+                   for p in chunk]
+        batch_sampling = dataclasses.replace(sampling, seed=sampling.seed + start)
+        for p, (streams, stopped) in zip(chunk, speech_lm.generate(chunk, batch_sampling,
+                                                                    budgets), strict=True):
+            n_new = 0 if streams.units is None else len(streams.units)
+            audio = voc.synthesize(streams) if n_new else np.zeros(0, np.float32)
             audio = audio[: int(sampling.max_seconds * voc.sample_rate)]
             results.append(Continuation(p, streams, audio, int(voc.sample_rate), stopped))
     return results
@@ -145,73 +131,6 @@ def units_per_second(prompt: Any) -> float:
     if seconds <= 0 or prompt.units is None or len(prompt.units) == 0:
         return float(prompt.frame_rate)
     return len(prompt.units) / seconds
-
-
-def _sample(speech_lm: Any, prompts: list[Any], s: Sampling,
-            seed: int) -> tuple[list[np.ndarray], list[bool]]:
-    """Left-padded batched sampling; returns new unit ids per prompt and whether EOS ended it."""
-    import torch
-    from transformers import LogitsProcessorList
-
-    vocab, model = speech_lm.vocab, speech_lm.model
-    ids = [speech_lm.speech_ids(p) for p in prompts]
-    # per-prompt budgets (20% slack: the vocoder trims to max_seconds), so a prompt's output
-    # does not depend on which other prompts share its batch
-    budgets = [max(1, math.ceil(s.max_seconds * units_per_second(p) * 1.2)) for p in prompts]
-    max_new = max(budgets)
-    width = max(len(x) for x in ids)
-    device = next(model.parameters()).device
-    input_ids = torch.full((len(ids), width), vocab.pad_id, dtype=torch.long)
-    mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for i, x in enumerate(ids):  # left padding: every prompt ends where generation starts
-        input_ids[i, width - len(x):] = torch.tensor(x)
-        mask[i, width - len(x):] = 1
-    allowed = list(range(vocab.unit_offset, vocab.unit_offset + vocab.n_units)) + [vocab.eos_id]
-    torch.manual_seed(seed)
-    with torch.inference_mode():
-        out = model.generate(
-            input_ids=input_ids.to(device), attention_mask=mask.to(device), do_sample=True,
-            temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,  # 0: off
-            max_new_tokens=max_new, use_cache=True, eos_token_id=vocab.eos_id,
-            pad_token_id=vocab.pad_id,
-            logits_processor=LogitsProcessorList([AllowOnly(allowed, vocab.size)]),
-        )
-    new = out[:, width:].cpu().numpy()
-    units, stopped = [], []
-    for row, budget in zip(new, budgets, strict=True):
-        row = row[:budget]
-        ends = np.flatnonzero(row == vocab.eos_id)
-        cut = int(ends[0]) if len(ends) else len(row)
-        units.append(vocab.ids_to_units(row[:cut]))
-        stopped.append(bool(len(ends)))
-    return units, stopped
-
-
-class AllowOnly:
-    """Logits processor: every token outside ``allowed`` gets -inf (units and EOS only)."""
-
-    def __init__(self, allowed: list[int], vocab_size: int) -> None:
-        self.allowed = allowed
-        self.vocab_size = vocab_size
-        self._mask = None
-
-    def __call__(self, input_ids, scores):
-        import torch
-
-        if self._mask is None or self._mask.shape[-1] != scores.shape[-1]:
-            self._mask = torch.full((scores.shape[-1],), float("-inf"), device=scores.device)
-            self._mask[[a for a in self.allowed if a < scores.shape[-1]]] = 0.0
-        return scores + self._mask
-
-
-def _continuation_streams(tokenizer: Any, prompt: Any, units: np.ndarray) -> Any:
-    """Streams of generated units: durations left to the vocoder when units are de-duplicated."""
-    from speechlm.tokenizers.streams import Streams
-
-    units = np.asarray(units, dtype=np.int64)
-    dedup = getattr(tokenizer, "dedup", prompt.durations is not None)
-    durations = None if dedup else np.ones(len(units), dtype=np.int64)
-    return Streams(float(prompt.frame_rate), units=units, durations=durations)
 
 
 def resynthesize(tokenizer: Any, vocoder: Any, wav: np.ndarray,

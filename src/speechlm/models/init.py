@@ -1,17 +1,20 @@
-"""Model initialisation for any ``AutoModelForCausalLM``: cold from a config, warm from a text LM.
+"""Model initialisation for any ``AutoModelForCausalLM``: cold from a config, warm from a text LM,
+or from an existing speechlm model (fine-tuning).
 
-Warm start lives in :func:`warm_start` only: it maps the text LM's embedding rows to the speech
-vocabulary explicitly, checks every shape, and is the one place that resizes embeddings.
+Embeddings are resized in :func:`resize_vocab` only: it maps old embedding rows to the new
+vocabulary explicitly and checks every shape. :func:`warm_start` (TWIST's replace, SpiRit-LM's
+extend) and :func:`from_model_init` (new task markers) are mappings passed to it.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from speechlm.errors import ConfigError
-from speechlm.sequences.vocab import SpeechVocab
+from speechlm.sequences.vocab import DEFAULT_MARKERS, SpeechVocab
 
 # std of the noise added to the mean embedding for new rows, relative to the rows' std
 NEW_ROW_NOISE = 0.02
@@ -44,16 +47,13 @@ def _new_rows(old: torch.Tensor, n: int, generator: torch.Generator) -> torch.Te
     return (mean.float() + NEW_ROW_NOISE * std.float() * noise).to(old.dtype)
 
 
-def warm_start(model, text_tokenizer, vocab: SpeechVocab, mode: str, seed: int = 0) -> dict:
-    """Give a text causal LM the speech vocabulary; return what was done (for speechlm.json).
+def resize_vocab(model, size: int, mapping: dict[int, int], seed: int = 0) -> None:
+    """Give ``model`` ``size`` embedding rows: row ``new`` copies old row ``mapping[new]``.
 
-    ``extend``: rows ``[0, n_text)`` keep the text LM's embeddings (and output rows), the
-    appended markers/units get mean + noise. ``replace`` (TWIST): every row is new (mean + noise)
-    except BOS/EOS/PAD, which copy the text LM's rows for its own BOS/EOS/PAD when it has them.
-    Transformer weights are untouched; tied embeddings stay tied.
+    The one place that resizes embeddings. Rows without a source start at the mean of the old
+    rows plus small noise; the output layer (when untied) is remapped the same way and its bias
+    zeroed. Transformer weights are untouched (checked); tied embeddings stay tied.
     """
-    if mode not in ("extend", "replace"):
-        raise ConfigError(f"vocab_mode: must be 'extend' or 'replace', got {mode!r}")
     g = torch.Generator().manual_seed(seed)
     old_in = model.get_input_embeddings().weight.data
     old_out_layer = model.get_output_embeddings()
@@ -61,6 +61,52 @@ def warm_start(model, text_tokenizer, vocab: SpeechVocab, mode: str, seed: int =
     old_out = None if old_out_layer is None or tied else old_out_layer.weight.data
     n_old, dim = old_in.shape
 
+    def remap(old: torch.Tensor) -> torch.Tensor:
+        new = _new_rows(old[: max(n_old, 1)], size, g)
+        if mapping:
+            dst = torch.tensor(list(mapping), dtype=torch.long)
+            src = torch.tensor(list(mapping.values()), dtype=torch.long)
+            new[dst] = old[src]
+        return new
+
+    new_in = remap(old_in)
+    new_out = remap(old_out) if old_out is not None else None
+    before = {k: v.shape for k, v in model.state_dict().items()}
+
+    model.resize_token_embeddings(size, mean_resizing=False)
+    model.get_input_embeddings().weight.data.copy_(new_in)
+    if new_out is not None:
+        model.get_output_embeddings().weight.data.copy_(new_out)
+        bias = getattr(model.get_output_embeddings(), "bias", None)
+        if bias is not None:
+            bias.data.zero_()
+    if tied:
+        model.tie_weights()
+
+    # only embedding-shaped tensors may change shape; everything else must be untouched
+    for k, v in model.state_dict().items():
+        if k in before and before[k] != v.shape and before[k][0] != n_old:
+            raise AssertionError(f"resizing changed the shape of {k}: {before[k]} -> {v.shape}")
+    assert model.get_input_embeddings().weight.shape == (size, dim)
+    model.config.vocab_size = size
+
+
+def _set_special_ids(model, vocab: SpeechVocab) -> None:
+    model.config.bos_token_id = vocab.bos_id
+    model.config.eos_token_id = vocab.eos_id
+    model.config.pad_token_id = vocab.pad_id
+
+
+def warm_start(model, text_tokenizer, vocab: SpeechVocab, mode: str, seed: int = 0) -> dict:
+    """Give a text causal LM the speech vocabulary; return what was done (for speechlm.json).
+
+    ``extend``: rows ``[0, n_text)`` keep the text LM's embeddings (and output rows), the
+    appended markers/units get mean + noise. ``replace`` (TWIST): every row is new (mean + noise)
+    except BOS/EOS/PAD, which copy the text LM's rows for its own BOS/EOS/PAD when it has them.
+    """
+    if mode not in ("extend", "replace"):
+        raise ConfigError(f"vocab_mode: must be 'extend' or 'replace', got {mode!r}")
+    n_old = model.get_input_embeddings().weight.shape[0]
     if mode == "extend":
         n_text = vocab.layout.n_text
         if n_text > n_old:
@@ -74,44 +120,15 @@ def warm_start(model, text_tokenizer, vocab: SpeechVocab, mode: str, seed: int =
                                (vocab.pad_id, text_tokenizer.pad_token_id)):
             if old_id is not None and old_id < n_old:
                 mapping[new_id] = old_id
-
-    def remap(old: torch.Tensor) -> torch.Tensor:
-        new = _new_rows(old[: max(n_old, 1)], vocab.size, g)
-        if mapping:
-            dst = torch.tensor(list(mapping), dtype=torch.long)
-            src = torch.tensor(list(mapping.values()), dtype=torch.long)
-            new[dst] = old[src]
-        return new
-
-    new_in = remap(old_in)
-    new_out = remap(old_out) if old_out is not None else None
-    before = {k: v.shape for k, v in model.state_dict().items()}
-
-    model.resize_token_embeddings(vocab.size, mean_resizing=False)
-    model.get_input_embeddings().weight.data.copy_(new_in)
-    if new_out is not None:
-        model.get_output_embeddings().weight.data.copy_(new_out)
-        bias = getattr(model.get_output_embeddings(), "bias", None)
-        if bias is not None:
-            bias.data.zero_()
-    if tied:
-        model.tie_weights()
-
-    # only embedding-shaped tensors may change shape; everything else must be untouched
-    for k, v in model.state_dict().items():
-        if k in before and before[k] != v.shape and before[k][0] != n_old:
-            raise AssertionError(f"warm start changed the shape of {k}: {before[k]} -> {v.shape}")
-    assert model.get_input_embeddings().weight.shape == (vocab.size, dim)
-    model.config.vocab_size = vocab.size
-    model.config.bos_token_id = vocab.bos_id
-    model.config.eos_token_id = vocab.eos_id
-    model.config.pad_token_id = vocab.pad_id
+    resize_vocab(model, vocab.size, mapping, seed)
+    _set_special_ids(model, vocab)
     return {"vocab_mode": mode, "text_vocab_size": n_old, "copied_rows": len(mapping),
             "new_rows": vocab.size - len(mapping),
             "new_row_init": f"mean+{NEW_ROW_NOISE}*std*noise"}
 
 
-def warm_init(init_from: str, vocab_mode: str, n_units: int, seed: int = 0):
+def warm_init(init_from: str, vocab_mode: str, n_units: int, seed: int = 0,
+              markers: tuple[str, ...] = DEFAULT_MARKERS):
     """Load a text LM (local dir or hub id), build the vocabulary and warm-start it.
 
     Returns ``(model, vocab, info)``.
@@ -125,8 +142,31 @@ def warm_init(init_from: str, vocab_mode: str, n_units: int, seed: int = 0):
     except OSError as e:
         raise ConfigError(f"init_from: cannot load a causal LM + tokenizer from {init_from!r}: "
                           f"{e}") from e
-    vocab = (SpeechVocab.extend(text_tok, n_units) if vocab_mode == "extend"
-             else SpeechVocab.speech_only(n_units))
+    vocab = (SpeechVocab.extend(text_tok, n_units, markers=markers) if vocab_mode == "extend"
+             else SpeechVocab.speech_only(n_units, markers=markers))
     info = warm_start(model, text_tok, vocab, vocab_mode, seed=seed)
     info["init_from"] = str(init_from)
     return model, vocab, info
+
+
+def from_model_init(model_dir: str | Path, markers: list[str] = (), ranges: dict | None = None,
+                    seed: int = 0):
+    """Start from a speechlm model directory: its weights and vocabulary (``init: from_model``).
+
+    Markers or ranges the vocabulary lacks are appended (existing ids and rows unchanged, new
+    rows as in :func:`resize_vocab`). Returns ``(lm, vocab, info)``; ``lm.model`` (the main
+    sub-model) is in train mode on the CPU.
+    """
+    from speechlm.models.speech_lm import load_speech_lm
+
+    lm = load_speech_lm(model_dir)
+    old = lm.vocab
+    vocab = old.with_tokens(markers, ranges)
+    if vocab.size != old.size:
+        resize_vocab(lm.model, vocab.size, {i: i for i in range(old.size)}, seed)
+        _set_special_ids(lm.model, vocab)
+    lm.model.train()
+    info = {"init_from": str(model_dir), "kept_rows": old.size,
+            "new_tokens": [m for m in vocab.layout.markers if m not in old.layout.markers]
+            + [r for r in vocab.layout.ranges if r not in old.layout.ranges]}
+    return lm, vocab, info

@@ -1,66 +1,119 @@
-"""Sequence formats: pure functions from one token-dataset row to ``input_ids`` + ``labels``.
+"""Sequence formats: pure functions from one token-dataset row to an :class:`Example`.
 
-A row is a mapping with the token-dataset columns (``units``, ``durations``, ``words``, ``text``;
-see docs/contracts.md). Every sequence starts with BOS and ends with EOS; each modality span starts
-with its marker (``[SPEECH]`` or ``[TEXT]``). Labels equal the inputs: the model is trained on
-every token (the causal shift happens inside the HF model).
+A format is a :class:`FormatSpec` in the ``FORMATS`` registry: its function, the dataset columns
+and vocabulary ranges and markers it needs, and its parameters with their defaults. A training
+config mixes formats by ratio (``formats: {speech_only: 1.0, interleaved: {ratio: 0.5,
+p_switch: 0.3}}``); an unknown format or parameter, a missing column or a vocabulary without the
+needed tokens is an error naming the key and the valid choices.
 
-| name          | layout                                             | used by               |
-| ------------- | -------------------------------------------------- | --------------------- |
-| speech_only   | BOS [SPEECH] u1..un EOS                            | GSLM, TWIST           |
-| text_only     | BOS [TEXT] t1..tm EOS                              | text replay           |
-| speech_text   | BOS [SPEECH] u.. [TEXT] t.. EOS                    | SpiRit-LM (ASR-like)  |
-| text_speech   | BOS [TEXT] t.. [SPEECH] u.. EOS                    | SpiRit-LM (TTS-like)  |
-| interleaved   | BOS [TEXT] w1 w2 [SPEECH] u(w3) u(w4) [TEXT] ... EOS | SUTLM, SpiRit-LM    |
+The single-stream formats below start with BOS and end with EOS (``eos=False`` gives the prompt
+form used for scoring and generation); each modality span starts with its marker. The loss is
+taken on every token (the causal shift happens inside the HF model).
+
+| name          | layout                                               | used by              |
+| ------------- | ---------------------------------------------------- | -------------------- |
+| speech_only   | BOS [SPEECH] u1..un EOS                              | GSLM, TWIST          |
+| text_only     | BOS [TEXT] t1..tm EOS                                | text replay          |
+| speech_text   | BOS [SPEECH] u.. [TEXT] t.. EOS                      | SpiRit-LM (ASR-like) |
+| text_speech   | BOS [TEXT] t.. [SPEECH] u.. EOS                      | SpiRit-LM (TTS-like) |
+| interleaved   | BOS [TEXT] w1 w2 [SPEECH] u(w3) u(w4) [TEXT] ... EOS | SUTLM, SpiRit-LM     |
+
+Other modules register more formats (``FORMAT_MODULES``) with :func:`register_format`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from speechlm.errors import ConfigError
-from speechlm.sequences.vocab import SpeechVocab
+from speechlm.registry import Registry
+from speechlm.sequences.example import Example
+from speechlm.sequences.vocab import SPEECH_MARKER, TEXT_MARKER, SpeechVocab
+
+TEXT = "text"  # the pseudo-range "text tokens of the text tokenizer" (extend vocabularies)
+# modules that register formats beyond the ones defined here
+FORMAT_MODULES = ("speechlm.sequences.formats", "speechlm.sequences.instruction",
+                  "speechlm.sequences.multistream")
 
 
-@dataclass
-class Sequence:
-    """One training sequence: ``input_ids`` and ``labels`` of equal length (-100 = no loss)."""
+@dataclass(frozen=True)
+class FormatSpec:
+    """A format: ``fn(row, vocab, rng, **params) -> Example`` and what it needs."""
 
-    input_ids: list[int]
-    labels: list[int]
+    name: str
+    fn: Callable[..., Any]
+    columns: tuple[str, ...]  # token-dataset columns it reads
+    ranges: tuple[str, ...] = ("units",)  # vocabulary ranges ("text": the text tokenizer)
+    markers: tuple[str, ...] = ()  # marker tokens it writes
+    params: Mapping[str, Any] = field(default_factory=dict)  # name -> default
+    context: tuple[str, ...] = ()  # params filled from the dataset's info.json (frame_rate)
+    output: str = "example"  # what fn returns: "example" (Example) or "pair" (PreferencePair)
+    summary: str = ""
 
 
-def _seq(ids: list[int]) -> Sequence:
-    return Sequence(input_ids=ids, labels=list(ids))
+FORMATS: Registry[FormatSpec] = Registry("format", FORMAT_MODULES)
 
 
+def register_format(name: str, columns: Sequence[str], ranges: Sequence[str] = ("units",),
+                    markers: Sequence[str] = (), params: Mapping[str, Any] | None = None,
+                    context: Sequence[str] = (), output: str = "example",
+                    summary: str = "") -> Callable:
+    """Decorator: register the decorated function as format ``name``."""
+    def deco(fn: Callable) -> Callable:
+        FORMATS.add(name, FormatSpec(name, fn, tuple(columns), tuple(ranges), tuple(markers),
+                                     dict(params or {}), tuple(context), output, summary))
+        return fn
+    return deco
+
+
+# ---- the single-stream formats ---------------------------------------------------------------
 def _units(row: Mapping, vocab: SpeechVocab) -> list[int]:
     return vocab.units_to_ids(row["units"]).tolist()
 
 
-def speech_only(row: Mapping, vocab: SpeechVocab) -> Sequence:
-    """``BOS [SPEECH] units EOS``."""
-    return _seq([vocab.bos_id, vocab.speech_id, *_units(row, vocab), vocab.eos_id])
+def _end(vocab: SpeechVocab, eos: bool) -> list[int]:
+    return [vocab.eos_id] if eos else []
 
 
-def text_only(row: Mapping, vocab: SpeechVocab) -> Sequence:
+@register_format("speech_only", columns=("units",), markers=(SPEECH_MARKER,),
+                 params={"eos": True}, summary="BOS [SPEECH] units EOS")
+def speech_only(row: Mapping, vocab: SpeechVocab, rng: np.random.Generator | None = None,
+                eos: bool = True) -> Example:
+    """``BOS [SPEECH] units EOS`` (no EOS with ``eos=False``: a prompt)."""
+    return Example.single([vocab.bos_id, vocab.speech_id, *_units(row, vocab), *_end(vocab, eos)])
+
+
+@register_format("text_only", columns=("text",), ranges=(TEXT,), markers=(TEXT_MARKER,),
+                 params={"eos": True}, summary="BOS [TEXT] text EOS")
+def text_only(row: Mapping, vocab: SpeechVocab, rng: np.random.Generator | None = None,
+              eos: bool = True) -> Example:
     """``BOS [TEXT] text EOS``."""
-    return _seq([vocab.bos_id, vocab.text_id, *vocab.text_to_ids(row["text"]), vocab.eos_id])
+    return Example.single([vocab.bos_id, vocab.text_id, *vocab.text_to_ids(row["text"]),
+                           *_end(vocab, eos)])
 
 
-def speech_text(row: Mapping, vocab: SpeechVocab) -> Sequence:
+@register_format("speech_text", columns=("units", "text"), ranges=("units", TEXT),
+                 markers=(SPEECH_MARKER, TEXT_MARKER), params={"eos": True},
+                 summary="BOS [SPEECH] units [TEXT] text EOS")
+def speech_text(row: Mapping, vocab: SpeechVocab, rng: np.random.Generator | None = None,
+                eos: bool = True) -> Example:
     """``BOS [SPEECH] units [TEXT] text EOS``: speech followed by its transcript."""
-    return _seq([vocab.bos_id, vocab.speech_id, *_units(row, vocab), vocab.text_id,
-                 *vocab.text_to_ids(row["text"]), vocab.eos_id])
+    return Example.single([vocab.bos_id, vocab.speech_id, *_units(row, vocab), vocab.text_id,
+                           *vocab.text_to_ids(row["text"]), *_end(vocab, eos)])
 
 
-def text_speech(row: Mapping, vocab: SpeechVocab) -> Sequence:
+@register_format("text_speech", columns=("units", "text"), ranges=("units", TEXT),
+                 markers=(SPEECH_MARKER, TEXT_MARKER), params={"eos": True},
+                 summary="BOS [TEXT] text [SPEECH] units EOS")
+def text_speech(row: Mapping, vocab: SpeechVocab, rng: np.random.Generator | None = None,
+                eos: bool = True) -> Example:
     """``BOS [TEXT] text [SPEECH] units EOS``: a transcript followed by its speech."""
-    return _seq([vocab.bos_id, vocab.text_id, *vocab.text_to_ids(row["text"]), vocab.speech_id,
-                 *_units(row, vocab), vocab.eos_id])
+    return Example.single([vocab.bos_id, vocab.text_id, *vocab.text_to_ids(row["text"]),
+                           vocab.speech_id, *_units(row, vocab), *_end(vocab, eos)])
 
 
 def word_unit_spans(words, durations, frame_rate: float) -> list[tuple[int, int]]:
@@ -81,8 +134,12 @@ def word_unit_spans(words, durations, frame_rate: float) -> list[tuple[int, int]
     return [(int(a), int(b)) for a, b in zip(cuts, ends, strict=True)]
 
 
+@register_format("interleaved", columns=("units", "durations", "words"), ranges=("units", TEXT),
+                 markers=(SPEECH_MARKER, TEXT_MARKER), params={"p_switch": 0.3,
+                                                               "frame_rate": 50.0},
+                 context=("frame_rate",), summary="word-level switches between text and units")
 def interleaved(row: Mapping, vocab: SpeechVocab, rng: np.random.Generator, p_switch: float = 0.3,
-                frame_rate: float = 50.0) -> Sequence:
+                frame_rate: float = 50.0) -> Example:
     """Word-level interleaving: start in a random modality and switch at word boundaries.
 
     After each word the modality flips with probability ``p_switch``; a text span is the
@@ -118,45 +175,101 @@ def interleaved(row: Mapping, vocab: SpeechVocab, rng: np.random.Generator, p_sw
         group.append(i)
     flush()
     ids.append(vocab.eos_id)
-    return _seq(ids)
+    return Example.single(ids)
 
 
-FORMATS: dict[str, Callable[..., Sequence]] = {
-    "speech_only": speech_only,
-    "text_only": text_only,
-    "speech_text": speech_text,
-    "text_speech": text_speech,
-    "interleaved": interleaved,
-}
-TEXT_FORMATS = {"text_only", "speech_text", "text_speech", "interleaved"}
+# ---- a mix of formats, as a training config gives it ---------------------------------------
+@dataclass(frozen=True)
+class FormatUse:
+    """One format of a mix: its spec, its share and its parameters (defaults filled in)."""
+
+    spec: FormatSpec
+    ratio: float
+    params: dict[str, Any]
 
 
-def check_formats(formats: Mapping[str, float]) -> None:
-    """Raise a ``ConfigError`` naming the key when a format name or ratio is invalid."""
-    if not formats:
-        raise ConfigError("formats: give at least one format, e.g. {speech_only: 1.0}")
-    for name, ratio in formats.items():
-        if name not in FORMATS:
-            raise ConfigError(f"formats.{name}: unknown format; valid: {', '.join(FORMATS)}")
-        if not isinstance(ratio, int | float) or ratio < 0:
-            raise ConfigError(f"formats.{name}: ratio must be a non-negative number, got {ratio!r}")
-    if sum(formats.values()) <= 0:
-        raise ConfigError("formats: ratios sum to zero")
+def parse_formats(formats: Mapping[str, Any], key: str = "formats") -> list[FormatUse]:
+    """``{name: ratio}`` or ``{name: {ratio: r, param: value}}`` -> validated uses."""
+    if not isinstance(formats, Mapping) or not formats:
+        raise ConfigError(f"{key}: give at least one format, e.g. {{speech_only: 1.0}}; valid: "
+                          f"{', '.join(FORMATS.names())}")
+    uses = []
+    for name, value in formats.items():
+        spec = FORMATS.get(name, key=f"{key}.{name}")
+        params = dict(value) if isinstance(value, Mapping) else {"ratio": value}
+        ratio = params.pop("ratio", 1.0)
+        if not isinstance(ratio, int | float) or isinstance(ratio, bool) or ratio < 0:
+            raise ConfigError(f"{key}.{name}: ratio must be a non-negative number, got {ratio!r}")
+        for p in params:
+            if p not in spec.params or p in spec.context:
+                settable = [q for q in spec.params if q not in spec.context]
+                raise ConfigError(f"{key}.{name}.{p}: unknown parameter; valid: "
+                                  f"{', '.join(['ratio', *settable])}")
+        uses.append(FormatUse(spec, float(ratio), {**spec.params, **params}))
+    if sum(u.ratio for u in uses) <= 0:
+        raise ConfigError(f"{key}: ratios sum to zero")
+    return uses
 
 
-def make_sequence(row: Mapping, vocab: SpeechVocab, formats: Mapping[str, float], seed: int,
-                  index: int, frame_rate: float, p_switch: float = 0.3) -> Sequence:
+def format_tokens(uses: Sequence[FormatUse]) -> tuple[list[str], list[str]]:
+    """Markers and ranges the mix needs (in first-use order), for building its vocabulary."""
+    markers: list[str] = []
+    ranges: list[str] = []
+    for u in uses:
+        if u.ratio > 0:
+            markers += [m for m in u.spec.markers if m not in markers]
+            ranges += [r for r in u.spec.ranges if r not in ranges]
+    return markers, ranges
+
+
+def check_formats(uses: Sequence[FormatUse], vocab: SpeechVocab | None = None,
+                  columns: Sequence[str] | None = None, key: str = "formats",
+                  where: str = "the data") -> None:
+    """Refuse a mix the vocabulary or the dataset cannot serve, naming format and missing part."""
+    for u in uses:
+        if u.ratio <= 0:
+            continue
+        name = f"{key}.{u.spec.name}"
+        if vocab is not None:
+            for r in u.spec.ranges:
+                if r == TEXT and not vocab.has_text:
+                    raise ConfigError(f"{name}: needs text tokens; use init=warm with "
+                                      "vocab_mode=extend (the speech-only vocabulary has none)")
+                if r != TEXT and not vocab.has_range(r):
+                    raise ConfigError(f"{name}: needs '{r}' tokens; the vocabulary has "
+                                      f"{', '.join(vocab.layout.ranges)}")
+            missing = [m for m in u.spec.markers if m not in vocab.layout.markers]
+            if missing:
+                raise ConfigError(f"{name}: the vocabulary lacks markers {missing}")
+        if columns is not None:
+            missing = [c for c in u.spec.columns if c not in columns]
+            if missing:
+                raise ConfigError(f"{name}: {where} lacks column(s) {', '.join(missing)}; it has "
+                                  f"{', '.join(columns)}")
+
+
+def make_example(row: Mapping, vocab: SpeechVocab, uses: Sequence[FormatUse], seed: int,
+                 index: int, context: Mapping[str, Any] | None = None) -> Example:
     """Pick a format for row ``index`` by the ratios and apply it.
 
-    The choice and the interleaving draws depend only on ``(seed, index)``, so the same row gets
-    the same sequence in every process and after a resume.
+    The choice and any random draws of the format depend only on ``(seed, index)``, so the same
+    row gets the same example in every process and after a resume. ``context`` fills the
+    parameters a format takes from the dataset (``frame_rate``).
     """
     rng = np.random.default_rng([seed, index])
-    names = list(formats)
-    weights = np.asarray([formats[n] for n in names], dtype=np.float64)
-    name = names[0]
-    if len(names) > 1:
-        name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
-    if name == "interleaved":
-        return interleaved(row, vocab, rng, p_switch=p_switch, frame_rate=frame_rate)
-    return FORMATS[name](row, vocab)
+    use = uses[0]
+    if len(uses) > 1:
+        weights = np.asarray([u.ratio for u in uses], dtype=np.float64)
+        use = uses[int(rng.choice(len(uses), p=weights / weights.sum()))]
+    params = dict(use.params)
+    for k in use.spec.context:
+        if context and k in context:
+            params[k] = context[k]
+    return use.spec.fn(row, vocab, rng, **params)
+
+
+def make_sequence(row: Mapping, vocab: SpeechVocab, formats: Mapping[str, Any], seed: int,
+                  index: int, frame_rate: float) -> Example:
+    """:func:`make_example` from a config's ``formats`` mapping (parsed on every call)."""
+    return make_example(row, vocab, parse_formats(formats), seed, index,
+                        {"frame_rate": frame_rate})

@@ -1,90 +1,181 @@
-"""Training data: a token-dataset directory -> formatted, packed ``(seq_len,)`` blocks."""
+"""Training data: a token dataset -> formatted examples on disk -> packed blocks, memory-mapped.
+
+Rows are formatted with ``datasets.map`` into an Arrow file beside the run (one column per
+stream, ``s:<name>``, and per loss mask, ``m:<name>``), written batch by batch, so memory does not
+grow with the corpus. A block is a window of ``seq_len`` steps over the concatenated examples,
+read from the memory-mapped file when a batch asks for it (fairseq's ``break_mode=none``: a block
+may span examples, only the final partial block is dropped). Under DDP, rank 0 writes the file
+and every rank reads only the blocks its sampler gives it.
+
+A ``(K, T)`` stream (codebooks) is stored time-major, ``K`` values per step.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 
 from speechlm.errors import ConfigError
-from speechlm.sequences.formats import make_sequence
-from speechlm.sequences.packing import pack
+from speechlm.sequences.example import Example
+from speechlm.sequences.formats import FormatUse, check_formats, make_example
 from speechlm.sequences.vocab import SpeechVocab
 
-COLUMNS = ("units", "durations", "words", "text")
+STREAM, MASK = "s:", "m:"  # column prefixes of the formatted examples
+STEPS = "steps"  # column: time steps of each example
+WRITER_BATCH = 1000
 
 
 def read_info(data_dir: str | Path) -> dict:
-    """The token dataset's ``info.json`` (``tokenizer``, ``n_units``, ``frame_rate``)."""
+    """The token dataset's ``info.json``, with ``tokenizer`` resolved to an absolute path."""
     p = Path(data_dir) / "info.json"
     if not p.is_file():
         raise ConfigError(f"{p} not found: data must be a token dataset written by "
                           "`speechlm tokenize`")
-    info = json.loads(p.read_text())
+    try:
+        info = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: not valid JSON ({e})") from None
     for key in ("n_units", "frame_rate"):
         if key not in info:
             raise ConfigError(f"{p}: missing key {key!r}")
+    if info.get("tokenizer"):  # stored relative to the dataset, so a moved run still works
+        info["tokenizer"] = str((Path(data_dir) / info["tokenizer"]).resolve())
     return info
 
 
 def load_rows(data_dir: str | Path):
-    """The token dataset as a ``datasets.Dataset`` (through the tokenizers package when present)."""
-    try:
-        from speechlm.tokenizers.job import load_token_dataset
-    except ImportError:  # the tokenizers package may be absent in a partial install
-        load_token_dataset = None
-    if load_token_dataset is not None:
-        return load_token_dataset(data_dir)
-    from datasets import load_dataset
+    """The token dataset as a memory-mapped ``datasets.Dataset``."""
+    from speechlm.tokenizers.job import load_token_dataset
 
-    files = sorted(str(p) for p in (Path(data_dir) / "data").glob("*.parquet"))
-    if not files:
-        raise ConfigError(f"{data_dir}: no Parquet shards found")
-    return load_dataset("parquet", data_files=files, split="train")
+    return load_token_dataset(data_dir)
 
 
-class BlockDataset(torch.utils.data.Dataset):
-    """Packed blocks as a map-style dataset of ``{"input_ids", "labels"}`` int64 tensors."""
+def _fingerprint(data_dir: Path, vocab: SpeechVocab, uses: Sequence[FormatUse], seed: int,
+                 context: dict) -> str:
+    """Content key of a formatted-examples file: the data files, vocabulary, formats, seed."""
+    from dataclasses import asdict
 
-    def __init__(self, input_ids: np.ndarray, labels: np.ndarray):
-        self.input_ids = torch.from_numpy(input_ids)
-        self.labels = torch.from_numpy(labels)
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"input_ids": self.input_ids[i], "labels": self.labels[i]}
-
-    @property
-    def n_tokens(self) -> int:
-        """Number of tokens in all blocks."""
-        return self.input_ids.numel()
+    parts = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                   for p in (data_dir / "data").glob("*.parquet"))
+    key = json.dumps({"data": parts, "vocab": asdict(vocab.layout), "seed": seed,
+                      "context": context,
+                      "formats": [(u.spec.name, u.ratio, u.params) for u in uses]},
+                     sort_keys=True, default=str)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def build_blocks(data_dir: str | Path, vocab: SpeechVocab, formats: dict[str, float],
-                 seq_len: int, seed: int, p_switch: float = 0.3, key: str = "data") -> BlockDataset:
-    """Format every row (format choice seeded by row index) and pack into blocks."""
+def format_examples(data_dir: str | Path, vocab: SpeechVocab, uses: Sequence[FormatUse],
+                    seed: int, cache_dir: str | Path, key: str = "data",
+                    progress: bool = True):
+    """Every row formatted (choice seeded by row index) into an Arrow file in ``cache_dir``.
+
+    Returns the memory-mapped ``datasets.Dataset`` of ``s:<stream>`` / ``m:<stream>`` columns.
+    A file made from the same data, vocabulary, formats and seed is reused.
+    """
+    data_dir = Path(data_dir)
     info = read_info(data_dir)
     if int(info["n_units"]) > vocab.n_units:
         raise ConfigError(f"{key}: {data_dir} has {info['n_units']} units but the vocabulary "
                           f"{vocab.n_units}")
     ds = load_rows(data_dir)
-    cols = [c for c in COLUMNS if c in ds.column_names]
-    frame_rate = float(info["frame_rate"])
-    seqs = []
-    index = 0
-    for batch in ds.select_columns(cols).iter(batch_size=1024):
-        n = len(batch[cols[0]])
-        for j in range(n):
+    check_formats(uses, vocab, ds.column_names, where=f"{key} ({data_dir})")
+    context = {"frame_rate": float(info["frame_rate"])}
+    cols = sorted({c for u in uses for c in u.spec.columns} & set(ds.column_names))
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"{key}-{_fingerprint(data_dir, vocab, uses, seed, context)}.arrow"
+
+    def fmt(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        out: dict[str, list] = {STEPS: []}
+        for j, index in enumerate(indices):
             row = {c: batch[c][j] for c in cols}
-            seqs.append(make_sequence(row, vocab, formats, seed, index, frame_rate, p_switch))
-            index += 1
-    ids, labels = pack(seqs, seq_len)
-    if len(ids) == 0:
-        total = sum(len(s.input_ids) for s in seqs)
-        raise ConfigError(f"seq_len: {seq_len} is longer than all of {key} ({total} tokens); "
-                          "lower seq_len or add data")
-    return BlockDataset(ids, labels)
+            ex = make_example(row, vocab, uses, seed, index, context)
+            out[STEPS].append(len(ex))
+            for name, a in ex.streams.items():
+                # (K, T) -> time-major (T*K,); masks the same way
+                out.setdefault(STREAM + name, []).append(_flat(a))
+                out.setdefault(MASK + name, []).append(_flat(ex.masks[name]))
+        return out
+
+    return ds.map(fmt, batched=True, with_indices=True, batch_size=WRITER_BATCH,
+                  writer_batch_size=WRITER_BATCH, remove_columns=ds.column_names,
+                  cache_file_name=str(path), load_from_cache_file=True,
+                  desc=f"formatting {key}" if progress else None)
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype == bool:
+        return a.T.reshape(-1)
+    dtype = np.int32 if np.issubdtype(a.dtype, np.integer) else np.float32
+    return a.T.reshape(-1).astype(dtype)
+
+
+class BlockDataset:
+    """Fixed-length windows over concatenated examples, read from memory-mapped Arrow.
+
+    Item ``i`` is ``{"streams": {name: array}, "masks": {name: bool array}}`` with arrays of
+    shape ``(seq_len,)`` or ``(K, seq_len)``; objectives turn items into model inputs.
+    """
+
+    def __init__(self, examples, seq_len: int, key: str = "data") -> None:
+        self.seq_len = seq_len
+        self.names = [c[len(STREAM):] for c in examples.column_names if c.startswith(STREAM)]
+        if not self.names or len(examples) == 0:
+            raise ConfigError(f"{key}: no examples (the dataset is empty)")
+        table = examples.data.table if hasattr(examples.data, "table") else examples.data
+        steps = int(np.sum(table.column(STEPS).to_numpy()))
+        first_steps = int(table.column(STEPS)[0].as_py())
+        self._chunks: dict[str, list] = {}  # column -> its flattened chunks (zero-copy views)
+        self._starts: dict[str, np.ndarray] = {}  # column -> first value index of each chunk
+        self.rows: dict[str, int] = {}  # stream -> values per step (K)
+        for name in self.names:
+            for col in (STREAM + name, MASK + name):
+                self._chunks[col] = [c.flatten() for c in table.column(col).chunks]
+                self._starts[col] = np.cumsum([0] + [len(c) for c in self._chunks[col]])
+            self.rows[name] = len(table.column(STREAM + name)[0].values) // first_steps
+        self.n_blocks = steps // seq_len
+        if self.n_blocks == 0:
+            raise ConfigError(f"seq_len: {seq_len} is longer than all of {key} ({steps} "
+                              "tokens); lower seq_len or add data")
+
+    def __len__(self) -> int:
+        return self.n_blocks
+
+    @property
+    def n_tokens(self) -> int:
+        """Time steps in all blocks."""
+        return self.n_blocks * self.seq_len
+
+    def _window(self, col: str, k: int, start: int, stop: int) -> np.ndarray:
+        """Steps ``[start, stop)`` of a column holding ``k`` values per step."""
+        lo, hi = start * k, stop * k
+        starts, chunks = self._starts[col], self._chunks[col]
+        c = int(np.searchsorted(starts, lo, side="right")) - 1
+        parts = []
+        while lo < hi:
+            a, b = lo - int(starts[c]), min(hi, int(starts[c + 1])) - int(starts[c])
+            parts.append(chunks[c].slice(a, b - a).to_numpy(zero_copy_only=False))
+            lo += b - a
+            c += 1
+        flat = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        return flat if k == 1 else flat.reshape(stop - start, k).T  # (K, seq_len)
+
+    def __getitem__(self, i: int) -> dict[str, dict[str, np.ndarray]]:
+        if not 0 <= i < self.n_blocks:
+            raise IndexError(i)
+        start, stop = i * self.seq_len, (i + 1) * self.seq_len
+        return {"streams": {n: self._window(STREAM + n, self.rows[n], start, stop)
+                            for n in self.names},
+                "masks": {n: self._window(MASK + n, self.rows[n], start, stop).astype(bool)
+                          for n in self.names}}
+
+
+def example_from_item(item: dict[str, Any]) -> Example:
+    """A block as an :class:`Example` (tests and inspection)."""
+    return Example(dict(item["streams"]), dict(item["masks"]))

@@ -1,0 +1,28 @@
+"""Sampling settings shared by every architecture's generation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from speechlm.errors import SpeechLMError
+
+
+@dataclass
+class Sampling:
+    """Sampling settings of one generation call (validated on construction)."""
+
+    max_seconds: float = 10.0
+    temperature: float = 1.0
+    top_k: int = 0  # 0: no top-k filtering
+    top_p: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.max_seconds > 0:
+            raise SpeechLMError(f"max_seconds must be > 0, got {self.max_seconds}")
+        if not self.temperature > 0:
+            raise SpeechLMError(f"temperature must be > 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise SpeechLMError(f"top_k must be >= 0, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise SpeechLMError(f"top_p must be in (0, 1], got {self.top_p}")
