@@ -79,9 +79,10 @@ def main() -> None:
 
     from speechlm.models.init import cold_init
     from speechlm.sequences.formats import speech_only
+    from speechlm.sequences.packing import pack
     from speechlm.sequences.vocab import SpeechVocab
     from speechlm.train import TrainConfig, run_training
-    from speechlm.train.data import build_blocks, load_rows, read_info
+    from speechlm.train.data import load_rows, read_info
     from speechlm.train.toydata import write_toy_token_dataset
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
@@ -89,8 +90,11 @@ def main() -> None:
                                                                n_units=100, seed=0)
     info = read_info(data)
     vocab = SpeechVocab.speech_only(int(info["n_units"]))
-    blocks = build_blocks(data, vocab, {"speech_only": 1.0}, a.seq_len, seed=0)
     rows = load_rows(data)
+    # the same packed blocks as ours, in memory, for the stock Trainer
+    ids, labels = pack((speech_only({"units": u}, vocab) for u in rows["units"]), a.seq_len)
+    blocks = [{"input_ids": torch.from_numpy(i), "labels": torch.from_numpy(lab)}
+              for i, lab in zip(ids, labels, strict=True)]
     # unpacked baseline: one utterance per sequence (cut at seq_len), padded per batch
     unpacked = [{"input_ids": speech_only({"units": u}, vocab).input_ids[: a.seq_len]}
                 for u in rows["units"]]

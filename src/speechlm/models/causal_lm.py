@@ -103,18 +103,22 @@ class CausalLMStepper:
     """Feeds tokens a few at a time and returns the next-token logits after each call."""
 
     def __init__(self, model: Any) -> None:
+        import inspect
+
         from transformers import DynamicCache
 
         self.model = model
         self.state = StepState(cache=DynamicCache(config=model.config))
+        # transformers 5 renamed the argument; the cache object updates itself in place
+        params = inspect.signature(model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
 
     def step(self, ids) -> Any:
         """``ids`` (B, n) new tokens -> logits (B, vocab) for the token after them."""
         import torch
 
         with torch.inference_mode():
-            out = self.model(input_ids=ids, past_key_values=self.state.cache, use_cache=True)
-        self.state.cache = out.past_key_values
+            out = self.model(input_ids=ids, use_cache=True, **{self._cache_arg: self.state.cache})
         self.state.steps += ids.shape[1]
         return out.logits[:, -1]
 
