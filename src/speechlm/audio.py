@@ -26,9 +26,44 @@ def audio_info(path: str | Path) -> sf._SoundFileInfo:
     if path.is_file() and path.stat().st_size == 0:
         raise AudioError(f"{path}: zero-length audio (empty file)")
     try:
-        return sf.info(str(path))
+        info = sf.info(str(path))
     except Exception as e:  # libsndfile's errors are RuntimeError/LibsndfileError subclasses
         raise AudioError(f"{path}: not a readable audio file ({_short(e)})") from e
+    if info.format == "WAV":
+        _check_wav_complete(path)
+    return info
+
+
+# placeholder sizes that streaming recorders write before they know the length
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)
+
+
+def _check_wav_complete(path: Path) -> None:
+    """Raise when a WAV's ``data`` chunk declares more bytes than the file holds.
+
+    libsndfile silently reads a truncated WAV as a shorter one (a 1 s file cut after 100 bytes
+    reads as 3 ms of audio); the header still says how long it was meant to be.
+    """
+    import struct
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if f.read(4) != b"RIFF":
+            return  # RF64 / W64: libsndfile's own checks apply
+        f.seek(12)
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                return
+            chunk, length = head[:4], struct.unpack("<I", head[4:])[0]
+            if chunk == b"data":
+                held = size - f.tell()
+                if length not in _UNKNOWN_SIZES and length > held:
+                    raise AudioError(
+                        f"{path}: truncated WAV (its header declares {length} bytes of audio, "
+                        f"the file holds {held}, {held / length:.0%}); re-export or re-copy it")
+                return
+            f.seek(length + (length & 1), 1)  # chunks are padded to an even size
 
 
 def load_audio(

@@ -138,3 +138,45 @@ def test_hf_inline_bytes_and_splits(tmp_path):
     assert only["utterances"] == 1
     with pytest.raises(SpeechLMError, match="no split 'dev'"):
         import_corpus(tmp_path / "dd", "hf", tmp_path / "out3", split="dev")
+
+
+def test_non_utf8_transcript_is_skipped_and_named_then_imports_with_its_encoding(tmp_path):
+    src = tmp_path / "src"
+    tone(src / "a.wav")
+    (src / "a.txt").write_text("the cat", encoding="utf-8")
+    tone(src / "b.wav")
+    (src / "b.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    out = tmp_path / "out"
+    summary = import_corpus(src, "folder", out)
+    assert summary["utterances"] == 1 and summary["errors"] == 1
+    (err,) = errors_of(out)
+    assert err["id"] == "b" and "b.txt: transcript is not utf-8" in err["error"]
+    assert "--transcript-encoding latin-1" in err["error"]
+    import_corpus(src, "folder", tmp_path / "out2", transcript_encoding="latin-1")
+    texts = {u.id: u.text for u in read_manifest(tmp_path / "out2" / "manifest.jsonl")}
+    assert texts == {"a": "the cat", "b": "café crème"}
+
+
+def test_latin1_librispeech_transcript_file_is_listed(libri, tmp_path):
+    trans = next(libri.rglob("174-50561.trans.txt"))
+    trans.write_bytes("174-50561-0000 MA\xceTRE\n".encode("latin-1"))
+    r = CliRunner().invoke(app, ["corpus", "import", str(libri), "--format", "librispeech",
+                                 "--out", str(tmp_path / "m")])
+    assert r.exit_code == 0, r.output
+    assert any("is not utf-8" in e["error"] and e["audio"] == str(trans)
+               for e in errors_of(tmp_path / "m"))
+    # the other chapter still imports
+    assert {u.id for u in read_manifest(tmp_path / "m" / "manifest.jsonl")} == {
+        "84-121123-0000", "84-121123-0001"}
+
+
+def test_truncated_wav_is_refused_not_read_short(tmp_path):
+    src = tmp_path / "src"
+    tone(src / "good.wav", seconds=1.0)
+    full = (src / "good.wav").read_bytes()
+    (src / "cut.wav").write_bytes(full[: 44 + 100])  # header + 50 samples of a 1 s file
+    summary = import_corpus(src, "folder", tmp_path / "out", check="header")
+    assert summary["utterances"] == 1
+    (err,) = errors_of(tmp_path / "out")
+    assert err["id"] == "cut" and "truncated WAV" in err["error"]
+    assert "32000 bytes" in err["error"] and "holds 100" in err["error"]

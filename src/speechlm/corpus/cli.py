@@ -50,12 +50,17 @@ def import_(
     audio_column: str = typer.Option(None, help="hf: the audio column (default: detected)."),
     text_column: str = typer.Option(None, help="hf: the transcript column (default: detected)."),
     split: str = typer.Option(None, help="hf: the split of a DatasetDict (default: all)."),
+    transcript_encoding: str = typer.Option(
+        "utf-8", "--transcript-encoding",
+        help="Encoding of .txt / .trans.txt transcripts (e.g. latin-1); files not in it are "
+             "skipped and listed."),
 ) -> None:
     """Reference an existing corpus in a manifest; unreadable files go to errors.jsonl."""
     from speechlm.corpus.importers import import_corpus
 
     summary = import_corpus(src, format, out, check=check, max_seconds=max_seconds,
-                            audio_column=audio_column, text_column=text_column, split=split)
+                            audio_column=audio_column, text_column=text_column, split=split,
+                            transcript_encoding=transcript_encoding)
     typer.echo(json.dumps(summary, indent=2))
     if summary["errors"]:
         typer.echo(f"{summary['errors']} file(s) skipped: see {out / 'errors.jsonl'}", err=True)

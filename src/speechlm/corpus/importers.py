@@ -53,11 +53,31 @@ def check_audio(path: Path, check: str, max_seconds: float | None) -> tuple[floa
     return info.frames / info.samplerate, int(info.samplerate)
 
 
-def librispeech_candidates(src: Path) -> Iterator[Candidate | tuple[str, str, str]]:
+def read_transcript(path: Path, encoding: str = "utf-8") -> str:
+    """A transcript file's text; a file not in ``encoding`` raises a ``SpeechLMError`` saying how
+    to import it (with ``--transcript-encoding``)."""
+    try:
+        return path.read_text(encoding=encoding)
+    except UnicodeDecodeError as e:
+        raise SpeechLMError(
+            f"{path}: transcript is not {encoding} ({e.reason} at byte {e.start}); convert it "
+            f"(iconv -f latin1 -t utf-8) or import with --transcript-encoding latin-1") from None
+    except LookupError:
+        raise SpeechLMError(f"transcript encoding '{encoding}' is unknown "
+                            "(e.g. utf-8, latin-1, cp1252)") from None
+
+
+def librispeech_candidates(src: Path, encoding: str = "utf-8"
+                           ) -> Iterator[Candidate | tuple[str, str, str]]:
     """Utterances of every ``*.trans.txt`` under ``src``; yields error triples for bad lines."""
     for trans in sorted(src.rglob("*.trans.txt")):
         speaker = trans.name.split("-")[0]
-        for lineno, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            lines = read_transcript(trans, encoding).splitlines()
+        except SpeechLMError as e:
+            yield (str(trans), trans.name.removesuffix(".trans.txt"), str(e))
+            continue
+        for lineno, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             parts = line.split(maxsplit=1)
@@ -70,7 +90,8 @@ def librispeech_candidates(src: Path) -> Iterator[Candidate | tuple[str, str, st
             yield Candidate(uid, audio, text.strip(), speaker)
 
 
-def folder_candidates(src: Path) -> Iterator[Candidate]:
+def folder_candidates(src: Path, encoding: str = "utf-8"
+                      ) -> Iterator[Candidate | tuple[str, str, str]]:
     """Audio files under ``src`` with optional same-stem ``.txt`` transcripts."""
     seen: set[str] = set()
     for path in sorted(p for p in src.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
@@ -80,7 +101,11 @@ def folder_candidates(src: Path) -> Iterator[Candidate]:
             uid = f"{uid}_{path.suffix[1:].lower()}"
         seen.add(uid)
         txt = path.with_suffix(".txt")
-        text = txt.read_text(encoding="utf-8").strip() if txt.exists() else None
+        try:
+            text = read_transcript(txt, encoding).strip() if txt.exists() else None
+        except SpeechLMError as e:
+            yield (str(path), uid, str(e))
+            continue
         speaker = rel.parts[0] if len(rel.parts) > 1 else None
         yield Candidate(uid, path, text, speaker)
 
@@ -133,8 +158,13 @@ def hf_candidates(src: Path, out: Path, audio_column: str | None = None,
 
 def import_corpus(src: str | Path, fmt: str, out_dir: str | Path, check: str = "full",
                   max_seconds: float | None = None, audio_column: str | None = None,
-                  text_column: str | None = None, split: str | None = None) -> dict:
-    """Import ``src`` in format ``fmt`` into ``out_dir``; returns counts (also summary.json)."""
+                  text_column: str | None = None, split: str | None = None,
+                  transcript_encoding: str = "utf-8") -> dict:
+    """Import ``src`` in format ``fmt`` into ``out_dir``; returns counts (also summary.json).
+
+    Transcript files are read as ``transcript_encoding``; a file that is not is skipped and
+    listed in ``errors.jsonl`` with the option that imports it.
+    """
     from tqdm import tqdm
 
     src, out = Path(src), Path(out_dir)
@@ -146,9 +176,9 @@ def import_corpus(src: str | Path, fmt: str, out_dir: str | Path, check: str = "
         raise SpeechLMError(f"check must be 'full' or 'header', got '{check}'")
     out.mkdir(parents=True, exist_ok=True)
     if fmt == "librispeech":
-        found = librispeech_candidates(src)
+        found = librispeech_candidates(src, transcript_encoding)
     elif fmt == "folder":
-        found = folder_candidates(src)
+        found = folder_candidates(src, transcript_encoding)
     else:
         found = hf_candidates(src, out, audio_column, text_column, split)
     utts: list[Utterance] = []
