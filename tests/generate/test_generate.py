@@ -125,3 +125,76 @@ def test_missing_vocoder_is_explained(tiny_model):
 
     with pytest.raises(SpeechLMError, match="fit-fallback"):
         resolve_vocoder(load_speech_lm(tiny_model))
+
+
+@pytest.mark.parametrize("rate, channels", [(8000, 2), (48000, 1)])
+def test_prompt_at_another_rate_or_stereo_gives_a_continuation(model_with_vocoder, prompt,
+                                                                tmp_path, rate, channels):
+    import soundfile as sf
+    import soxr
+
+    from speechlm.audio import audio_info, load_audio
+    from speechlm.cli import app
+
+    wav = soxr.resample(load_audio(prompt[0]), 16000, rate)
+    path = tmp_path / "p.wav"
+    sf.write(path, np.stack([wav] * channels, 1) if channels > 1 else wav, rate)
+    out = tmp_path / "out.wav"
+    r = CliRunner().invoke(app, ["generate", "--model", str(model_with_vocoder), "--prompt",
+                                 str(path), "--out", str(out), "--max-seconds", "2",
+                                 "--seed", "0"])
+    assert r.exit_code == 0, r.output
+    meta = json.loads(out.with_suffix(".json").read_text())
+    # the default minimum length (1 s of the prompt's unit rate) holds
+    prompt_seconds = sum(meta["prompt_durations"]) / meta["frame_rate"]
+    floor = int(np.ceil(len(meta["prompt_units"]) / prompt_seconds))
+    assert len(meta["units"]) >= floor > 0
+    assert audio_info(out).frames > 0 and meta["sampling"]["min_seconds"] == 1.0
+
+
+def test_prompt_longer_than_the_context_keeps_its_end_with_a_warning(model_with_vocoder, prompt,
+                                                                     tmp_path, caplog):
+    import logging
+
+    from speechlm.audio import load_audio
+    from speechlm.generate import continue_speech
+    from speechlm.models import load_speech_lm
+
+    d = tmp_path / "short_context"
+    shutil.copytree(model_with_vocoder, d)
+    cfg = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**cfg, "max_position_embeddings": 48}))
+    lm = load_speech_lm(d)
+    wav = np.concatenate([load_audio(prompt[0])] * 3)
+    n_prompt = len(lm.encode_audio([wav], 16000)[0])
+    assert n_prompt > 48
+    with caplog.at_level(logging.WARNING, logger="speechlm"):
+        streams, audio = continue_speech(lm, wav, 16000, max_seconds=0.5, seed=0,
+                                         min_seconds=0.2)
+    assert "do not fit the model's context of 48" in caplog.text
+    assert len(streams.units) > 0 and len(audio) > 0
+
+
+def test_empty_continuation_is_an_error_or_a_listed_skip(model_with_vocoder, prompt, tmp_path,
+                                                         monkeypatch):
+    from pathlib import Path
+
+    from speechlm.generate import batch, continuation
+
+    real = continuation.continue_speech_batch
+    path = Path(prompt[0])
+
+    def ends_at_once(*args, **kw):  # the model emitted end of sequence first, for every prompt
+        outs = real(*args, **kw)
+        return [continuation.Continuation(o.prompt, o.streams, np.zeros(0, np.float32),
+                                          o.sample_rate, True) for o in outs]
+
+    monkeypatch.setattr(continuation, "continue_speech_batch", ends_at_once)
+    with pytest.raises(SpeechLMError, match="ended the continuation at once"):
+        batch.generate_files(model_with_vocoder, [path], tmp_path / "one.wav", max_seconds=0.5)
+    assert not (tmp_path / "one.wav").exists()
+    summary = batch.generate_files(model_with_vocoder, [path, path], tmp_path / "many",
+                                   max_seconds=0.5)
+    assert summary == {"written": 0, "skipped": 2, "out": str(tmp_path / "many")}
+    errors = (tmp_path / "many" / "errors.jsonl").read_text().splitlines()
+    assert len(errors) == 2 and "ended the continuation at once" in errors[0]

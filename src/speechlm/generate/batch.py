@@ -19,6 +19,7 @@ def generate_files(
     top_p: float = 1.0,
     max_seconds: float = 10.0,
     seed: int = 0,
+    min_seconds: float = 0.0,
     vocoder: str | Path | None = None,
     batch_size: int = 8,
     with_prompt: bool = False,
@@ -27,18 +28,23 @@ def generate_files(
     """Continue every prompt file and write ``<out>.wav`` + ``<out>.json`` per prompt.
 
     One prompt: ``out`` is the wav path (its JSON beside it, e.g. out.json). Several: ``out`` is
-    a folder receiving ``<prompt stem>.wav/.json``; unreadable prompts are skipped and listed in
-    ``out/errors.jsonl`` (a single unreadable prompt raises instead).
+    a folder receiving ``<prompt stem>.wav/.json``; unreadable prompts and empty continuations
+    are skipped and listed in ``out/errors.jsonl`` (with a single prompt they raise instead).
+    Prompts are read like every input: down-mixed to mono and resampled to the tokenizer's rate.
     """
     from speechlm.audio import load_audio, save_audio
     from speechlm.errors import AudioError
-    from speechlm.generate.continuation import continue_speech_batch, resolve_vocoder
+    from speechlm.generate.continuation import (
+        continue_speech_batch,
+        empty_message,
+        resolve_vocoder,
+    )
     from speechlm.models import load_speech_lm
     from speechlm.models.sampling import Sampling
 
     if not prompts:
         raise SpeechLMError("generate: no prompt given (use --prompt FILE or --prompt-list FILE)")
-    sampling = Sampling(max_seconds, temperature, top_k, top_p, seed)
+    sampling = Sampling(max_seconds, temperature, top_k, top_p, seed, min_seconds)
     lm = load_speech_lm(model_dir, device=device)
     voc = resolve_vocoder(lm, vocoder)
     sr = int(lm.speech_tokenizer.sample_rate)
@@ -57,7 +63,14 @@ def generate_files(
                 raise
             errors.append({"prompt": str(p), "error": str(e)})
     results = continue_speech_batch(lm, wavs, sr, sampling, vocoder=voc, batch_size=batch_size)
-    for (p, t), wav, r in zip(keep, wavs, results, strict=True):
+    written = 0
+    for i, ((p, t), wav, r) in enumerate(zip(keep, wavs, results, strict=True)):
+        if len(r.audio) == 0:
+            if single:
+                raise SpeechLMError(f"{p}: {empty_message(i).split(': ', 1)[1]}")
+            errors.append({"prompt": str(p), "error": empty_message(i)})
+            continue
+        written += 1
         audio = r.audio
         if with_prompt:
             import soxr
@@ -74,11 +87,11 @@ def generate_files(
             else r.prompt.durations.tolist(),
             "units": r.streams.units.tolist(),
             "sampling": {"temperature": temperature, "top_k": top_k, "top_p": top_p,
-                         "max_seconds": max_seconds, "seed": seed},
+                         "max_seconds": max_seconds, "min_seconds": min_seconds, "seed": seed},
         }
         t.with_suffix(".json").write_text(json.dumps(record) + "\n")
     if not single:
         out.mkdir(parents=True, exist_ok=True)
         with open(out / "errors.jsonl", "w") as f:
             f.writelines(json.dumps(e) + "\n" for e in errors)
-    return {"written": len(keep), "skipped": len(errors), "out": str(out)}
+    return {"written": written, "skipped": len(errors), "out": str(out)}

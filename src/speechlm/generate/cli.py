@@ -18,6 +18,10 @@ def generate(
     top_k: int = typer.Option(0, "--top-k", help="0 disables top-k filtering."),
     top_p: float = typer.Option(1.0, "--top-p"),
     max_seconds: float = typer.Option(10.0, "--max-seconds", help="Length cap of a continuation."),
+    min_seconds: float | None = typer.Option(
+        None, "--min-seconds",
+        help="End of sequence is not sampled before this much speech (default: 1 s, or "
+             "--max-seconds when shorter); 0 lets the model stop at once."),
     seed: int = typer.Option(0, "--seed"),
     vocoder: Path | None = typer.Option(None, "--vocoder",
                                         help="Vocoder dir (default MODEL/vocoder)."),
@@ -41,6 +45,7 @@ def generate(
     summary = generate_files(
         model, prompts, out, temperature=temperature, top_k=top_k, top_p=top_p,
         max_seconds=max_seconds, seed=seed, vocoder=vocoder, batch_size=batch_size,
+        min_seconds=min(1.0, max_seconds) if min_seconds is None else min_seconds,
         with_prompt=with_prompt, device=device,
     )
     typer.echo(json.dumps(summary))

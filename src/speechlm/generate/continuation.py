@@ -77,15 +77,24 @@ def continue_speech(
     top_p: float = 1.0,
     seed: int = 0,
     vocoder: Any = None,
+    min_seconds: float = 0.0,
 ) -> tuple[Any, np.ndarray]:
     """Sample a continuation of one spoken prompt; returns (continuation Streams, audio).
 
     The audio is the continuation only, at the vocoder's ``sample_rate``, at most
-    ``max_seconds`` long.
+    ``max_seconds`` long. An empty continuation (the model ended at once) is an error.
     """
     out = continue_speech_batch(speech_lm, [wav], sample_rate, Sampling(
-        max_seconds, temperature, top_k, top_p, seed), vocoder=vocoder)[0]
+        max_seconds, temperature, top_k, top_p, seed, min_seconds), vocoder=vocoder)[0]
+    if len(out.audio) == 0:
+        raise SpeechLMError(empty_message(0))
     return out.streams, out.audio
+
+
+def empty_message(i: int) -> str:
+    """What to say when continuation ``i`` came out empty."""
+    return (f"prompt {i}: the model ended the continuation at once (end of sequence before any "
+            "unit); ask for a minimum length (--min-seconds) or another --seed")
 
 
 def continue_speech_batch(
@@ -96,7 +105,11 @@ def continue_speech_batch(
     vocoder: Any = None,
     batch_size: int = 8,
 ) -> list[Continuation]:
-    """Continue many prompts, ``batch_size`` at a time (one ``generate`` call per batch)."""
+    """Continue many prompts, ``batch_size`` at a time (one ``generate`` call per batch).
+
+    A continuation the model ended at once comes back with empty audio (the caller decides
+    whether that is an error or a listed skip).
+    """
     sampling = sampling or Sampling()
     voc = resolve_vocoder(speech_lm, vocoder)
     wavs = [check_waveform(w, f"prompt {i}") for i, w in enumerate(wavs)]
@@ -115,9 +128,10 @@ def continue_speech_batch(
         # does not depend on which other prompts share its batch
         budgets = [max(1, math.ceil(sampling.max_seconds * units_per_second(p) * 1.2))
                    for p in chunk]
+        floors = [math.ceil(sampling.min_seconds * units_per_second(p)) for p in chunk]
         batch_sampling = dataclasses.replace(sampling, seed=sampling.seed + start)
-        for p, (streams, stopped) in zip(chunk, speech_lm.generate(chunk, batch_sampling,
-                                                                    budgets), strict=True):
+        outs = speech_lm.generate(chunk, batch_sampling, budgets, min_new=floors)
+        for p, (streams, stopped) in zip(chunk, outs, strict=True):
             n_new = 0 if streams.units is None else len(streams.units)
             audio = voc.synthesize(streams) if n_new else np.zeros(0, np.float32)
             audio = audio[: int(sampling.max_seconds * voc.sample_rate)]

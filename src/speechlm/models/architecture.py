@@ -75,8 +75,13 @@ class Architecture(ABC):
 
     @abstractmethod
     def generate(self, lm: SpeechLM, prompts: Sequence[Streams], sampling: Sampling,
-                 max_new: Sequence[int]) -> list[tuple[Streams, bool]]:
-        """Continue each prompt by at most ``max_new[i]`` steps: (new streams, stopped at EOS)."""
+                 max_new: Sequence[int], min_new: Sequence[int] | None = None
+                 ) -> list[tuple[Streams, bool]]:
+        """Continue each prompt by at most ``max_new[i]`` steps (and, where the model allows,
+        at least ``min_new[i]`` before end of sequence): ``(new streams, stopped at EOS)``.
+
+        A prompt longer than the model's context keeps its last part that fits, with a warning.
+        """
 
     def streaming(self, lm: SpeechLM, batch_size: int = 1) -> Any:
         """A context manager yielding a stepper (``step(inputs) -> outputs``), if supported."""

@@ -11,6 +11,7 @@ wander into text. Streaming steps the model with its KV cache kept in a state da
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from speechlm.models.architecture import ARCHITECTURES, Architecture
 from speechlm.sequences.example import TOKENS
 
 SUM, MEAN = 0, 1  # columns of score_sequences' output
+logger = logging.getLogger("speechlm")
 
 
 def score_sequences(model, seqs: Sequence[Sequence[int]], batch_size: int = 32,
@@ -91,6 +93,31 @@ class AllowOnly:
         return scores + self._mask
 
 
+def context_length(config: Any) -> int | None:
+    """The longest sequence the model's position embeddings cover (None when unbounded)."""
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def fit_context(ids: list[int], context: int | None, max_new: int, index: int = 0) -> list[int]:
+    """A prompt cut to its last part that leaves room for ``max_new`` tokens, with a warning.
+
+    The first two ids (BOS and the modality marker) are kept, so the prompt stays well formed.
+    """
+    if context is None or len(ids) + max_new <= context:
+        return ids
+    keep = context - max_new - 2
+    if keep < 1:
+        raise SpeechLMError(f"max_seconds asks for {max_new} new tokens but the model's context "
+                            f"is {context}; ask for a shorter continuation")
+    logger.warning("prompt %d: %d tokens do not fit the model's context of %d with %d new "
+                   "tokens; keeping its last %d units", index, len(ids), context, max_new, keep)
+    return ids[:2] + ids[-keep:]
+
+
 @dataclass
 class StepState:
     """What a causal LM carries between streaming steps: its KV cache and the steps taken."""
@@ -155,7 +182,7 @@ class CausalLM(Architecture):
         return score_sequences(lm.model, [e.streams[TOKENS] for e in examples],
                                batch_size=batch_size, progress=progress)
 
-    def generate(self, lm, prompts, sampling, max_new) -> list[tuple[Any, bool]]:
+    def generate(self, lm, prompts, sampling, max_new, min_new=None) -> list[tuple[Any, bool]]:
         """Left-padded batched sampling of unit tokens (and EOS) after each prompt."""
         import torch
         from transformers import LogitsProcessorList
@@ -163,7 +190,9 @@ class CausalLM(Architecture):
         from speechlm.tokenizers.streams import Streams
 
         vocab, model = lm.vocab, lm.model
-        ids = [lm.speech_example(p).input_ids for p in prompts]
+        context = context_length(model.config)
+        ids = [fit_context(lm.speech_example(p).input_ids, context, max(max_new), i)
+               for i, p in enumerate(prompts)]
         width = max(len(x) for x in ids)
         device = next(model.parameters()).device
         input_ids = torch.full((len(ids), width), vocab.pad_id, dtype=torch.long)
@@ -179,6 +208,7 @@ class CausalLM(Architecture):
                 input_ids=input_ids.to(device), attention_mask=mask.to(device), do_sample=True,
                 temperature=sampling.temperature, top_k=sampling.top_k,  # 0: off
                 top_p=sampling.top_p, max_new_tokens=max(max_new), use_cache=True,
+                min_new_tokens=min(min_new) if min_new else 0,  # EOS suppressed before it
                 eos_token_id=vocab.eos_id, pad_token_id=vocab.pad_id,
                 logits_processor=LogitsProcessorList([AllowOnly(allowed)]),
             )

@@ -16,10 +16,14 @@ class Sampling:
     top_k: int = 0  # 0: no top-k filtering
     top_p: float = 1.0
     seed: int = 0
+    min_seconds: float = 0.0  # end-of-sequence is not sampled before this much speech
 
     def __post_init__(self) -> None:
         if not self.max_seconds > 0:
             raise SpeechLMError(f"max_seconds must be > 0, got {self.max_seconds}")
+        if not 0 <= self.min_seconds <= self.max_seconds:
+            raise SpeechLMError(f"min_seconds must be in [0, max_seconds={self.max_seconds}], "
+                                f"got {self.min_seconds}")
         if not self.temperature > 0:
             raise SpeechLMError(f"temperature must be > 0, got {self.temperature}")
         if self.top_k < 0:

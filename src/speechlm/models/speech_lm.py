@@ -161,9 +161,9 @@ class SpeechLM:
         """Summed and mean log-probability of each example: (N, 2) (see ``Architecture``)."""
         return self.architecture.score(self, examples, batch_size=batch_size, progress=progress)
 
-    def generate(self, prompts, sampling, max_new):
+    def generate(self, prompts, sampling, max_new, min_new=None):
         """Continuations of prompt streams (see ``Architecture.generate``)."""
-        return self.architecture.generate(self, prompts, sampling, max_new)
+        return self.architecture.generate(self, prompts, sampling, max_new, min_new)
 
     def streaming(self, batch_size: int = 1):
         """The architecture's streaming stepper, as a context manager."""
