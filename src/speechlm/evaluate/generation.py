@@ -73,7 +73,9 @@ def default_text_lm_dir() -> Path:
 def load_text_lm(spec: str | Path | None = None, device: str = "cpu"):
     """(model, tokenizer) of a text LM: a local dir or hub id; None = the tiny grammar LM,
     trained once with ``speechlm.train.textlm.train_text_lm`` and cached."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+
+    from speechlm.pretrained import load_pretrained, load_tokenizer_files
 
     if spec is None:
         spec = default_text_lm_dir()
@@ -81,12 +83,8 @@ def load_text_lm(spec: str | Path | None = None, device: str = "cpu"):
             from speechlm.train.textlm import train_text_lm
 
             train_text_lm(spec)
-    try:
-        tok = AutoTokenizer.from_pretrained(str(spec))
-        model = AutoModelForCausalLM.from_pretrained(str(spec)).to(device).eval()
-    except (OSError, ValueError) as e:
-        raise SpeechLMError(f"text LM '{spec}' could not be loaded ({e}); pass a local HF "
-                            "causal-LM directory or a hub id that is cached") from e
+    tok = load_tokenizer_files(spec, "text LM's tokenizer")
+    model = load_pretrained(AutoModelForCausalLM, spec, "text LM").to(device).eval()
     return model, tok
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from speechlm.batching import length_buckets
-from speechlm.errors import ConfigError, SpeechLMError
+from speechlm.errors import SpeechLMError
 from speechlm.models.architecture import ARCHITECTURES, Architecture
 from speechlm.sequences.example import TOKENS
 
@@ -170,12 +170,10 @@ class CausalLM(Architecture):
     def load(self, path: Path, device: str = "cpu") -> Any:
         from transformers import AutoModelForCausalLM
 
-        try:
-            model = AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa",
-                                                         use_safetensors=True)
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"{path}: cannot load the model (weights are read from "
-                              f"safetensors only): {e}") from None
+        from speechlm.pretrained import load_pretrained
+
+        model = load_pretrained(AutoModelForCausalLM, path, "speech LM",
+                                attn_implementation="sdpa")
         return model.to(device).eval()
 
     def score(self, lm, examples, batch_size: int = 32, progress: bool = False) -> np.ndarray:

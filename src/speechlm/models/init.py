@@ -133,15 +133,16 @@ def warm_init(init_from: str, vocab_mode: str, n_units: int, seed: int = 0,
 
     Returns ``(model, vocab, info)``.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+
+    from speechlm.pretrained import load_pretrained, load_tokenizer_files
 
     try:
-        text_tok = AutoTokenizer.from_pretrained(init_from)
-        model = AutoModelForCausalLM.from_pretrained(init_from, attn_implementation="sdpa",
-                                                     dtype=torch.float32)
-    except OSError as e:
-        raise ConfigError(f"init_from: cannot load a causal LM + tokenizer from {init_from!r}: "
-                          f"{e}") from e
+        text_tok = load_tokenizer_files(init_from, "text LM's tokenizer")
+        model = load_pretrained(AutoModelForCausalLM, init_from, "text LM",
+                                attn_implementation="sdpa", dtype=torch.float32)
+    except ConfigError as e:
+        raise ConfigError(f"init_from: {e}") from None
     vocab = (SpeechVocab.extend(text_tok, n_units, markers=markers) if vocab_mode == "extend"
              else SpeechVocab.speech_only(n_units, markers=markers))
     info = warm_start(model, text_tok, vocab, vocab_mode, seed=seed)

@@ -29,6 +29,8 @@ class CodecTokenizer(Tokenizer):
                  device: str | None = None) -> None:
         from transformers import AutoConfig, AutoModel
 
+        from speechlm.pretrained import load_pretrained
+
         if kind not in MODEL_TYPES:
             raise ConfigError(f"codec kind '{kind}' is unknown; valid: {', '.join(MODEL_TYPES)}")
         try:
@@ -44,7 +46,7 @@ class CodecTokenizer(Tokenizer):
             raise ConfigError(f"model: '{model_ref}' is a chunked/normalised EnCodec (48 kHz); "
                               "use a non-chunked one such as facebook/encodec_24khz")
         self.kind, self.model_ref = kind, model_ref
-        self.model = AutoModel.from_pretrained(model_ref).eval()
+        self.model = load_pretrained(AutoModel, model_ref, f"{kind} codec").eval()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device)
         self.sample_rate = int(config.sampling_rate)

@@ -34,6 +34,8 @@ class SSLEncoder:
                  device: str | None = None, sample_rate: int = 16000) -> None:
         from transformers import AutoConfig, AutoModel
 
+        from speechlm.pretrained import load_pretrained
+
         if kind not in MODEL_TYPES:
             raise ConfigError(f"encoder kind '{kind}' is unknown; valid: {', '.join(MODEL_TYPES)}")
         self.kind, self.model_ref, self.sample_rate = kind, model_ref, sample_rate
@@ -56,7 +58,8 @@ class SSLEncoder:
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()
         try:
-            self.model = AutoModel.from_pretrained(model_ref, config=config).eval()
+            self.model = load_pretrained(AutoModel, model_ref, f"{kind} encoder",
+                                         config=config).eval()
         finally:
             hf_logging.set_verbosity(verbosity)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
