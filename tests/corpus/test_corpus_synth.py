@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections import Counter
 
+import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
@@ -108,3 +109,19 @@ def test_forkserver_preloads_what_the_calling_script_imported(monkeypatch, tmp_p
                                "speechlm.corpus", "speechlm.corpus.synth"]
     del main.__file__  # `python -c` or an interactive session: nothing to preload
     assert _main_imports() == []
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["synth", "corpus", "--hours", "-1"], "hours: must be > 0, got -1.0"),
+    (["synth", "corpus", "--hours", "0"], "hours: must be > 0, got 0.0"),
+    (["synth", "benchmark", "--pairs", "0"], "pairs: must be a positive integer, got 0"),
+])
+def test_non_positive_sizes_are_refused_and_nothing_is_marked_done(args, needle, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "speechlm.cli", *args, "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stderr.strip() == f"error: {needle}"
+    assert not (out / "summary.json").exists() and not (out / "benchmarks.json").exists()

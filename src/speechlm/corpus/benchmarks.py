@@ -49,6 +49,7 @@ from speechlm.corpus.phones import (
     split_mnemonics,
 )
 from speechlm.corpus.readers import read_gold, read_storycloze
+from speechlm.errors import ConfigError
 
 __all__ = ["build_benchmarks", "read_gold", "read_storycloze", "word_frequencies"]
 
@@ -224,6 +225,9 @@ def build_benchmarks(out_dir: str | Path, seed: int = 0, pairs: int = 400,
     import json
 
     from speechlm.corpus.synth import HELDOUT_VOICES
+
+    if not (isinstance(pairs, int) and pairs > 0):
+        raise ConfigError(f"pairs: must be a positive integer, got {pairs!r}")
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ import numpy as np
 
 from speechlm.corpus.grammar import Grammar, words_of
 from speechlm.corpus.manifest import Utterance, write_manifest
+from speechlm.errors import ConfigError
 
 SAMPLE_RATE = 16000
 # espeak-ng voice variants (voices/!v) on the en-us language act as speakers; the held-out
@@ -139,6 +140,10 @@ def synthesize_corpus(out_dir: str | Path, hours: float, seed: int = 0,
     """
     from tqdm import tqdm
 
+    if not (isinstance(hours, int | float) and hours > 0):
+        raise ConfigError(f"hours: must be > 0, got {hours!r}")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers: must be >= 1, got {workers}")
     out = Path(out_dir)
     voices = list(voices or TRAIN_VOICES)
     settings = {"hours_requested": hours, "seed": seed, "voices": voices}
