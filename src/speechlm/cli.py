@@ -37,7 +37,11 @@ app.command("run")(run)
 
 
 def main() -> None:
-    """Entry point: a ``SpeechLMError`` becomes a one-line cause on stderr and exit status 1."""
+    """Entry point: a ``SpeechLMError`` becomes a one-line cause on stderr and exit status 1.
+
+    So does an ``OSError`` (a read-only or full disk, a file where a folder is needed): it names
+    the path, whichever stage hit it.
+    """
     from speechlm.errors import SpeechLMError
 
     try:
@@ -45,6 +49,23 @@ def main() -> None:
     except SpeechLMError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+    except OSError as e:
+        print(f"error: {os_error_message(e)}", file=sys.stderr)
+        sys.exit(1)
+
+
+def os_error_message(e: OSError) -> str:
+    """``path: what went wrong`` for a file-system error, with the fix where there is one."""
+    import errno
+
+    where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f) or "file system"
+    hint = {errno.ENOSPC: "the disk is full; free space or write elsewhere",
+            errno.EROFS: "read-only file system; write elsewhere (--out)",
+            errno.EACCES: "permission denied; write elsewhere (--out) or fix the permissions",
+            errno.ENOTDIR: "a file stands where a folder is needed; choose another --out",
+            errno.EEXIST: "a file stands where a folder is needed; choose another --out",
+            }.get(e.errno, e.strerror or str(e))
+    return f"{where}: {hint}"
 
 
 if __name__ == "__main__":
