@@ -65,7 +65,7 @@ def tiny_model(tiny_tokens, tmp_path_factory) -> Path:
         model={"model_type": "llama", "hidden_size": 32, "intermediate_size": 64,
                "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2},
         seq_len=64, batch_size=4, max_steps=10, lr=3e-3, warmup_steps=2,
-        save_steps=1000, eval_steps=1000, logging_steps=5, seed=0,
+        save_steps=1000, eval_steps=1000, logging_steps=5, seed=0, precision="fp32",
     )
     run_training(cfg)
     return out

@@ -26,6 +26,13 @@ class TrainConfig(Config):
 
     ``batch_size`` is per process and micro-step: the global batch is
     ``batch_size * grad_accum * processes`` sequences of ``seq_len`` packed tokens.
+
+    Generalisation on corpora of any size: ``max_epochs`` caps the steps by the data (the
+    budget is ``min(max_steps, max_epochs * steps per epoch)``); with ``eval_data``, ``keep:
+    best`` keeps the checkpoint with the lowest held-out loss (not the last), and
+    ``early_stopping_patience`` stops after that many evaluations without improvement.
+    ``precision: auto`` trains in bf16 where the hardware computes it natively (CUDA with bf16,
+    CPUs with AVX512-BF16 or AMX), fp32 elsewhere; the run records which.
     """
 
     data: str
@@ -43,11 +50,14 @@ class TrainConfig(Config):
     batch_size: int = positive(16)
     grad_accum: int = positive(1)
     max_steps: int = positive(1000)
+    max_epochs: float | None = positive(None)
+    keep: str = choice("best", "best", "last")
+    early_stopping_patience: int | None = positive(None)
     lr: float = positive(5e-4)
     weight_decay: float = 0.1
     max_grad_norm: float = 1.0
     warmup_steps: int = 100
-    precision: str = choice("fp32", "fp32", "bf16")
+    precision: str = choice("auto", "auto", "fp32", "bf16")
     save_steps: int = positive(500)
     save_total_limit: int = positive(2)
     eval_steps: int = positive(500)
@@ -68,6 +78,11 @@ class TrainConfig(Config):
             raise ConfigError(f"init_from: required when init={self.init} ({what})")
         if self.warmup_steps < 0:
             raise ConfigError(f"warmup_steps: must be >= 0, got {self.warmup_steps}")
+        if self.eval_data and self.keep == "best" and self.save_steps % self.eval_steps:
+            raise ConfigError(f"save_steps: {self.save_steps} must be a multiple of eval_steps "
+                              f"({self.eval_steps}) to keep the best checkpoint (or keep: last)")
+        if self.early_stopping_patience and not self.eval_data:
+            raise ConfigError("early_stopping_patience: needs eval_data (a held-out set)")
         uses = parse_formats(self.formats)
         arch = get_architecture(self.architecture)
         objective = get_objective(self.objective or arch.objective)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 
 def plot_losses(train: list[tuple[int, float]], eval_: list[tuple[int, float]], out: str | Path,
-                title: str = "") -> Path:
-    """Plot train (and eval) loss against step into ``out`` (PNG)."""
+                title: str = "", kept_step: int | None = None) -> Path:
+    """Plot train (and eval) loss against step into ``out`` (PNG); mark the kept checkpoint."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,6 +18,8 @@ def plot_losses(train: list[tuple[int, float]], eval_: list[tuple[int, float]], 
         ax.plot(*zip(*train, strict=True), label="train loss")
     if eval_:
         ax.plot(*zip(*eval_, strict=True), marker="o", label="held-out loss")
+    if kept_step is not None:
+        ax.axvline(kept_step, color="tab:green", linestyle="--", label=f"kept (step {kept_step})")
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy (nats/token)")
     ax.set_title(title)

@@ -4,16 +4,20 @@ write the model directory.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+from transformers import TrainerCallback
 
 from speechlm.errors import ConfigError
 from speechlm.models.architecture import Architecture, get_architecture
 from speechlm.sequences.formats import FormatUse, check_formats, format_tokens, parse_formats
 from speechlm.sequences.vocab import DEFAULT_MARKERS, SpeechVocab
 from speechlm.train.config import TrainConfig
+from speechlm.train.hardware import resolve_precision
 
 
 def _data_ranges(info: dict, names: list[str], data: str) -> dict[str, int]:
@@ -71,15 +75,21 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         raise ConfigError(f"{Path(cfg.data) / 'info.json'}: key 'tokenizer' must name the speech "
                           f"tokenizer directory (got {speech_tok!r})")
     uses = parse_formats(cfg.formats)
+    cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision))
     arch, model, vocab, init_info = build_model(cfg, info, uses)
     check_formats(uses, vocab)
     objective = get_objective(cfg.objective or arch.objective)
     objective.check(cfg, uses)
     train_ds, eval_ds = objective.datasets(cfg, vocab, model, uses,
                                            objective.eval_uses(arch, uses))
+    cfg, epoch_steps = _cap_steps(cfg, len(train_ds))
 
     throughput = ThroughputCallback(cfg.batch_size * cfg.grad_accum * cfg.seq_len)
-    cbs = [throughput, *(callbacks or [])]
+    cbs = [throughput, RelocatedCheckpoints(), *(callbacks or [])]
+    if cfg.early_stopping_patience and eval_ds is not None:
+        from transformers import EarlyStoppingCallback
+
+        cbs.append(EarlyStoppingCallback(cfg.early_stopping_patience))
     rank0 = int(os.environ.get("RANK", "0")) == 0
     if rank0:
         from torch.utils.tensorboard import SummaryWriter
@@ -100,11 +110,24 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     history = trainer.state.log_history
     train_loss = [(h["step"], h["loss"]) for h in history if "loss" in h]
     eval_loss = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    kept_step, kept_eval = step, (eval_loss[-1][1] if eval_loss else None)
+    best = trainer.state.best_model_checkpoint
+    if trainer.args.load_best_model_at_end and best:
+        kept_step = int(Path(best).name.split("-")[-1])
+        kept_eval = dict(eval_loss).get(kept_step, trainer.state.best_metric)
     metrics = {
         "train_loss": train_loss,
         "eval_loss": eval_loss,
         "final_train_loss": train_loss[-1][1] if train_loss else None,
-        "final_eval_loss": eval_loss[-1][1] if eval_loss else None,
+        # the held-out loss of the model that was kept (the best one, unless keep: last)
+        "final_eval_loss": kept_eval,
+        "last_eval_loss": eval_loss[-1][1] if eval_loss else None,
+        "kept_step": kept_step,
+        "keep": cfg.keep if eval_ds is not None else "last",
+        "stopped_early": step < cfg.max_steps,
+        "max_steps": cfg.max_steps,
+        "epochs": round(step / epoch_steps, 3),
+        "precision": cfg.precision,
         "steps": step,
         "resumed_from": last,
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -121,8 +144,37 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         write_model_meta(out, vocab, meta, speech_tok, architecture=arch.name)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         plot_losses(train_loss, eval_loss, out / "loss.png",
-                    title=f"{init_info['init']} init, {metrics['parameters'] / 1e6:.2f}M params")
+                    title=f"{init_info['init']} init, {metrics['parameters'] / 1e6:.2f}M params",
+                    kept_step=kept_step if eval_loss else None)
     return metrics
+
+
+def _cap_steps(cfg: TrainConfig, n_blocks: int) -> tuple[TrainConfig, float]:
+    """``cfg`` with ``max_steps`` capped at ``max_epochs`` passes over the data; steps/epoch."""
+    import math
+
+    from accelerate import PartialState
+
+    per_step = cfg.batch_size * cfg.grad_accum * PartialState().num_processes
+    epoch_steps = max(n_blocks / per_step, 1e-9)
+    if cfg.max_epochs is None:
+        return cfg, epoch_steps
+    capped = max(1, min(cfg.max_steps, math.ceil(cfg.max_epochs * epoch_steps)))
+    return dataclasses.replace(cfg, max_steps=capped), epoch_steps
+
+
+class RelocatedCheckpoints(TrainerCallback):
+    """Point the best-checkpoint record at this run's folder when the run directory moved.
+
+    ``trainer_state.json`` stores ``best_model_checkpoint`` as the path it had when written; a
+    run directory moved since then (and resumed) would look for the best model at the old place.
+    """
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        best = state.best_model_checkpoint
+        if best and not Path(best).is_dir():
+            here = Path(args.output_dir) / Path(best).name
+            state.best_model_checkpoint = str(here) if here.is_dir() else None
 
 
 def last_complete_checkpoint(folder: Path) -> str | None:
