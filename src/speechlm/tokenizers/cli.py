@@ -46,6 +46,11 @@ def fit(
             opts["prosody"] = True
     path = fit_tokenizer(manifest, kind, units, out, **opts)
     typer.echo(f"tokenizer written to {path}")
+    errors = path / "fit_errors.jsonl"
+    n = len(errors.read_text().splitlines()) if errors.exists() else 0
+    if n:
+        typer.echo(f"{n} utterance(s) left out of the fit (unreadable or too short): see "
+                   f"{errors}", err=True)
 
 
 @tokenizer_app.command("report")

@@ -32,6 +32,12 @@ def fit_tokenizer(manifest: str | Path, kind: str, n_units: int, out_dir: str | 
     ``n_codebooks``; ``continuous`` takes ``features`` (a front-end kind) and stores float16 frames.
     """
     out_dir = Path(out_dir)
+    if kind in FRONTEND_KINDS and not (isinstance(n_units, int) and n_units >= 2):
+        raise ConfigError(f"units: must be an integer >= 2, got {n_units!r}")
+    for key in ("max_frames", "max_hours", "n_iter"):
+        value = opts.get(key)
+        if value is not None and not value > 0:
+            raise ConfigError(f"{key}: must be > 0, got {value!r}")
     if kind in CODEC_KINDS:
         from speechlm.tokenizers.codecs import CodecTokenizer
 
@@ -54,8 +60,8 @@ def fit_tokenizer(manifest: str | Path, kind: str, n_units: int, out_dir: str | 
     prosody_opts = opts.pop("prosody", None)
     frontend = make_frontend(kind, opts)
     utts = _sample_utterances(read_manifest(manifest), max_hours, seed)
-    frames, wavs_for_prosody = _sample_frames(utts, frontend, max_frames, seed,
-                                              keep_audio=prosody_opts is not None)
+    frames, wavs_for_prosody, skipped = _sample_frames(utts, frontend, max_frames, seed,
+                                                       keep_audio=prosody_opts is not None)
     from speechlm.tokenizers.kmeans import KMeansQuantizer
     from speechlm.tokenizers.units import UnitTokenizer
 
@@ -68,8 +74,20 @@ def fit_tokenizer(manifest: str | Path, kind: str, n_units: int, out_dir: str | 
 
         popts = {} if prosody_opts is True else dict(prosody_opts)
         prosody = Prosody.fit(wavs_for_prosody, frontend.sample_rate, seed=seed, **popts)
-    return UnitTokenizer(frontend, quantizer, dedup=dedup, prosody=prosody,
+    path = UnitTokenizer(frontend, quantizer, dedup=dedup, prosody=prosody,
                          switch_penalty=penalty).save(out_dir)
+    _write_errors(path / ERRORS_FILE, skipped)
+    return path
+
+
+ERRORS_FILE = "fit_errors.jsonl"  # utterances left out of the fit: unreadable or too short
+
+
+def _write_errors(path: Path, errors: list[dict]) -> None:
+    import json
+
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(e, ensure_ascii=False) + "\n" for e in errors)
 
 
 def _sample_utterances(utts: list, max_hours: float | None, seed: int) -> list:
@@ -86,8 +104,9 @@ def _sample_utterances(utts: list, max_hours: float | None, seed: int) -> list:
     return chosen
 
 
-def _sample_frames(utts: list, frontend, max_frames: int, seed: int,
-                   keep_audio: bool) -> tuple[np.ndarray, list[tuple[np.ndarray, str | None]]]:
+def _sample_frames(utts: list, frontend, max_frames: int, seed: int, keep_audio: bool
+                   ) -> tuple[np.ndarray, list[tuple[np.ndarray, str | None]], list[dict]]:
+    """A uniform sample of frames, the audio kept for prosody, and the utterances skipped."""
     from tqdm import tqdm
 
     from speechlm.tokenizers.kmeans import FrameSampler
@@ -95,12 +114,16 @@ def _sample_frames(utts: list, frontend, max_frames: int, seed: int,
 
     sampler = FrameSampler(max_frames, seed)
     kept: list[tuple[np.ndarray, str | None]] = []
-    batch: list[np.ndarray] = []
-    n_bad = 0
+    batch: list[tuple] = []  # (utterance, waveform)
+    skipped: list[dict] = []
     kept_s = 0.0
 
     def flush() -> None:
-        for x in frontend(batch):
+        for (utt, _), x in zip(batch, frontend([w for _, w in batch]), strict=True):
+            if len(x) == 0:
+                skipped.append({"id": utt.id, "audio": utt.audio,
+                                "error": f"too short to tokenise ({utt.duration:.3f}s)"})
+                continue
             sampler.add(x.float().cpu().numpy())
         batch.clear()
 
@@ -109,9 +132,9 @@ def _sample_frames(utts: list, frontend, max_frames: int, seed: int,
         for utt, wav, err in iter_audio(utts, frontend.sample_rate):
             bar.update(round(utt.duration))
             if err is not None:
-                n_bad += 1
+                skipped.append({"id": utt.id, "audio": utt.audio, "error": err})
                 continue
-            batch.append(wav)
+            batch.append((utt, wav))
             if keep_audio and kept_s < PROSODY_MAX_SECONDS:  # bounded, like the frame sample
                 kept.append((wav, utt.speaker))
                 kept_s += len(wav) / frontend.sample_rate
@@ -120,5 +143,7 @@ def _sample_frames(utts: list, frontend, max_frames: int, seed: int,
         if batch:
             flush()
     if sampler.seen == 0:
-        raise ConfigError(f"no readable audio among {len(utts)} utterances ({n_bad} unreadable)")
-    return sampler.frames(), kept
+        first = skipped[0]["error"] if skipped else "-"
+        raise ConfigError(f"no readable audio among {len(utts)} utterances ({len(skipped)} "
+                          f"unreadable or too short; first: {first})")
+    return sampler.frames(), kept, skipped
