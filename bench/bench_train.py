@@ -1,13 +1,15 @@
-"""Training throughput: speechlm's trainer vs the stock HF ``Trainer`` on the same model and data.
+"""Training throughput: speechlm's trainer in fp32 and bf16 vs the stock HF ``Trainer``.
 
-Prints, for the tiny GSLM model (Llama, 4 layers, 256 wide, seq 256, batch 16):
-- tokens/s of ``run_training`` (packed blocks, the speechlm path),
-- tokens/s of a stock ``transformers.Trainer`` on the same packed blocks (same model init),
+Prints, for a Llama (``--hidden``, 4 layers, seq 256, batch 32 by default):
+- tokens/s of ``run_training`` (packed blocks, the speechlm path) in fp32 and in bf16,
+- tokens/s of a stock ``transformers.Trainer`` on the same packed blocks (same init, fp32),
 - real tokens/s of a stock ``Trainer`` on per-utterance sequences padded by
-  ``DataCollatorForLanguageModeling`` (the common unpacked setup),
-- model FLOP utilisation against a fp32 matmul peak measured in the same run.
+  ``DataCollatorForLanguageModeling`` (the common unpacked setup, fp32),
+- model FLOP utilisation of each against the matmul peak of its own precision, measured on an
+  idle large matmul at the start of the same run (before any training), best of five;
+- the final training losses of fp32 and bf16 from the same init and data (their agreement).
 
-    OMP_NUM_THREADS=2 .venv/bin/python bench/bench_train.py [--steps 20] [--data TOKEN_DIR]
+    OMP_NUM_THREADS=2 .venv/bin/python bench/bench_train.py [--steps 20] [--hidden 128]
 
 Without ``--data`` a toy token dataset (contract layout) is generated.
 """
@@ -22,14 +24,20 @@ from pathlib import Path
 
 import torch
 
-MODEL = {"model_type": "llama", "hidden_size": 256, "intermediate_size": 1024,
-         "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4,
-         "max_position_embeddings": 1024}
+
+def llama(hidden: int) -> dict:
+    """The benchmark model: a 4-layer Llama of width ``hidden`` (the demo's shape at 128)."""
+    return {"model_type": "llama", "hidden_size": hidden, "intermediate_size": 4 * hidden,
+            "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4,
+            "max_position_embeddings": 1024}
 
 
-def matmul_peak(n: int = 1024, reps: int = 20) -> float:
-    """Best fp32 matmul FLOP/s over a few trials (the denominator of MFU)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
+    """Best matmul FLOP/s in ``dtype`` over five trials (the denominator of MFU).
+
+    Measured before any training, on a matmul large enough to reach the kernels' best rate.
+    """
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
     for _ in range(3):
         a @ b
     best = 0.0
@@ -70,7 +78,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--seq-len", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--data", default=None, help="token dataset dir (default: toy data)")
     ap.add_argument("--rounds", type=int, default=2, help="alternate ours/stock this many times")
     a = ap.parse_args()
@@ -103,45 +112,61 @@ def main() -> None:
     real_per_batch = sum(len(x["input_ids"]) for x in unpacked) / len(unpacked) * a.batch
 
     threads = torch.get_num_threads()
-    peak = matmul_peak()
-    model0 = cold_init(MODEL, vocab)
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    model_cfg = llama(a.hidden)
+    model0 = cold_init(model_cfg, vocab)
     fpt = flops_per_token(model0, a.seq_len)
     n_params = sum(p.numel() for p in model0.parameters())
     tokens_per_step = a.batch * a.seq_len
-    ours, stock, padded = [], [], []
+    ours: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    final_loss: dict[str, float] = {}
+    stock, padded = [], []
     for r in range(a.rounds):
-        cfg = TrainConfig(data=str(data), output_dir=str(tmp / f"ours{r}"), model=MODEL,
-                          seq_len=a.seq_len, batch_size=a.batch, max_steps=a.steps, lr=5e-4,
-                          warmup_steps=2, save_steps=10**6, eval_steps=10**6,
-                          logging_steps=10**6, progress=False)
-        ours.append(run_training(cfg)["tokens_per_second"])
+        for precision in ("fp32", "bf16"):
+            cfg = TrainConfig(data=str(data), output_dir=str(tmp / f"ours_{precision}{r}"),
+                              model=model_cfg, seq_len=a.seq_len, batch_size=a.batch,
+                              max_steps=a.steps, lr=5e-4, warmup_steps=2, save_steps=10**6,
+                              eval_steps=10**6, logging_steps=1, precision=precision,
+                              progress=False)
+            m = run_training(cfg)
+            ours[precision].append(m["tokens_per_second"])
+            final_loss[precision] = m["final_train_loss"]
 
-        t, cb = stock_trainer(cold_init(MODEL, vocab), blocks, a.steps, a.batch, 5e-4,
+        t, cb = stock_trainer(cold_init(model_cfg, vocab), blocks, a.steps, a.batch, 5e-4,
                               default_data_collator, str(tmp / f"stock{r}"))
         t.train()
         stock.append(a.steps * tokens_per_step / cb.result["seconds_this_run"])
 
-        t, cb = stock_trainer(cold_init(MODEL, vocab), unpacked, a.steps, a.batch, 5e-4,
+        t, cb = stock_trainer(cold_init(model_cfg, vocab), unpacked, a.steps, a.batch, 5e-4,
                               pad_collator, str(tmp / f"padded{r}"))
         t.train()
         padded.append(a.steps * real_per_batch / cb.result["seconds_this_run"])
 
-    best_ours, best_stock, best_padded = max(ours), max(stock), max(padded)
+    best = {p: max(v) for p, v in ours.items()}
+    best_stock, best_padded = max(stock), max(padded)
     result = {
-        "threads": threads, "params": n_params, "seq_len": a.seq_len, "batch": a.batch,
-        "steps": a.steps, "ours_tokens_per_s": ours, "stock_packed_tokens_per_s": stock,
-        "stock_padded_real_tokens_per_s": padded,
-        "ratio_vs_stock_packed": best_ours / best_stock,
-        "ratio_vs_stock_padded": best_ours / best_padded,
-        "matmul_peak_gflops": peak / 1e9, "model_flops_per_token": fpt,
-        "mfu_ours": best_ours * fpt / peak, "mfu_stock": best_stock * fpt / peak,
+        "threads": threads, "params": n_params, "hidden": a.hidden, "seq_len": a.seq_len,
+        "batch": a.batch, "steps": a.steps, "ours_tokens_per_s": ours,
+        "stock_packed_tokens_per_s": stock, "stock_padded_real_tokens_per_s": padded,
+        "bf16_vs_fp32": best["bf16"] / best["fp32"],
+        "ratio_vs_stock_packed": best["fp32"] / best_stock,
+        "ratio_vs_stock_padded": best["fp32"] / best_padded,
+        "matmul_peak_gflops": {p: v / 1e9 for p, v in peaks.items()},
+        "model_flops_per_token": fpt,
+        "mfu": {p: best[p] * fpt / peaks[p] for p in best},
+        "mfu_stock_fp32": best_stock * fpt / peaks["fp32"],
+        "final_train_loss": final_loss,
+        "loss_difference_bf16_minus_fp32": final_loss["bf16"] - final_loss["fp32"],
     }
     print(json.dumps(result, indent=2))
-    print(f"\nspeechlm {best_ours:,.0f} tok/s | stock Trainer same packed data {best_stock:,.0f} "
-          f"tok/s (ratio {result['ratio_vs_stock_packed']:.2f}) | stock Trainer padded "
-          f"{best_padded:,.0f} real tok/s (ratio {result['ratio_vs_stock_padded']:.2f}) | "
-          f"MFU {result['mfu_ours']:.1%} of {peak / 1e9:.1f} GFLOP/s matmul peak "
-          f"({threads} threads)")
+    print(f"\nspeechlm fp32 {best['fp32']:,.0f} tok/s, bf16 {best['bf16']:,.0f} tok/s "
+          f"(bf16/fp32 {result['bf16_vs_fp32']:.2f}) | stock Trainer same packed data "
+          f"{best_stock:,.0f} tok/s (ratio {result['ratio_vs_stock_packed']:.2f}) | stock "
+          f"Trainer padded {best_padded:,.0f} real tok/s (ratio "
+          f"{result['ratio_vs_stock_padded']:.2f})\nMFU fp32 {result['mfu']['fp32']:.1%} of "
+          f"{peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {result['mfu']['bf16']:.1%} of "
+          f"{peaks['bf16'] / 1e9:.1f} GFLOP/s (idle matmul peaks, {threads} threads) | final "
+          f"loss fp32 {final_loss['fp32']:.4f}, bf16 {final_loss['bf16']:.4f}")
 
 
 if __name__ == "__main__":
