@@ -1,8 +1,14 @@
-"""A toy token dataset in the contract's layout, for tests and benchmarks without audio.
+"""Toy token datasets in the contract's layout, for tests and benchmarks without audio.
 
-Words of a small lexicon are fixed unit strings; sentences are random word sequences with
-random unit durations and exact word alignments, so the data has structure a tiny LM can learn
-and word boundaries that interleaving can use.
+:func:`write_toy_token_dataset`: words of a small lexicon are fixed unit strings; sentences are
+random word sequences with random unit durations and exact word alignments, so the data has
+structure a tiny LM can learn and word boundaries that interleaving can use.
+
+:func:`write_toy_instruction_dataset` (``prompt_units``, ``units``) and
+:func:`write_toy_preference_dataset` (``prompt_units``, ``chosen_units``, ``rejected_units``):
+random spoken prompts whose answer follows one rule, :func:`toy_answer` (every unit of the
+prompt plus one, modulo the number of units), so fine-tuning has a known thing to learn and a
+preference pair has a known better side.
 """
 
 from __future__ import annotations
@@ -15,19 +21,27 @@ import numpy as np
 
 def write_toy_token_dataset(out_dir: str | Path, n_rows: int = 200, n_units: int = 20,
                             n_words: int = 30, frame_rate: float = 50.0, seed: int = 0,
-                            tokenizer_dir: str | Path | None = None) -> Path:
-    """Write ``out_dir/data/*.parquet`` + ``info.json`` (+ a placeholder tokenizer dir)."""
+                            tokenizer_dir: str | Path | None = None, f0_bins: int = 0) -> Path:
+    """Write ``out_dir/data/*.parquet`` + ``info.json`` (+ a placeholder tokenizer dir).
+
+    ``f0_bins > 0`` adds an ``f0`` column as a prosody tokenizer writes it: a per-unit bin in
+    ``1..f0_bins`` (0 = unvoiced), each word a fixed contour shifted by its speaker's register,
+    drawn from a second generator so the other columns do not change.
+    """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     lexicon = [rng.integers(0, n_units, size=rng.integers(2, 7)).tolist() for _ in range(n_words)]
+    f0_rng = np.random.default_rng([seed, 1])
+    contours = [f0_rng.integers(0, f0_bins + 1, size=len(w)) for w in lexicon] if f0_bins else []
     rows = []
     for i in range(n_rows):
-        words, units, durs, t = [], [], [], 0.0
+        words, units, durs, f0, t = [], [], [], [], 0.0
         for w in rng.integers(0, n_words, size=rng.integers(3, 9)):
+            if f0_bins:  # voiced bins move with the speaker (i % 4), unvoiced stay 0
+                c = contours[w]
+                f0 += np.where(c > 0, np.clip(c + i % 4 - 1, 1, f0_bins), 0).tolist()
             d = rng.integers(1, 5, size=len(lexicon[w])).tolist()
             start = t
             t += sum(d) / frame_rate
@@ -36,15 +50,30 @@ def write_toy_token_dataset(out_dir: str | Path, n_rows: int = 200, n_units: int
             durs += d
         rows.append({"id": f"toy{i:05d}", "speaker": f"s{i % 4}",
                      "text": " ".join(w["label"] for w in words), "duration": t,
-                     "units": units, "durations": durs, "words": words})
+                     "units": units, "durations": durs, "words": words,
+                     **({"f0": f0} if f0_bins else {})})
     schema = pa.schema([
         ("id", pa.string()), ("speaker", pa.string()), ("text", pa.string()),
         ("duration", pa.float64()), ("units", pa.list_(pa.int32())),
         ("durations", pa.list_(pa.int32())),
         ("words", pa.list_(pa.struct([("label", pa.string()), ("start", pa.float64()),
                                       ("end", pa.float64())]))),
-    ])
-    (out / "data").mkdir(exist_ok=True)
+    ] + ([("f0", pa.list_(pa.int32()))] if f0_bins else []))
+    return write_token_rows(out, rows, schema, n_units, frame_rate, tokenizer_dir)
+
+
+def write_token_rows(out_dir: str | Path, rows: list[dict], schema, n_units: int,
+                     frame_rate: float = 50.0, tokenizer_dir: str | Path | None = None) -> Path:
+    """Write ``rows`` as a one-part token dataset: Parquet, ``info.json``, ``errors.jsonl``.
+
+    Without ``tokenizer_dir`` a placeholder speech-tokenizer folder is made inside ``out_dir``
+    (the model directory copies it; nothing loads it).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = Path(out_dir)
+    (out / "data").mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=schema),
                    out / "data" / "shard-00000-of-00001.part-00000.parquet")
     if tokenizer_dir is None:
@@ -57,3 +86,54 @@ def write_toy_token_dataset(out_dir: str | Path, n_rows: int = 200, n_units: int
     (out / "info.json").write_text(json.dumps(info, indent=2))
     (out / "errors.jsonl").write_text("")
     return out
+
+
+def toy_answer(prompt_units: list[int], n_units: int) -> list[int]:
+    """The rule every toy answer follows: each prompt unit plus one, modulo ``n_units``."""
+    return [(u + 1) % n_units for u in prompt_units]
+
+
+def _toy_prompts(n_rows: int, n_units: int, lengths: tuple[int, int],
+                 rng: np.random.Generator) -> list[list[int]]:
+    return [rng.integers(0, n_units, size=rng.integers(lengths[0], lengths[1] + 1)).tolist()
+            for _ in range(n_rows)]
+
+
+def write_toy_instruction_dataset(out_dir: str | Path, n_rows: int = 64, n_units: int = 20,
+                                  lengths: tuple[int, int] = (3, 8), seed: int = 0,
+                                  tokenizer_dir: str | Path | None = None) -> Path:
+    """Rows ``{prompt_units, units}``: a random prompt and its :func:`toy_answer`.
+
+    ``lengths`` bounds the prompt length (inclusive).
+    """
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    rows = [{"id": f"inst{i:05d}", "prompt_units": p, "units": toy_answer(p, n_units)}
+            for i, p in enumerate(_toy_prompts(n_rows, n_units, lengths, rng))]
+    schema = pa.schema([("id", pa.string()), ("prompt_units", pa.list_(pa.int32())),
+                        ("units", pa.list_(pa.int32()))])
+    return write_token_rows(out_dir, rows, schema, n_units, tokenizer_dir=tokenizer_dir)
+
+
+def write_toy_preference_dataset(out_dir: str | Path, n_rows: int = 64, n_units: int = 20,
+                                 lengths: tuple[int, int] = (3, 8), seed: int = 0,
+                                 tokenizer_dir: str | Path | None = None) -> Path:
+    """Rows ``{prompt_units, chosen_units, rejected_units}``.
+
+    The chosen answer is the prompt's :func:`toy_answer`; the rejected one is random units of
+    the same length, so that length alone cannot tell them apart.
+    """
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, p in enumerate(_toy_prompts(n_rows, n_units, lengths, rng)):
+        chosen = toy_answer(p, n_units)
+        rejected = rng.integers(0, n_units, size=len(chosen)).tolist()
+        rows.append({"id": f"pref{i:05d}", "prompt_units": p, "chosen_units": chosen,
+                     "rejected_units": rejected})
+    schema = pa.schema([("id", pa.string()), ("prompt_units", pa.list_(pa.int32())),
+                        ("chosen_units", pa.list_(pa.int32())),
+                        ("rejected_units", pa.list_(pa.int32()))])
+    return write_token_rows(out_dir, rows, schema, n_units, tokenizer_dir=tokenizer_dir)

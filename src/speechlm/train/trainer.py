@@ -1,4 +1,4 @@
-"""The HF ``Trainer`` as speechlm uses it: one subclass change and two callbacks."""
+"""The HF ``Trainer`` as speechlm uses it: one subclass change (a mixin) and callbacks."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from transformers import Trainer, TrainerCallback
 TRAINING_ARGS_BIN = "training_args.bin"
 
 
-class SpeechLMTrainer(Trainer):
-    """The stock Trainer, except that checkpoints hold no pickle.
+class NoPickleMixin:
+    """Put first in the bases of any ``Trainer`` (stock or TRL): its checkpoints hold no pickle.
 
-    The stock ``_save`` pickles ``TrainingArguments`` into ``training_args.bin``; nothing reads
-    it back on resume, so it is replaced by ``training_args.json``. Optimizer, scheduler and RNG
-    states stay as the Trainer writes them and are read with ``torch.load(weights_only=True)``.
+    The stock ``_save`` pickles ``TrainingArguments`` (or a TRL config) into
+    ``training_args.bin``; nothing reads it back on resume, so it is replaced by
+    ``training_args.json``. Optimizer, scheduler and RNG states stay as the Trainer writes them
+    and are read with ``torch.load(weights_only=True)``.
     """
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
@@ -24,6 +25,10 @@ class SpeechLMTrainer(Trainer):
         if self.args.should_save:
             (out / TRAINING_ARGS_BIN).unlink(missing_ok=True)
             (out / "training_args.json").write_text(self.args.to_json_string())
+
+
+class SpeechLMTrainer(NoPickleMixin, Trainer):
+    """The stock Trainer, except that checkpoints hold no pickle (:class:`NoPickleMixin`)."""
 
 
 class ThroughputCallback(TrainerCallback):
