@@ -71,7 +71,8 @@ def test_named_ranges_and_markers_are_built_not_numbered(tmp_path):
     assert v.from_ids("codec0", [1, 10, 11, 12]).tolist() == [0, 1]
     v.save(tmp_path)
     tok = AutoTokenizer.from_pretrained(tmp_path)
-    assert tok("[Human] <u2> <c0_1> <c1_0>", add_special_tokens=False)["input_ids"] == [6, 9, 11, 12]
+    ids = tok("[Human] <u2> <c0_1> <c1_0>", add_special_tokens=False)["input_ids"]
+    assert ids == [6, 9, 11, 12]
     assert SpeechVocab.load(tmp_path).layout == v.layout
 
 

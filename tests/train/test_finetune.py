@@ -97,6 +97,19 @@ def test_from_model_refuses_data_with_other_units(toy_source_model, tmp_path):
         build_model(cfg, read_info(cfg.data), parse_formats(cfg.formats))
 
 
+def test_from_model_needs_data_from_its_own_speech_tokenizer(toy_source_model, tmp_path):
+    import pyarrow as pa
+
+    schema = pa.schema([("prompt_units", pa.list_(pa.int32())), ("units", pa.list_(pa.int32()))])
+    # same units, but tokenised by another tokenizer (a placeholder at another frame rate)
+    data = write_token_rows(tmp_path / "d", [{"prompt_units": [1, 2], "units": [2, 3]}] * 4,
+                            schema, n_units=20, frame_rate=25.0)
+    cfg = TrainConfig(**ft_cfg(data, tmp_path / "o", toy_source_model, **SFT))
+    with pytest.raises(ConfigError, match=r"^data: .* was tokenised by .*, not by the speech "
+                                          r"tokenizer of init_from"):
+        build_model(cfg, read_info(cfg.data), parse_formats(cfg.formats))
+
+
 # ---- sft --------------------------------------------------------------------------------------
 def test_sft_labels_are_ignored_exactly_on_the_prompt(toy_source_model, toy_tokens, tmp_path):
     data = write_instructions(tmp_path / "d", [([3, 1, 4], [1, 5])], toy_tokens)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,8 @@ def format_examples(data_dir: str | Path, vocab: SpeechVocab, uses: Sequence[For
     if int(info["n_units"]) > vocab.n_units:
         raise ConfigError(f"{key}: {data_dir} has {info['n_units']} units but the vocabulary "
                           f"{vocab.n_units}")
-    ds = load_rows(data_dir)
+    with _progress_bars(progress):
+        ds = load_rows(data_dir)
     check_formats(uses, vocab, ds.column_names, where=f"{key} ({data_dir})")
     context = {"frame_rate": float(info["frame_rate"])}
     cols = sorted({c for u in uses for c in u.spec.columns} & set(ds.column_names))
@@ -102,10 +104,26 @@ def format_examples(data_dir: str | Path, vocab: SpeechVocab, uses: Sequence[For
                 out.setdefault(MASK + name, []).append(_flat(ex.masks[name]))
         return out
 
-    return ds.map(fmt, batched=True, with_indices=True, batch_size=WRITER_BATCH,
-                  writer_batch_size=WRITER_BATCH, remove_columns=ds.column_names,
-                  cache_file_name=str(path), load_from_cache_file=True,
-                  desc=f"formatting {key}" if progress else None)
+    with _progress_bars(progress):
+        return ds.map(fmt, batched=True, with_indices=True, batch_size=WRITER_BATCH,
+                      writer_batch_size=WRITER_BATCH, remove_columns=ds.column_names,
+                      cache_file_name=str(path), load_from_cache_file=True,
+                      desc=f"formatting {key}")
+
+
+@contextmanager
+def _progress_bars(enabled: bool) -> Iterator[None]:
+    """``datasets``' progress bars off inside the block unless ``enabled`` (restored after)."""
+    import datasets
+
+    switch = not enabled and datasets.is_progress_bar_enabled()
+    if switch:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if switch:
+            datasets.enable_progress_bars()
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
@@ -124,13 +142,13 @@ class BlockDataset:
     """
 
     def __init__(self, examples, seq_len: int, key: str = "data") -> None:
+        self._args = (examples, seq_len, key)
         self.seq_len = seq_len
         self.names = [c[len(STREAM):] for c in examples.column_names if c.startswith(STREAM)]
         if not self.names or len(examples) == 0:
             raise ConfigError(f"{key}: no examples (the dataset is empty)")
         table = examples.data.table if hasattr(examples.data, "table") else examples.data
         steps = int(np.sum(table.column(STEPS).to_numpy()))
-        first_steps = int(table.column(STEPS)[0].as_py())
         self._chunks: dict[str, list] = {}  # column -> its flattened chunks (zero-copy views)
         self._starts: dict[str, np.ndarray] = {}  # column -> first value index of each chunk
         self.rows: dict[str, int] = {}  # stream -> values per step (K)
@@ -138,11 +156,19 @@ class BlockDataset:
             for col in (STREAM + name, MASK + name):
                 self._chunks[col] = [c.flatten() for c in table.column(col).chunks]
                 self._starts[col] = np.cumsum([0] + [len(c) for c in self._chunks[col]])
-            self.rows[name] = len(table.column(STREAM + name)[0].values) // first_steps
+            # K from the totals: an example may have no steps (the first one too)
+            self.rows[name] = int(self._starts[STREAM + name][-1]) // max(steps, 1)
         self.n_blocks = steps // seq_len
         if self.n_blocks == 0:
             raise ConfigError(f"seq_len: {seq_len} is longer than all of {key} ({steps} "
                               "tokens); lower seq_len or add data")
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a DataLoader worker started by spawn/forkserver gets the file's path, not its contents
+        return {"args": self._args}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(*state["args"])
 
     def __len__(self) -> int:
         return self.n_blocks

@@ -38,11 +38,19 @@ def build_model(cfg: TrainConfig, info: dict, uses: list[FormatUse]
     """(architecture, model, vocabulary, init record) for ``cfg.init``."""
     from speechlm.models.init import from_model_init, warm_init
 
-    markers, range_names = format_tokens(uses)
-    markers = [*DEFAULT_MARKERS, *(m for m in markers if m not in DEFAULT_MARKERS)]
+    format_markers, range_names = format_tokens(uses)
+    markers = [*DEFAULT_MARKERS, *(m for m in format_markers if m not in DEFAULT_MARKERS)]
     ranges = _data_ranges(info, range_names, cfg.data)
     if cfg.init == "from_model":
-        lm, vocab, init_info = from_model_init(cfg.init_from, markers, ranges, seed=cfg.seed)
+        try:  # only what the formats need is appended to the model's own vocabulary
+            lm, vocab, init_info = from_model_init(cfg.init_from, format_markers, ranges,
+                                                   seed=cfg.seed)
+        except ConfigError as e:
+            raise ConfigError(f"init_from: {cfg.init_from} does not fit data {cfg.data}: "
+                              f"{e}") from None
+        _check_same_tokenizer(info["tokenizer"], lm, cfg)
+        init_info["tokenizers"] = {role: str(lm.dir / rel)
+                                   for role, rel in lm.meta["tokenizers"].items()}
         return lm.architecture, lm.model, vocab, {"init": "from_model", **init_info}
     arch = get_architecture(cfg.architecture)
     if cfg.init == "warm":
@@ -55,6 +63,20 @@ def build_model(cfg: TrainConfig, info: dict, uses: list[FormatUse]
     vocab = SpeechVocab.build(ranges, markers)
     model = arch.build(cfg.model, vocab, seed=cfg.seed)
     return arch, model, vocab, {"init": "cold", "model_type": cfg.model.get("model_type")}
+
+
+def _check_same_tokenizer(data_tokenizer: str, lm: Any, cfg: TrainConfig) -> None:
+    """Fine-tuning data must be tokenised by the speech tokenizer the model was trained on."""
+    import filecmp
+
+    own = lm.dir / lm.meta["tokenizers"].get("speech", "speech_tokenizer")
+    cmp = filecmp.dircmp(data_tokenizer, own)
+    same = not (cmp.left_only or cmp.right_only) and all(
+        filecmp.cmp(Path(data_tokenizer) / f, own / f, shallow=False) for f in cmp.common_files)
+    if not same:
+        raise ConfigError(f"data: {cfg.data} was tokenised by {data_tokenizer}, not by the "
+                          f"speech tokenizer of init_from ({own}); tokenise it with "
+                          f"`speechlm tokenize --tokenizer {own}`")
 
 
 def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
@@ -141,7 +163,9 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         meta = {"init": init_info, "objective": objective.name, "formats": cfg.formats,
                 "seq_len": cfg.seq_len, "frame_rate": float(info["frame_rate"]),
                 "train_config": cfg.to_dict()}
-        write_model_meta(out, vocab, meta, speech_tok, architecture=arch.name)
+        # a fine-tuned model keeps every speech tokenizer of the model it started from
+        tokenizers = init_info.pop("tokenizers", None) or speech_tok
+        write_model_meta(out, vocab, meta, tokenizers, architecture=arch.name)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         plot_losses(train_loss, eval_loss, out / "loss.png",
                     title=f"{init_info['init']} init, {metrics['parameters'] / 1e6:.2f}M params",
