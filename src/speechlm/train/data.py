@@ -28,6 +28,7 @@ from speechlm.sequences.vocab import SpeechVocab
 
 STREAM, MASK = "s:", "m:"  # column prefixes of the formatted examples
 STEPS = "steps"  # column: time steps of each example
+PAIR_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")  # a pair format's rows (TRL's DPO)
 WRITER_BATCH = 1000
 
 
@@ -75,8 +76,10 @@ def format_examples(data_dir: str | Path, vocab: SpeechVocab, uses: Sequence[For
                     progress: bool = True):
     """Every row formatted (choice seeded by row index) into an Arrow file in ``cache_dir``.
 
-    Returns the memory-mapped ``datasets.Dataset`` of ``s:<stream>`` / ``m:<stream>`` columns.
-    A file made from the same data, vocabulary, formats and seed is reused.
+    Returns the memory-mapped ``datasets.Dataset`` of ``s:<stream>`` / ``m:<stream>`` columns
+    (and ``steps``), or, for pair formats (``output="pair"``), of ``prompt_ids`` /
+    ``chosen_ids`` / ``rejected_ids``. A file made from the same data, vocabulary, formats and
+    seed is reused.
     """
     data_dir = Path(data_dir)
     info = read_info(data_dir)
@@ -92,11 +95,17 @@ def format_examples(data_dir: str | Path, vocab: SpeechVocab, uses: Sequence[For
     cache.mkdir(parents=True, exist_ok=True)
     path = cache / f"{key}-{_fingerprint(data_dir, vocab, uses, seed, context)}.arrow"
 
+    pairs = uses[0].spec.output == "pair"  # a mix is all pairs or all examples (objectives)
+
     def fmt(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
-        out: dict[str, list] = {STEPS: []}
+        out: dict[str, list] = {c: [] for c in PAIR_COLUMNS} if pairs else {STEPS: []}
         for j, index in enumerate(indices):
             row = {c: batch[c][j] for c in cols}
             ex = make_example(row, vocab, uses, seed, index, context)
+            if pairs:
+                for c, ids in zip(PAIR_COLUMNS, (ex.prompt, ex.chosen, ex.rejected), strict=True):
+                    out[c].append(ids)
+                continue
             out[STEPS].append(len(ex))
             for name, a in ex.streams.items():
                 # (K, T) -> time-major (T*K,); masks the same way

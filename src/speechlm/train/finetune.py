@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from speechlm.errors import ConfigError
 from speechlm.sequences.example import TOKENS
+from speechlm.train.data import PAIR_COLUMNS
 from speechlm.train.objectives import (
     CACHE_DIR,
     OBJECTIVES,
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
     from speechlm.sequences.vocab import SpeechVocab
     from speechlm.train.config import TrainConfig
 
-PAIR_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")  # TRL's pre-tokenised preference row
 
 
 # ---- data: token dataset -> TRL's pre-tokenised rows ---------------------------------------
@@ -65,41 +65,10 @@ def sft_examples(data_dir: str | Path, vocab: SpeechVocab, uses: Sequence[Format
 
 def preference_pairs(data_dir: str | Path, vocab: SpeechVocab, uses: Sequence[FormatUse],
                      seed: int, cache_dir: str | Path, key: str = "data", progress: bool = True):
-    """One row per pair: ``prompt_ids``, ``chosen_ids``, ``rejected_ids`` (memory-mapped Arrow).
+    """One row per pair: ``prompt_ids``, ``chosen_ids``, ``rejected_ids`` (memory-mapped Arrow)."""
+    from speechlm.train.data import format_examples
 
-    As :func:`speechlm.train.data.format_examples`, for formats that return pairs: the format of
-    row ``i`` and its draws depend only on ``(seed, i)``; a file made from the same data,
-    vocabulary, formats and seed is reused.
-    """
-    from speechlm.sequences.formats import check_formats, make_example
-    from speechlm.train.data import WRITER_BATCH, _fingerprint, load_rows, read_info
-
-    data_dir = Path(data_dir)
-    info = read_info(data_dir)
-    if int(info["n_units"]) > vocab.n_units:
-        raise ConfigError(f"{key}: {data_dir} has {info['n_units']} units but the vocabulary "
-                          f"{vocab.n_units}")
-    ds = load_rows(data_dir)
-    check_formats(uses, vocab, ds.column_names, where=f"{key} ({data_dir})")
-    context = {"frame_rate": float(info["frame_rate"])}
-    cols = sorted({c for u in uses for c in u.spec.columns} & set(ds.column_names))
-    cache = Path(cache_dir)
-    cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"{key}-pairs-{_fingerprint(data_dir, vocab, uses, seed, context)}.arrow"
-
-    def fmt(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
-        out: dict[str, list] = {c: [] for c in PAIR_COLUMNS}
-        for j, index in enumerate(indices):
-            pair = make_example({c: batch[c][j] for c in cols}, vocab, uses, seed, index, context)
-            out["prompt_ids"].append(pair.prompt)
-            out["chosen_ids"].append(pair.chosen)
-            out["rejected_ids"].append(pair.rejected)
-        return out
-
-    pairs = ds.map(fmt, batched=True, with_indices=True, batch_size=WRITER_BATCH,
-                   writer_batch_size=WRITER_BATCH, remove_columns=ds.column_names,
-                   cache_file_name=str(path), load_from_cache_file=True,
-                   desc=f"formatting {key}" if progress else None)
+    pairs = format_examples(data_dir, vocab, uses, seed, cache_dir, key=key, progress=progress)
     _check_rows(pairs, key, data_dir)
     return pairs
 
