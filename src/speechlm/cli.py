@@ -42,8 +42,12 @@ def main() -> None:
     So does an ``OSError`` (a read-only or full disk, a file where a folder is needed): it names
     the path, whichever stage hit it.
     """
+    import os
+
     from speechlm.errors import SpeechLMError
 
+    # TRL's trainers report usage to the hub unless told not to; speechlm sends nothing
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     try:
         app()
     except SpeechLMError as e:
