@@ -68,6 +68,13 @@ class Architecture(ABC):
         """One sub-model from its directory (weights from safetensors only), in eval mode."""
 
     # ---- what evaluation and generation call ---------------------------------------------
+    def prompt(self, lm: SpeechLM, streams: Streams, eos: bool = False) -> Example:
+        """One utterance's streams as this model's speech example (no EOS: a prompt)."""
+        from speechlm.sequences.formats import FORMATS
+
+        row = {name: getattr(streams, name) for name in streams.names()}
+        return FORMATS.get(self.speech_format).fn(row, lm.vocab, None, eos=eos)
+
     @abstractmethod
     def score(self, lm: SpeechLM, examples: Sequence[Example], batch_size: int = 32,
               progress: bool = False) -> np.ndarray:
@@ -89,7 +96,7 @@ class Architecture(ABC):
 
 
 ARCHITECTURES: Registry[Architecture] = Registry(
-    "architecture", ("speechlm.models.causal_lm", "speechlm.models.modeling_multistream"))
+    "architecture", ("speechlm.models.causal_lm", "speechlm.models.multistream"))
 
 
 def get_architecture(name: str, key: str = "architecture") -> Architecture:

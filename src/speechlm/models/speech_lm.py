@@ -136,13 +136,12 @@ class SpeechLM:
         return self.tokenizer(SPEECH)
 
     def speech_example(self, streams, eos: bool = False):
-        """One utterance's streams as the model's speech-only example (a prompt: no EOS)."""
-        from speechlm.sequences.formats import FORMATS
+        """One utterance's streams (or bare units) as the model's speech example (a prompt)."""
+        if not hasattr(streams, "names"):
+            from speechlm.tokenizers.streams import Streams
 
-        row = {name: getattr(streams, name) for name in streams.names()} \
-            if hasattr(streams, "names") else {"units": np.asarray(streams)}
-        spec = FORMATS.get(self.architecture.speech_format)
-        return spec.fn(row, self.vocab, None, eos=eos)
+            streams = Streams(0.0, units=np.asarray(streams))
+        return self.architecture.prompt(self, streams, eos=eos)
 
     def speech_ids(self, streams) -> list[int]:
         """Speech-only input ids of one utterance as in training: BOS, [SPEECH], units (no EOS)."""
