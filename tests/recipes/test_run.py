@@ -15,13 +15,14 @@ import pytest
 
 # A 2-layer, 32-wide LM on ~1.5 minutes of speech: exercises every stage in well under a minute.
 SMALL = [
-    "corpus.hours=0.025", "valid_fraction=0.2", "benchmark.pairs=8", "tokenizer.units=20",
+    "corpus.hours=0.025", "data.valid_fraction=0.2", "benchmark.pairs=8", "tokenizer.units=20",
     "vocoder.max_hours=0.01",
     "train.model.hidden_size=32", "train.model.intermediate_size=64",
     "train.model.num_hidden_layers=2", "train.model.num_attention_heads=2",
     "train.model.num_key_value_heads=2", "train.seq_len=64", "train.batch_size=4",
     "train.warmup_steps=2", "train.logging_steps=2", "generate.max_seconds=1.0",
 ]
+FINISHED = [*SMALL, "train.max_steps=8", "train.save_steps=4", "train.eval_steps=4"]
 
 
 def speechlm(*args: str, **kw) -> subprocess.Popen:
@@ -32,8 +33,7 @@ def speechlm(*args: str, **kw) -> subprocess.Popen:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run") / "gslm"
-    proc = speechlm("run", "gslm", "--out", str(out), *SMALL, "train.max_steps=8",
-                    "train.save_steps=4", "train.eval_steps=4")
+    proc = speechlm("run", "gslm", "--out", str(out), *FINISHED)
     log, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, log[-3000:]
     return out
@@ -65,8 +65,7 @@ def test_run_writes_every_stage_model_and_report(finished_run):
 @pytest.mark.slow
 def test_second_run_does_no_work(finished_run):
     stamps = {p: p.stat().st_mtime_ns for p in finished_run.glob("*/.done")}
-    proc = speechlm("run", "gslm", "--out", str(finished_run), *SMALL, "train.max_steps=8",
-                    "train.save_steps=4", "train.eval_steps=4")
+    proc = speechlm("run", "gslm", "--out", str(finished_run), *FINISHED)
     log, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, log[-3000:]
     assert log.count("skipped") == len(stamps)
@@ -77,8 +76,7 @@ def test_second_run_does_no_work(finished_run):
 def test_model_without_its_vocoder_gets_it_back(finished_run):
     # e.g. RUN/model rebuilt after the vocoder stage finished: the copy is not part of a stage
     shutil.rmtree(finished_run / "model" / "vocoder")
-    proc = speechlm("run", "gslm", "--out", str(finished_run), *SMALL, "train.max_steps=8",
-                    "train.save_steps=4", "train.eval_steps=4")
+    proc = speechlm("run", "gslm", "--out", str(finished_run), *FINISHED)
     log, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, log[-3000:]
     assert (finished_run / "model" / "vocoder" / "vocoder.json").exists()
@@ -91,14 +89,74 @@ def test_changed_stage_config_is_refused(finished_run):
     log, _ = proc.communicate(timeout=300)
     assert proc.returncode == 1
     assert "stage 'model'" in log and "another configuration" in log
+    assert "(train.max_steps: 8 -> 9)" in log and "Traceback" not in log
+
+
+@pytest.mark.slow
+def test_moved_run_directory_resumes_and_its_model_loads(finished_run):
+    from speechlm.models import load_speech_lm
+
+    moved = finished_run.with_name("gslm-moved")
+    finished_run.rename(moved)  # nothing is left at the old path
+    try:
+        # every record, split manifest and token dataset names the run relatively
+        for path in [*moved.glob("*/.done"), *moved.glob("data/*.jsonl"),
+                     *moved.glob("tokens/*/info.json")]:
+            assert str(finished_run) not in path.read_text(), path
+        # unfinished work: a chunk of the valid tokens, and the generate stage
+        (moved / "tokens" / ".done").unlink()
+        sorted((moved / "tokens" / "valid" / "data").glob("*.done"))[0].unlink()
+        shutil.rmtree(moved / "generate")
+        stamps = {p: p.stat().st_mtime_ns for p in moved.glob("*/.done")}
+        proc = speechlm("run", "gslm", "--out", str(moved), *FINISHED)
+        log, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, log[-3000:]
+        assert log.count("skipped") == len(stamps) == 7  # every finished stage, none redone
+        assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+        tokens = json.loads((moved / "tokens" / ".done").read_text())["info"]
+        assert tokens["train"]["skipped_chunks"] == tokens["train"]["chunks"]
+        assert tokens["valid"]["skipped_chunks"] == tokens["valid"]["chunks"] - 1
+        assert (moved / "generate" / "continuation.wav").stat().st_size > 1000
+        lm = load_speech_lm(moved / "model")
+        assert lm.speech_tokenizer.n_units == 20
+    finally:
+        moved.rename(finished_run)
+
+
+@pytest.mark.slow
+def test_dry_run_counts_the_parameters_training_reports(finished_run):
+    from speechlm.recipes import load_recipe
+    from speechlm.recipes.plan import format_plan
+
+    trained = json.loads((finished_run / "model" / "metrics.json").read_text())["parameters"]
+    assert f"parameters: {trained:,} (" in format_plan(load_recipe("gslm", "tiny", FINISHED))
+
+
+@pytest.mark.slow
+def test_hifigan_vocoder_stage_trains_and_is_installed(finished_run, tmp_path):
+    out = tmp_path / "hifigan"
+    shutil.copytree(finished_run, out)
+    for d in ("vocoder", "generate", "model/vocoder"):
+        shutil.rmtree(out / d)
+    proc = speechlm("run", "gslm", "--out", str(out), *FINISHED, "vocoder.kind=hifigan",
+                    "vocoder.hifigan.max_steps=2", "vocoder.hifigan.save_steps=1",
+                    "vocoder.hifigan.batch_size=2")
+    log, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, log[-3000:]
+    assert log.count("skipped") == 7  # only the vocoder and generate stages ran
+    installed = json.loads((out / "model" / "vocoder" / "vocoder.json").read_text())
+    assert installed["kind"] == "hifigan" and installed["config"]["max_steps"] == 2
+    assert (out / "vocoder" / "checkpoints" / "step-2").is_dir()
+    assert not (out / "model" / "vocoder" / "checkpoints").exists()
+    assert (out / "generate" / "continuation.wav").stat().st_size > 1000
 
 
 @pytest.mark.slow
 def test_killed_during_training_resumes_and_reports(tmp_path):
     out = tmp_path / "run"
-    args = ["run", "gslm", "--out", str(out), *SMALL, "train.max_steps=150",
-            "train.save_steps=25", "train.eval_steps=150"]
-    proc = speechlm(*args, start_new_session=True)
+    args = [*SMALL, "train.max_steps=150", "train.save_steps=25", "train.eval_steps=150",
+            "train.keep=last"]
+    proc = speechlm("run", "gslm", "--out", str(out), *args, start_new_session=True)
     ckpts = out / "model" / "checkpoints"
     deadline = time.time() + 400
     while not any(ckpts.glob("checkpoint-*/trainer_state.json")) and time.time() < deadline:
@@ -107,15 +165,18 @@ def test_killed_during_training_resumes_and_reports(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (out / "model" / ".done").exists()
+    # The interrupted run is moved before it resumes: nothing it reads names the old place.
+    moved = tmp_path / "moved"
+    out.rename(moved)
     # Finish quickly on the second start: fewer steps than were asked first would change the
     # stage config, so keep max_steps and let training resume from its last checkpoint.
-    proc = speechlm(*args)
+    proc = speechlm("run", "gslm", "--out", str(moved), *args)
     log, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, log[-3000:]
-    metrics = json.loads((out / "model" / "metrics.json").read_text())
+    metrics = json.loads((moved / "model" / "metrics.json").read_text())
     assert metrics["resumed_from"] is not None and metrics["steps"] == 150
     assert metrics["steps_this_run"] < 150  # resumed, not restarted
-    assert (out / "report.md").exists()
+    assert (moved / "report.md").exists()
 
 
 @pytest.mark.slow

@@ -49,7 +49,8 @@ def test_cli_fit_tokenize_report(tiny_corpus, tiny_tokenizer, tmp_path):
     assert r.exit_code == 0, r.output
     assert "0 errors" in r.output
     info = json.loads((tmp_path / "d" / "info.json").read_text())
-    assert info["tokenizer"] == str((tmp_path / "t").resolve()) and info["shards"] == 4
+    assert (tmp_path / "d" / info["tokenizer"]).resolve() == (tmp_path / "t").resolve()
+    assert info["shards"] == 4
     r = runner.invoke(app, ["tokenize", "--manifest", m, "--tokenizer", str(tmp_path / "t"),
                             "--out", str(tmp_path / "d"), "--shard", "x"])
     assert r.exit_code != 0

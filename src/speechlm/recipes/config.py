@@ -1,21 +1,43 @@
-"""Recipe files: YAML with one block per scale, plus ``key=value`` command-line overrides."""
+"""Recipe files: a YAML stage list, one block of stage settings per scale, ``key=value`` overrides.
+
+Layout of a recipe file::
+
+    name: gslm
+    description: ...
+    stages: [corpus, data, benchmark, tokenizer, tokens, model, vocoder, eval, generate]
+    scales:
+      tiny:  {corpus: {...}, data: {...}, tokenizer: {...}, train: {...}, ...}
+      paper: {...}
+
+A scale block has one section per stage that has settings, named by the stage
+(``Stage.key``: the stage name, except the ``model`` stage whose section is ``train``).
+:func:`load_recipe` validates all of it before any work: every key of every section (the HF
+model keys included), and the stage graph (each stage's inputs come earlier in the list).
+"""
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from speechlm.config import apply_overrides, load_yaml
 from speechlm.errors import ConfigError
 
 RECIPE_DIR = Path(__file__).parent
-# Top-level keys a scale block may have; `train` is validated by TrainConfig itself.
-SCALE_KEYS = {
-    "corpus", "valid_fraction", "benchmark", "tokenizer", "textlm", "train", "vocoder", "eval",
-    "generate",
-}
+TOP_KEYS = ("name", "description", "stages", "scales")
+
+
+@dataclass
+class Recipe:
+    """A loaded, validated recipe at one scale."""
+
+    name: str
+    scale: str
+    description: str
+    stages: list[str]  # in run order
+    confs: dict[str, Any]  # stage name -> its validated config (None: no settings)
 
 
 def available_recipes() -> list[str]:
@@ -23,61 +45,71 @@ def available_recipes() -> list[str]:
     return sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
 
 
-def load_recipe(
-    name: str, scale: str = "tiny", overrides: list[str] | None = None
-) -> dict[str, Any]:
-    """Load recipe ``name`` (a shipped name or a YAML path) at ``scale`` and apply overrides.
+def load_recipe(name: str, scale: str = "tiny", overrides: list[str] | None = None) -> Recipe:
+    """Load recipe ``name`` (a shipped name or a YAML path) at ``scale``, apply the overrides
+    (``train.max_steps=100``, ``tokenizer.kind=logmel``) and validate everything.
 
-    Overrides are ``dotted.key=value`` with YAML values (``train.max_steps=100``,
-    ``tokenizer.kind=logmel``); an unknown key raises ``ConfigError`` naming it.
+    Any invalid key or value raises ``ConfigError`` naming it (``tokenizer.unitz: unknown key;
+    valid keys: ...``).
     """
+    from speechlm.recipes.stages import STAGES
+
     path = Path(name)
     if not path.suffix:
         path = RECIPE_DIR / f"{name}.yaml"
     if not path.exists():
         raise ConfigError(f"unknown recipe '{name}'; available: {', '.join(available_recipes())} "
                           "(or give the path of a recipe YAML file)")
-    doc = yaml.safe_load(path.read_text())
-    scales = doc.get("scales", {})
+    doc = load_yaml(path)
+    for key in doc:
+        if key not in TOP_KEYS:
+            raise ConfigError(f"{path}: {key}: unknown key; valid keys: {', '.join(TOP_KEYS)}")
+    recipe_name = doc.get("name", path.stem)
+    stages = doc.get("stages")
+    if not isinstance(stages, list) or not stages:
+        raise ConfigError(f"{path}: stages: give the list of stages, e.g. [corpus, data, ...]; "
+                          f"valid: {', '.join(STAGES.names())}")
+    specs = [STAGES.get(s, key="stages") for s in stages]
+    scales = doc.get("scales") or {}
     if scale not in scales:
-        raise ConfigError(f"recipe '{doc.get('name', name)}' has no scale '{scale}'; "
+        raise ConfigError(f"recipe '{recipe_name}' has no scale '{scale}'; "
                           f"available: {', '.join(scales)}")
-    cfg = copy.deepcopy(scales[scale])
-    unknown = set(cfg) - SCALE_KEYS
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)} in scale '{scale}'; "
-                          f"known: {sorted(SCALE_KEYS)}")
-    for item in overrides or []:
-        apply_override(cfg, item)
-    cfg["name"] = doc.get("name", path.stem)
-    cfg["scale"] = scale
-    return cfg
+    block = copy.deepcopy(scales[scale] or {})
+    if not isinstance(block, dict):
+        raise ConfigError(f"{path}: scales.{scale}: expected a mapping of stage sections")
+    block = apply_overrides(block, overrides or [])
+    sections = {spec.key: spec for spec in specs if spec.config is not None}
+    for key, value in block.items():
+        if key not in sections:
+            raise ConfigError(f"{_first_leaf(key, value)}: unknown section '{key}' for recipe "
+                              f"'{recipe_name}'; valid sections: {', '.join(sections)}")
+    confs = {spec.name: spec.load(block.get(spec.key)) for spec in specs}
+    _check_graph(stages, confs)
+    return Recipe(recipe_name, scale, doc.get("description", ""), list(stages), confs)
 
 
-def apply_override(cfg: dict[str, Any], item: str) -> None:
-    """Set ``a.b.c=value`` in ``cfg`` in place; the parent keys must exist."""
-    if "=" not in item:
-        raise ConfigError(f"override '{item}' is not of the form key=value")
-    key, raw = item.split("=", 1)
-    parts = key.strip().split(".")
-    if parts[0] not in SCALE_KEYS:
-        raise ConfigError(f"unknown config key '{key}'; top-level keys: {sorted(SCALE_KEYS)}")
-    node = cfg
-    for i, part in enumerate(parts[:-1]):
-        if node.get(part) is None:
-            node[part] = {}
-        if not isinstance(node[part], dict):
-            raise ConfigError(f"config key '{'.'.join(parts[: i + 1])}' is not a section")
-        node = node[part]
-    node[parts[-1]] = parse_value(raw)
+def _check_graph(stages: list[str], confs: dict[str, Any]) -> None:
+    """Each stage's inputs (and ``after`` stages, when present) come earlier in the list."""
+    from speechlm.recipes.stages import STAGES
+
+    for i, name in enumerate(stages):
+        if name in stages[:i]:
+            raise ConfigError(f"stages: '{name}' is listed twice")
+        spec = STAGES.get(name)
+        for need in spec.needs_of(confs[name]):
+            if need not in stages[:i]:
+                fix = "must come before it" if need in stages else "is missing"
+                raise ConfigError(f"stages: '{name}' reads the output of stage '{need}', which "
+                                  f"{fix}; stages: {', '.join(stages)}")
+        for first in spec.after:
+            if first in stages[i + 1:]:
+                raise ConfigError(f"stages: '{name}' must come after '{first}'; "
+                                  f"stages: {', '.join(stages)}")
 
 
-def parse_value(raw: str) -> Any:
-    """A YAML scalar, except that ``1e-3`` is a float (YAML 1.1 would read it as a string)."""
-    value = yaml.safe_load(raw)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
+def _first_leaf(key: str, value: Any) -> str:
+    """``trian.max_steps`` for ``{trian: {max_steps: 3}}``: the full key a user typed."""
+    while isinstance(value, dict) and len(value) == 1:
+        (sub, value), = value.items()
+        key = f"{key}.{sub}"
+    return key

@@ -12,20 +12,21 @@ matplotlib.use("Agg")  # headless: the report is files, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from speechlm.recipes.stages import RunContext  # noqa: E402
 from speechlm.train.plot import plot_losses  # noqa: E402
 
 CHANCE = 0.5  # every benchmark here is a two-way choice
 
 
-def write_report(out: Path, cfg: dict[str, Any], stages: dict[str, dict]) -> dict:
+def write_report(ctx: RunContext) -> dict:
     """Gather each stage's figures into ``results.json``, draw the plots, write ``report.md``."""
-    out = Path(out)
+    out, stages = ctx.out, ctx.records
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
     metrics = json.loads((out / "model" / "metrics.json").read_text())
     results: dict[str, Any] = {
-        "recipe": cfg["name"],
-        "scale": cfg["scale"],
+        "recipe": ctx.recipe.name,
+        "scale": ctx.recipe.scale,
         "data": _data_figures(out, stages),
         "model": {k: metrics[k] for k in metrics if not isinstance(metrics[k], list | dict)},
         "benchmarks": {task: {k: r[k] for k in ("accuracy", "n_pairs", "scoring",

@@ -2,7 +2,7 @@
 
 Layout of ``out_dir``::
 
-    info.json                      tokenizer (absolute dir), n_units, frame_rate, kind, shards
+    info.json                      tokenizer (relative dir), n_units, frame_rate, kind, shards
     data/shard-IIIII-of-NNNNN.part-JJJJJ.parquet   rows of chunk J of shard I (manifest order)
     data/shard-IIIII-of-NNNNN.part-JJJJJ.done      JSON marker: rows written + errors of that chunk
     errors.jsonl                   every skipped utterance: {"id", "audio", "error"}
@@ -211,11 +211,15 @@ def _atomic_text(path: Path, text: str) -> None:
 
 def _write_info(out_dir: Path, tok, tokenizer_dir: Path, n_shards: int, chunk_size: int) -> None:
     path = out_dir / INFO_FILE
-    info = {"tokenizer": str(tokenizer_dir), "kind": tok.kind, "n_units": tok.n_units,
-            "frame_rate": tok.frame_rate, "sample_rate": tok.sample_rate, "shards": n_shards,
-            "chunk_size": chunk_size}
+    # relative to the dataset (read_info resolves it), so a moved run directory still works
+    info = {"tokenizer": os.path.relpath(tokenizer_dir, out_dir.resolve()), "kind": tok.kind,
+            "n_units": tok.n_units, "frame_rate": tok.frame_rate,
+            "sample_rate": tok.sample_rate, "shards": n_shards, "chunk_size": chunk_size}
     if path.exists():
         old = json.loads(path.read_text())
+        # the same tokenizer however it was written (relative, or absolute by older versions)
+        if (out_dir / old.get("tokenizer", "")).resolve() == tokenizer_dir:
+            old["tokenizer"] = info["tokenizer"]
         # a part's name means "chunk J of shard I of N at this chunk size": all must match
         for key in ("tokenizer", "shards", "chunk_size"):
             if old.get(key) != info[key]:

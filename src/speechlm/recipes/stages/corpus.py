@@ -1,0 +1,154 @@
+"""Speech in: ``corpus`` (synthetic speech, or the user's ``--manifest``), ``data`` (the
+train/valid split) and ``benchmark`` (zero-shot sets spoken by held-out voices).
+
+Outputs: ``RUN/corpus/manifest.jsonl`` (synthetic) or the given manifest;
+``RUN/data/train.jsonl`` and ``RUN/data/valid.jsonl``, whose audio paths are relative to
+``RUN/data`` when the audio lies inside the run; ``RUN/benchmark/<task>/...``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from speechlm.config import Config, fraction, positive
+from speechlm.corpus.synth import TRAIN_VOICES
+from speechlm.errors import ConfigError
+from speechlm.recipes.stages import STAGES, RunContext, Stage, config_values
+
+MANIFEST = "manifest.jsonl"
+TRAIN, VALID = "train.jsonl", "valid.jsonl"
+
+
+def _check_voices(voices: list | None) -> None:
+    if voices is not None and (not voices or not all(isinstance(v, str) for v in voices)):
+        raise ConfigError(f"voices: expected a non-empty list of espeak-ng voice names "
+                          f"(e.g. en-us+m1), got {voices!r}")
+
+
+# ---- corpus ---------------------------------------------------------------------------------
+@dataclass
+class CorpusConfig(Config):
+    """Synthetic speech (espeak-ng voices speaking the grammar), with gold alignments."""
+
+    hours: float = positive()
+    seed: int = 0
+    # the voice set is part of what the corpus is: recorded, so other voices mean another corpus
+    voices: list = field(default_factory=lambda: list(TRAIN_VOICES))
+
+    def validate(self) -> None:
+        _check_voices(self.voices)
+
+
+def _parse_corpus(section: Any, prefix: str) -> CorpusConfig | None:
+    # null (the paper scales): no synthetic corpus, the user gives --manifest
+    return None if section is None else CorpusConfig.from_dict(section, prefix)
+
+
+def _corpus_record(ctx: RunContext, conf: CorpusConfig | None) -> dict:
+    if ctx.manifest is not None:
+        return {"manifest": ctx.rel(ctx.manifest)}
+    return config_values(conf)
+
+
+def corpus_manifest(ctx: RunContext) -> Path:
+    """The manifest the recipe trains on: ``--manifest``, else the synthetic one."""
+    return ctx.manifest if ctx.manifest is not None else ctx.dir("corpus") / MANIFEST
+
+
+def _run_corpus(ctx: RunContext, conf: CorpusConfig | None, d: Path) -> dict:
+    if ctx.manifest is not None:
+        from speechlm.corpus.manifest import read_manifest
+
+        utts = read_manifest(ctx.manifest)
+        return {"utterances": len(utts), "hours": sum(u.duration for u in utts) / 3600,
+                "speakers": len({u.speaker for u in utts if u.speaker})}
+    if conf is None:
+        raise ConfigError(f"corpus: recipe '{ctx.recipe.name}' at scale '{ctx.recipe.scale}' has "
+                          "no synthetic corpus: pass --manifest with an imported corpus")
+    from speechlm.corpus.synth import synthesize_corpus
+
+    return synthesize_corpus(d, hours=conf.hours, seed=conf.seed, voices=conf.voices)
+
+
+def _plan_corpus(ctx: RunContext, conf: CorpusConfig | None) -> dict:
+    if ctx.manifest is not None:
+        return {"manifest": str(ctx.manifest)}
+    if conf is None:
+        return {"input": "needs --manifest (no synthetic corpus at this scale)"}
+    return {"synthetic": f"{conf.hours:g} h, {len(conf.voices)} voices"}
+
+
+STAGES.add("corpus", Stage(
+    "corpus", _run_corpus, _plan_corpus, config=CorpusConfig, parse=_parse_corpus,
+    record=_corpus_record))
+
+
+# ---- data -----------------------------------------------------------------------------------
+@dataclass
+class DataConfig(Config):
+    """The train/valid split of the corpus (a random choice of utterances, by seed)."""
+
+    valid_fraction: float = fraction(0.03)
+    seed: int = 0
+
+
+def split_manifest(ctx: RunContext, manifest: Path, out_dir: Path, valid_fraction: float,
+                   seed: int) -> dict:
+    """Split utterances into ``train.jsonl``/``valid.jsonl`` by a speaker-blind random choice."""
+    from speechlm.corpus.manifest import read_manifest, write_manifest
+
+    utts = read_manifest(manifest)  # audio paths resolved
+    for u in utts:  # relative to out_dir inside the run, so a moved run still finds its audio
+        u.audio = ctx.rel(u.audio, start=out_dir)
+    order = list(range(len(utts)))
+    random.Random(seed).shuffle(order)
+    n_valid = max(1, int(round(len(utts) * valid_fraction)))
+    valid_idx = set(order[:n_valid])
+    train = [u for i, u in enumerate(utts) if i not in valid_idx]
+    valid = [u for i, u in enumerate(utts) if i in valid_idx]
+    write_manifest(out_dir / TRAIN, train)
+    write_manifest(out_dir / VALID, valid)
+    return {"train": len(train), "valid": len(valid),
+            "train_hours": sum(u.duration for u in train) / 3600,
+            "valid_hours": sum(u.duration for u in valid) / 3600}
+
+
+def _run_data(ctx: RunContext, conf: DataConfig, d: Path) -> dict:
+    return split_manifest(ctx, corpus_manifest(ctx), d, conf.valid_fraction, conf.seed)
+
+
+def _plan_data(ctx: RunContext, conf: DataConfig) -> dict:
+    return {"split": f"{conf.valid_fraction:g} of the utterances held out for validation"}
+
+
+STAGES.add("data", Stage("data", _run_data, _plan_data, config=DataConfig, needs=("corpus",)))
+
+
+# ---- benchmark ------------------------------------------------------------------------------
+@dataclass
+class BenchmarkConfig(Config):
+    """Lexical, syntactic and StoryCloze sets (``pairs`` each) spoken by held-out voices."""
+
+    seed: int = 0
+    pairs: int = positive(400)
+    voices: list | None = None  # default: the held-out voices, never in a training corpus
+
+    def validate(self) -> None:
+        _check_voices(self.voices)
+
+
+def _run_benchmark(ctx: RunContext, conf: BenchmarkConfig, d: Path) -> dict:
+    from speechlm.corpus.benchmarks import build_benchmarks
+
+    return build_benchmarks(d, **config_values(conf))
+
+
+def _plan_benchmark(ctx: RunContext, conf: BenchmarkConfig) -> dict:
+    return {"sets": f"lexical, syntactic, ssc, tsc: {conf.pairs} pairs each"}
+
+
+STAGES.add("benchmark", Stage("benchmark", _run_benchmark, _plan_benchmark,
+                              config=BenchmarkConfig))

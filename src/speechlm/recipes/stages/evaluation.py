@@ -1,0 +1,105 @@
+"""What the trained model does: ``eval`` (zero-shot benchmarks on held-out voices) and
+``generate`` (a continuation of the longest held-out prompt, made audible).
+
+Outputs: ``RUN/eval/`` (``speechlm eval all``'s layout) and ``RUN/generate/`` (``prompt.wav``,
+``continuation.wav``, ``continuation.json``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from speechlm.config import Config, at_least, choice, positive
+from speechlm.errors import ConfigError
+from speechlm.recipes.stages import STAGES, RunContext, Stage, config_values
+from speechlm.recipes.stages.corpus import VALID
+
+SAMPLE_RATE = 16000  # the prompt is read at the tokenizers' rate
+
+
+@dataclass
+class EvalConfig(Config):
+    """``scoring``: sum (the ZeroSpeech baseline's) or mean log-probability; the report shows
+    both, ``scoring`` picks the headline."""
+
+    scoring: str = choice("sum", "sum", "mean")
+    batch_size: int = positive(32)
+    device: str | None = None
+
+
+def _run_eval(ctx: RunContext, conf: EvalConfig, d: Path) -> dict:
+    from speechlm.evaluate.suite import evaluate_all
+
+    return evaluate_all(ctx.dir("model"), ctx.dir("benchmark"), d, **config_values(conf))
+
+
+def _plan_eval(ctx: RunContext, conf: EvalConfig) -> dict:
+    return {"scoring": f"{conf.scoring} of log-probabilities, batch {conf.batch_size}"}
+
+
+STAGES.add("eval", Stage("eval", _run_eval, _plan_eval, config=EvalConfig,
+                         needs=("benchmark", "model")))
+
+
+@dataclass
+class GenerateConfig(Config):
+    """The first ``prompt_seconds`` of the longest held-out utterance, continued by sampling."""
+
+    prompt_seconds: float = positive(3.0)
+    max_seconds: float = positive(10.0)
+    temperature: float = positive(1.0)
+    top_k: int = at_least(0, 0)  # 0: no top-k filtering
+    top_p: float = positive(1.0)
+    seed: int = 0
+    min_seconds: float = at_least(0, 0.0)  # end-of-sequence is not sampled before this
+
+    def validate(self) -> None:
+        if self.top_p > 1:
+            raise ConfigError(f"top_p: must be in (0, 1], got {self.top_p}")
+        if self.min_seconds > self.max_seconds:
+            raise ConfigError(f"min_seconds: must be <= max_seconds ({self.max_seconds:g}), "
+                              f"got {self.min_seconds:g}")
+
+
+def continue_heldout_prompt(model_dir: Path, valid_manifest: Path, out_dir: Path,
+                            conf: GenerateConfig) -> dict:
+    """Continue the first ``prompt_seconds`` of the longest held-out utterance."""
+    import numpy as np
+
+    from speechlm.audio import load_audio, save_audio
+    from speechlm.corpus.manifest import read_manifest
+    from speechlm.generate import continue_speech
+    from speechlm.models import load_speech_lm
+    from speechlm.vocoders import load_vocoder
+
+    utt = max(read_manifest(valid_manifest), key=lambda u: (u.duration, u.id))
+    wav = load_audio(utt.audio, SAMPLE_RATE, utt.start, utt.end)
+    wav = wav[: int(conf.prompt_seconds * SAMPLE_RATE)]
+    lm = load_speech_lm(model_dir)
+    sampling = {k: v for k, v in config_values(conf).items() if k != "prompt_seconds"}
+    streams, audio = continue_speech(lm, wav, SAMPLE_RATE, **sampling)
+    sr = load_vocoder(model_dir / "vocoder").sample_rate
+    save_audio(out_dir / "prompt.wav", wav, SAMPLE_RATE)
+    save_audio(out_dir / "continuation.wav", audio, sr)
+    units = [] if streams.units is None else np.asarray(streams.units).tolist()
+    (out_dir / "continuation.json").write_text(json.dumps(
+        {"prompt_id": utt.id, "prompt_text": utt.text, "prompt_seconds": conf.prompt_seconds,
+         "units": units}, indent=1))
+    return {"prompt_id": utt.id, "prompt_text": utt.text, "sample_rate": sr,
+            "continuation_seconds": len(audio) / sr}
+
+
+def _run_generate(ctx: RunContext, conf: GenerateConfig, d: Path) -> dict:
+    return continue_heldout_prompt(ctx.dir("model"), ctx.dir("data") / VALID, d, conf)
+
+
+def _plan_generate(ctx: RunContext, conf: GenerateConfig) -> dict:
+    return {"continuation": f"{conf.prompt_seconds:g} s prompt -> up to {conf.max_seconds:g} s, "
+                            f"temperature {conf.temperature:g}, top-k {conf.top_k}, "
+                            f"top-p {conf.top_p:g}"}
+
+
+STAGES.add("generate", Stage("generate", _run_generate, _plan_generate, config=GenerateConfig,
+                             needs=("data", "model", "vocoder")))

@@ -1,0 +1,194 @@
+"""Language models: ``textlm`` (the text LM a TWIST warm start begins from) and ``model`` (the
+speech LM, trained by ``run_training``).
+
+The ``model`` stage's section is ``train``: a :class:`TrainConfig` without the paths, which the
+pipeline fills in relative to the run directory (``TRAIN_PATHS``). With ``init: warm`` and no
+``init_from`` the speech LM starts from the ``textlm`` stage's text LM (the stage is then one of
+its inputs). Outputs: ``RUN/textlm/`` (an HF model + tokenizer, when trained here) and
+``RUN/model/`` (the model directory).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from speechlm.config import Config, check_hf_config, positive
+from speechlm.errors import ConfigError
+from speechlm.recipes.stages import STAGES, RunContext, Stage, config_values, offline_hf_config
+from speechlm.train.config import TrainConfig
+
+# TrainConfig's paths, relative to the run directory (the tokens stage's datasets, RUN/model)
+TRAIN_PATHS = {"data": "tokens/train", "eval_data": "tokens/valid", "output_dir": "model"}
+FROM_TEXTLM = "<textlm>"  # train.init_from placeholder: the text LM of the textlm stage
+
+
+# ---- textlm ---------------------------------------------------------------------------------
+@dataclass
+class TextLMConfig(Config):
+    """``init_from`` names a text LM (local folder or hub id); without it one is trained here on
+    the synthetic grammar's text (``train_text_lm``; unset keys take its defaults)."""
+
+    init_from: str | None = None
+    n_sentences: int | None = positive(None)
+    seed: int | None = None
+    model: dict | None = None  # HF config kwargs (model_type + its keys)
+    steps: int | None = positive(None)
+    seq_len: int | None = positive(None)
+    batch_size: int | None = positive(None)
+    lr: float | None = positive(None)
+    vocab_size: int | None = positive(None)
+
+    def validate(self) -> None:
+        if self.init_from:
+            for key, value in self.training().items():
+                raise ConfigError(f"{key}: unused when init_from is set (no text LM is trained "
+                                  f"here), got {value!r}")
+        elif self.model is not None:
+            check_hf_config(self.model, "model")
+
+    def training(self) -> dict:
+        """``train_text_lm``'s keyword arguments (the keys that are set)."""
+        return {k: v for k, v in config_values(self).items() if k != "init_from"}
+
+
+def text_lm_ref(ctx: RunContext) -> str:
+    """The text LM of the ``textlm`` stage: the folder or hub id it names, or ``RUN/textlm``."""
+    return ctx.conf("textlm").init_from or str(ctx.dir("textlm"))
+
+
+def _run_textlm(ctx: RunContext, conf: TextLMConfig, d: Path) -> dict:
+    if conf.init_from:
+        return {}  # a given text LM: nothing to train
+    from speechlm.train.textlm import train_text_lm
+
+    train_text_lm(d, **conf.training())
+    return {}
+
+
+def _text_lm_config(ctx: RunContext) -> tuple[Any, str]:
+    """(HF config of the textlm stage's text LM or None, where it comes from)."""
+    conf = ctx.conf("textlm")
+    if conf.init_from:
+        return offline_hf_config(conf.init_from), conf.init_from
+    from speechlm.train.textlm import DEFAULT_MODEL, train_text_lm
+
+    cfg = check_hf_config(conf.model or DEFAULT_MODEL, "model")
+    # its BPE vocabulary has at most vocab_size tokens (train_text_lm's default when unset)
+    cfg.vocab_size = conf.vocab_size or _default(train_text_lm, "vocab_size")
+    return cfg, "trained here"
+
+
+def _plan_textlm(ctx: RunContext, conf: TextLMConfig) -> dict:
+    cfg, source = _text_lm_config(ctx)
+    if cfg is None:
+        return {"text LM": source, "parameters": _UNKNOWN_OFFLINE}
+    return {"text LM": source, "parameters": _count(count_causal_lm(cfg, cfg.vocab_size))}
+
+
+STAGES.add("textlm", Stage("textlm", _run_textlm, _plan_textlm, config=TextLMConfig))
+
+
+# ---- model ----------------------------------------------------------------------------------
+def _parse_train(section: Any, prefix: str) -> TrainConfig:
+    if not isinstance(section, dict):
+        return TrainConfig.from_dict(section, prefix)  # names the section's type error
+    d = dict(section)
+    for key, rel in TRAIN_PATHS.items():
+        if key in d:
+            raise ConfigError(f"{prefix}{key}: set by the recipe (RUN/{rel}); remove it")
+    init = d.get("init", "cold")
+    if init != "cold" and "model" in d:
+        raise ConfigError(f"{prefix}model: unused with init={init} (the model is the one it "
+                          "starts from); remove it")
+    if init == "warm" and not d.get("init_from"):
+        d["init_from"] = FROM_TEXTLM
+    return TrainConfig.from_dict({**d, **TRAIN_PATHS}, prefix)
+
+
+def _train_values(ctx: RunContext, conf: TrainConfig) -> dict:
+    values = config_values(conf)
+    if conf.init != "cold":
+        del values["model"]  # unused (the default): the model is the one it starts from
+    return values
+
+
+def _model_needs(conf: TrainConfig) -> tuple[str, ...]:
+    return ("textlm",) if conf.init_from == FROM_TEXTLM else ()
+
+
+def _run_model(ctx: RunContext, conf: TrainConfig, d: Path) -> dict:
+    from speechlm.train import run_training
+
+    paths = {k: str(ctx.out / rel) for k, rel in TRAIN_PATHS.items()}
+    init_from = text_lm_ref(ctx) if conf.init_from == FROM_TEXTLM else conf.init_from
+    return run_training(dataclasses.replace(conf, **paths, init_from=init_from))
+
+
+def _plan_model(ctx: RunContext, conf: TrainConfig) -> dict:
+    from speechlm.models import get_architecture
+    from speechlm.sequences.formats import format_tokens, parse_formats
+    from speechlm.sequences.vocab import DEFAULT_MARKERS, SpeechVocab
+
+    facts = {"init": conf.init if conf.init == "cold" else f"{conf.init} from {conf.init_from}"}
+    markers, ranges = format_tokens(parse_formats(conf.formats))
+    markers = [*DEFAULT_MARKERS, *(m for m in markers if m not in DEFAULT_MARKERS)]
+    other = [r for r in ranges if r not in ("units", "text")]
+    if other:  # pitch/style/codec ranges are sized by the fitted tokenizer
+        facts["parameters"] = f"unknown before tokenising (the formats need {', '.join(other)})"
+        return facts
+    units = ctx.conf("tokenizer").units
+    vocab = SpeechVocab.build({"units": units}, markers)
+    if conf.init == "cold":
+        n = get_architecture(conf.architecture).count_parameters(conf.model, vocab)
+        return {**facts, "vocabulary": vocab.size, "parameters": _count(n)}
+    if conf.init_from == FROM_TEXTLM:
+        cfg, _ = _text_lm_config(ctx)
+    else:
+        cfg = offline_hf_config(conf.init_from)
+    if cfg is None:
+        return {**facts, "parameters": _UNKNOWN_OFFLINE}
+    if conf.init == "from_model":
+        size, facts["vocabulary"] = cfg.vocab_size, f"{cfg.vocab_size} and any new markers"
+    elif conf.vocab_mode == "extend":  # the text vocabulary with the speech tokens appended
+        size = cfg.vocab_size + len(markers) + units
+        facts["vocabulary"] = f"about {size}"
+    else:
+        size = facts["vocabulary"] = vocab.size
+    try:
+        return {**facts, "parameters": _count(count_causal_lm(cfg, size))}
+    except ValueError:  # a checkpoint that is not an AutoModelForCausalLM (a multi-stream one)
+        return {**facts, "parameters": f"unknown (not a causal LM: {cfg.model_type})"}
+
+
+STAGES.add("model", Stage("model", _run_model, _plan_model, config=TrainConfig, section="train",
+                          parse=_parse_train, needs=("tokens",), extra_needs=_model_needs,
+                          record=_train_values))
+
+
+# ---- parameter counts -----------------------------------------------------------------------
+_UNKNOWN_OFFLINE = "unknown offline (the checkpoint is neither a local folder nor cached)"
+
+
+def count_causal_lm(config: Any, vocab_size: int) -> int:
+    """Parameters of an ``AutoModelForCausalLM`` for ``config`` with ``vocab_size`` rows, counted
+    on the ``meta`` device (no memory, no weights)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    config.vocab_size = vocab_size
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _count(n: int) -> str:
+    return f"{n:,} ({n / 1e6:.2f}M)"
+
+
+def _default(fn: Any, name: str) -> Any:
+    import inspect
+
+    return inspect.signature(fn).parameters[name].default

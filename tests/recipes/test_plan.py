@@ -1,0 +1,155 @@
+"""``speechlm run --dry-run``, one-line errors, and the run directory's book-keeping (no work)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from speechlm.cli import app
+from speechlm.errors import ConfigError
+from speechlm.recipes import load_recipe
+from speechlm.recipes.pipeline import Run, stage_config
+from speechlm.recipes.plan import format_plan
+from speechlm.recipes.stages import RunContext
+from speechlm.recipes.stages.corpus import split_manifest
+
+
+def _parameters(text: str) -> dict[str, str]:
+    """Stage -> its 'parameters' line in a plan."""
+    found, stage = {}, None
+    for line in text.splitlines():
+        if m := re.match(r"\[(\w+)\]", line):
+            stage = m.group(1)
+        elif m := re.match(r"\s+=> parameters: (.*)", line):
+            found[stage] = m.group(1)
+    return found
+
+
+def test_dry_run_of_every_recipe_prints_the_plan(recipe, scale):
+    # no --out and no --manifest: the paper corpus is then reported as a missing input
+    r = CliRunner().invoke(app, ["run", recipe, "--scale", scale, "--dry-run"])
+    assert r.exit_code == 0, r.output
+    cfg = load_recipe(recipe, scale)
+    assert f"recipe {cfg.name} ({scale})" in r.output
+    assert r.output.index("[corpus]") < r.output.index("[model]") < r.output.index("[generate]")
+    assert "dry run: the recipe is valid; nothing was run" in r.output
+    if cfg.confs["corpus"] is None:
+        assert "needs --manifest" in r.output
+    count = _parameters(r.output)["model"]
+    if cfg.confs["model"].init == "cold" or not count.startswith("unknown offline"):
+        assert re.fullmatch(r"[\d,]+ \(\d+\.\d\dM\)", count), count
+
+
+def test_dry_run_counts_known_sizes():
+    # gslm tiny: the README's 1.08M-parameter Llama (4 x 128) over 100 units + 6 specials
+    text = format_plan(load_recipe("gslm", "tiny"))
+    assert _parameters(text)["model"] == "1,076,864 (1.08M)"
+    assert "vocabulary: 106" in text
+    # twist tiny: the speech LM has the text LM's transformer, with the speech vocabulary
+    text = format_plan(load_recipe("twist", "tiny"))
+    assert _parameters(text)["model"] == "1,076,864 (1.08M)"
+    assert "init: warm from <textlm>" in text
+
+
+def test_warm_start_from_an_unavailable_checkpoint_has_an_unknown_size():
+    text = format_plan(load_recipe("twist", "paper", ["textlm.init_from=/nowhere/opt"]))
+    assert _parameters(text) == {
+        "textlm": "unknown offline (the checkpoint is neither a local folder nor cached)",
+        "model": "unknown offline (the checkpoint is neither a local folder nor cached)"}
+
+
+def test_dry_run_refuses_a_vocoder_that_does_not_fit_the_tokens():
+    cfg = load_recipe("gslm", "tiny", ["vocoder.kind=hifigan", "tokenizer.frame_rate=100"])
+    with pytest.raises(ConfigError, match=r"^vocoder\.hifigan: upsample_rates: product 320 must "
+                                          r"equal the token hop .*= 160"):
+        format_plan(cfg)
+
+
+def test_dry_run_with_a_manifest_records_where_it_is(tmp_path):
+    text = format_plan(load_recipe("gslm", "paper"), tmp_path / "run", tmp_path / "m.jsonl")
+    assert f"manifest: {tmp_path / 'm.jsonl'}" in text and "needs --manifest" not in text
+
+
+def test_a_typo_through_the_cli_is_one_line_and_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "speechlm.cli", "run", "gslm", "--out",
+                           str(tmp_path / "run"), "corpus.hourz=1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "error: corpus.hourz: unknown key; valid keys: hours, seed, voices"]
+    assert not (tmp_path / "run").exists()  # failed before any work
+
+
+def test_run_without_out_asks_for_it():
+    r = CliRunner().invoke(app, ["run", "gslm"])
+    assert r.exit_code != 0 and "--out" in str(r.exception)
+
+
+# ---- the run directory ------------------------------------------------------------------------
+def test_a_changed_stage_names_the_keys_that_changed(tmp_path):
+    run = Run(tmp_path)
+    run.stage("model", {"train": {"max_steps": 8, "lr": 0.1}}, lambda d: {"ok": 1})
+    again = run.stage("model", {"train": {"max_steps": 8, "lr": 0.1}}, lambda d: 1 / 0)
+    assert again["info"] == {"ok": 1}
+    with pytest.raises(ConfigError) as err:
+        run.stage("model", {"train": {"max_steps": 9, "lr": 0.1, "seed": 1}}, lambda d: {})
+    assert str(err.value) == (
+        f"stage 'model' in {tmp_path.resolve()} finished with another configuration "
+        f"(train.max_steps: 8 -> 9, train.seed: (unset) -> 1); use a new --out or delete "
+        f"{tmp_path.resolve() / 'model'}")
+
+
+def test_records_hold_paths_relative_to_the_run(tmp_path):
+    run = Run(tmp_path)
+    inside, outside = str(tmp_path.resolve() / "model" / "checkpoint-4"), "/data/corpus.jsonl"
+    run.stage("model", {"train": {}}, lambda d: {"resumed_from": inside, "src": outside})
+    record = json.loads((tmp_path / "model" / ".done").read_text())
+    assert record["info"] == {"resumed_from": "model/checkpoint-4", "src": outside}
+
+
+def test_context_paths_are_relative_inside_the_run_only(tmp_path):
+    ctx = RunContext(load_recipe("gslm"), tmp_path / "run")
+    assert ctx.rel(tmp_path / "run" / "corpus" / "wav" / "a.wav", start=ctx.dir("data")) \
+        == "../corpus/wav/a.wav"
+    assert ctx.rel(tmp_path / "elsewhere.wav") == str((tmp_path / "elsewhere.wav").resolve())
+
+
+def test_stage_records_include_the_stages_they_read(tmp_path):
+    ctx = RunContext(load_recipe("twist", "tiny", ["train.max_steps=9"]), tmp_path)
+    record = stage_config(ctx, "model")
+    assert list(record) == ["corpus", "data", "tokenizer", "textlm", "train"]
+    assert record["train"]["max_steps"] == 9 and record["train"]["init_from"] == "<textlm>"
+    assert record["train"]["data"] == "tokens/train" and "model" not in record["train"]
+    assert list(stage_config(ctx, "vocoder")) == ["corpus", "data", "tokenizer", "vocoder"]
+    # with --manifest the corpus is that file (absolute: it is outside the run)
+    ctx = RunContext(ctx.recipe, tmp_path / "run", tmp_path / "m.jsonl")
+    assert stage_config(ctx, "data")["corpus"] == {"manifest": str((tmp_path / "m.jsonl")
+                                                                   .resolve())}
+
+
+def test_split_manifests_point_into_the_run_relatively(tmp_path):
+    from speechlm.corpus.manifest import Utterance, read_manifest, write_manifest
+
+    out = tmp_path / "run"
+    utts = [Utterance(id=f"u{i}", audio=f"wav/u{i}.wav", duration=1.0, sample_rate=16000)
+            for i in range(9)]
+    utts.append(Utterance(id="ext", audio=str(tmp_path / "ext.wav"), duration=1.0,
+                          sample_rate=16000))
+    write_manifest(out / "corpus" / "manifest.jsonl", utts)
+    ctx = RunContext(load_recipe("gslm"), out)
+    info = split_manifest(ctx, out / "corpus" / "manifest.jsonl", out / "data", 0.2, seed=0)
+    assert (info["train"], info["valid"]) == (8, 2)
+    raw = [json.loads(line)["audio"] for name in ("train.jsonl", "valid.jsonl")
+           for line in (out / "data" / name).read_text().splitlines()]
+    assert sorted(raw) == sorted([f"../corpus/wav/u{i}.wav" for i in range(9)]
+                                 + [str((tmp_path / "ext.wav").resolve())])
+    moved = tmp_path / "moved"
+    out.rename(moved)
+    audio = {u.id: u.audio for u in read_manifest(moved / "data" / "train.jsonl")}
+    assert all(Path(a).is_relative_to(moved.resolve()) for i, a in audio.items() if i != "ext")
