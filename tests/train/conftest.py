@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from train_helpers import tiny_cfg
 
 from speechlm.train.toydata import write_toy_token_dataset
-
-TINY_LLAMA = {"model_type": "llama", "hidden_size": 32, "intermediate_size": 64,
-              "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2}
 
 
 @pytest.fixture(scope="session")
@@ -20,15 +18,6 @@ def toy_tokens(tmp_path_factory):
 def toy_eval_tokens(tmp_path_factory, toy_tokens):
     """Held-out toy utterances (another seed, same lexicon seed is not needed for loss checks)."""
     return write_toy_token_dataset(tmp_path_factory.mktemp("toy_eval"), n_rows=40, seed=1)
-
-
-def tiny_cfg(data, out, **kw) -> dict:
-    """Keyword arguments of a few-second TrainConfig."""
-    cfg = dict(data=str(data), output_dir=str(out), init="cold", model=dict(TINY_LLAMA),
-               seq_len=32, batch_size=4, max_steps=6, lr=3e-3, warmup_steps=2, save_steps=1000,
-               eval_steps=1000, logging_steps=1, seed=0, progress=False)
-    cfg.update(kw)
-    return cfg
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_cfg
+from train_helpers import tiny_cfg
 from transformers import TrainerCallback
 
 from speechlm.errors import ConfigError

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import tiny_cfg
+from train_helpers import tiny_cfg
 
 from speechlm.errors import ConfigError
 from speechlm.train import TrainConfig, run_training

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_LLAMA, tiny_cfg
+from train_helpers import TINY_LLAMA, tiny_cfg
 
 from speechlm.errors import ConfigError
 from speechlm.models import load_speech_lm

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import tiny_cfg
+from train_helpers import tiny_cfg
 
 from speechlm.train import TrainConfig, run_training
 

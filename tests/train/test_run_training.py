@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_cfg
+from train_helpers import tiny_cfg
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from speechlm.errors import ConfigError

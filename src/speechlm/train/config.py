@@ -45,7 +45,7 @@ class TrainConfig(Config):
     vocab_mode: str = choice("extend", "replace", "extend")
     objective: str | None = None
     objective_args: dict = mapping()
-    formats: dict = mapping(lambda: {"speech_only": 1.0})
+    formats: dict | None = None  # default: the architecture's speech format alone
     seq_len: int = positive(256)
     batch_size: int = positive(16)
     grad_accum: int = positive(1)
@@ -83,8 +83,10 @@ class TrainConfig(Config):
                               f"({self.eval_steps}) to keep the best checkpoint (or keep: last)")
         if self.early_stopping_patience and not self.eval_data:
             raise ConfigError("early_stopping_patience: needs eval_data (a held-out set)")
-        uses = parse_formats(self.formats)
         arch = get_architecture(self.architecture)
+        if self.formats is None:  # derived once, here, so the saved config says what ran
+            self.formats = {arch.speech_format: 1.0}
+        uses = parse_formats(self.formats)
         objective = get_objective(self.objective or arch.objective)
         objective.check(self, uses)
         if self.init == "cold":
