@@ -203,6 +203,38 @@ def check_hf_config(model_cfg: dict[str, Any], key: str = "model") -> Any:
         raise ConfigError(f"{key}: invalid config for model_type={model_type}: {e}") from None
 
 
+SHOWN_CHANGES = 4  # differing keys named in a refusal
+
+
+def describe_changes(old: dict, new: dict) -> str:
+    """``train.max_steps: 8 -> 9, ...``: the keys whose values differ, flattened."""
+    a, b = _flatten(old), _flatten(new)
+    keys = [k for k in dict.fromkeys([*a, *b]) if a.get(k, _UNSET) != b.get(k, _UNSET)]
+    shown = [f"{k}: {_show(a.get(k, _UNSET))} -> {_show(b.get(k, _UNSET))}"
+             for k in keys[:SHOWN_CHANGES]]
+    more = len(keys) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+_UNSET = object()
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _show(v: Any) -> str:
+    import json
+
+    return "(unset)" if v is _UNSET else json.dumps(v)
+
+
 # ---- type checks ----------------------------------------------------------------------------
 def _is_config_class(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, Config)

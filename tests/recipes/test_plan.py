@@ -72,6 +72,9 @@ def test_dry_run_refuses_a_vocoder_that_does_not_fit_the_tokens():
 
 
 def test_dry_run_with_a_manifest_records_where_it_is(tmp_path):
+    with pytest.raises(ConfigError, match=r"^corpus\.manifest: .*m\.jsonl not found"):
+        format_plan(load_recipe("gslm", "paper"), tmp_path / "run", tmp_path / "m.jsonl")
+    (tmp_path / "m.jsonl").write_text("")
     text = format_plan(load_recipe("gslm", "paper"), tmp_path / "run", tmp_path / "m.jsonl")
     assert f"manifest: {tmp_path / 'm.jsonl'}" in text and "needs --manifest" not in text
 
@@ -127,10 +130,35 @@ def test_stage_records_include_the_stages_they_read(tmp_path):
     assert record["train"]["max_steps"] == 9 and record["train"]["init_from"] == "<textlm>"
     assert record["train"]["data"] == "tokens/train" and "model" not in record["train"]
     assert list(stage_config(ctx, "vocoder")) == ["corpus", "data", "tokenizer", "vocoder"]
-    # with --manifest the corpus is that file (absolute: it is outside the run)
-    ctx = RunContext(ctx.recipe, tmp_path / "run", tmp_path / "m.jsonl")
-    assert stage_config(ctx, "data")["corpus"] == {"manifest": str((tmp_path / "m.jsonl")
-                                                                   .resolve())}
+    # with --manifest the corpus is that file (absolute: it is outside the run), by content
+    m = tmp_path / "m.jsonl"
+    m.write_text('{"id": "a"}\n')
+    ctx = RunContext(ctx.recipe, tmp_path / "run", m)
+    corpus = stage_config(ctx, "data")["corpus"]
+    assert corpus["manifest"] == str(m.resolve()) and len(corpus["manifest_sha256"]) == 64
+    m.write_text('{"id": "b"}\n')  # edited in place: another corpus, so another record
+    assert stage_config(ctx, "data")["corpus"]["manifest_sha256"] != corpus["manifest_sha256"]
+
+
+def test_a_second_run_on_the_same_directory_is_refused(tmp_path):
+    from speechlm.recipes.pipeline import run_lock
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path\n"
+         "from speechlm.recipes.pipeline import run_lock\n"
+         "with run_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
+         str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ConfigError, match=rf"^{tmp_path} is in use by another speechlm run "
+                                              rf"\(pid {holder.pid} on .*\); wait for it"):
+            with run_lock(tmp_path):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with run_lock(tmp_path):  # the kernel released the killed holder's lock
+        pass
 
 
 def test_split_manifests_point_into_the_run_relatively(tmp_path):

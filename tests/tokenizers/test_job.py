@@ -149,3 +149,65 @@ def test_optional_streams_are_stored(small_manifest, tmp_path):
     tokenize_manifest(m4, pro, tmp_path / "dp", progress=False)
     row = load_token_dataset(tmp_path / "dp")[0]
     assert len(row["f0"]) == len(row["units"]) and row["pitch"] and row["style"]
+
+
+def test_changed_manifest_or_tokenizer_is_not_silently_reused(small_manifest, tiny_corpus,
+                                                             tmp_path):
+    from speechlm.tokenizers import fit_tokenizer
+
+    tok = fit_tokenizer(tiny_corpus / "manifest.jsonl", "mfcc", 8, tmp_path / "tok",
+                        max_frames=3000)
+    m = tmp_path / "m.jsonl"
+    shutil.copy(small_manifest, m)
+    out = tmp_path / "tokens"
+    tokenize_manifest(m, tok, out, progress=False)
+    tokenize_manifest(m, tok, out, progress=False)  # same content: reused, fine
+    # the same path with other rows
+    write_manifest(m, read_manifest(m)[:-1])
+    with pytest.raises(ConfigError, match="manifest_sha256: the manifest changed since this "
+                                          "folder was tokenised"):
+        tokenize_manifest(m, tok, out, progress=False)
+    shutil.copy(small_manifest, m)
+    # the same tokenizer folder, refitted with other units
+    fit_tokenizer(tiny_corpus / "manifest.jsonl", "mfcc", 8, tok, max_frames=3000, seed=1)
+    with pytest.raises(ConfigError, match="tokenizer_sha256: the tokenizer changed"):
+        tokenize_manifest(m, tok, out, progress=False)
+
+
+@pytest.mark.slow
+def test_killed_job_takes_its_pool_workers_with_it(small_manifest, tiny_tokenizer, tmp_path):
+    out = tmp_path / "t"
+    cmd = [sys.executable, "-m", "speechlm.cli", "tokenize", "--manifest", str(small_manifest),
+           "--tokenizer", str(tiny_tokenizer), "--out", str(out), "--chunk-size", "1",
+           "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def children() -> set[int]:
+        found = set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == proc.pid:  # the parent pid
+                found.add(int(stat.parent.name))
+        return found
+
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((out / "data").glob("*.done")):
+        time.sleep(0.05)
+    workers = children()
+    assert len(workers) >= 2, "the pool has started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    def running(pid: int) -> bool:
+        try:
+            return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+        except OSError:
+            return False
+
+    deadline = time.time() + 20
+    while time.time() < deadline and any(running(p) for p in workers):
+        time.sleep(0.1)
+    alive = [p for p in workers if running(p)]
+    assert not alive, f"workers {alive} outlived their killed parent"

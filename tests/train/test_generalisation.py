@@ -97,3 +97,25 @@ def test_bad_generalisation_settings_are_named(toy_tokens, tmp_path, kw, needle)
     kw = {"eval_data": "somewhere", **kw}
     with pytest.raises(ConfigError, match=needle):
         TrainConfig(**tiny_cfg(toy_tokens, tmp_path, **kw))
+
+
+def test_resuming_checkpoints_under_other_settings_is_refused(toy_tokens, tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    kw = dict(max_steps=6, save_steps=3, precision="fp32")
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(yaml.safe_dump(tiny_cfg(toy_tokens, tmp_path / "o", **kw)))
+    crash = ("import sys\nfrom speechlm.train import TrainConfig, run_training\n"
+             "from speechlm.train.trainer import StopAfterSave\n"
+             "run_training(TrainConfig.from_yaml(sys.argv[1]), callbacks=[StopAfterSave(3)])")
+    r = subprocess.run([sys.executable, "-c", crash, str(cfg_file)], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 137, r.stderr[-2000:]  # killed right after checkpoint 3
+    with pytest.raises(ConfigError, match=r"the checkpoints there were made with other settings "
+                                          r"\(lr: 0\.003 -> 0\.001\)"):
+        run_training(TrainConfig(**tiny_cfg(toy_tokens, tmp_path / "o", lr=1e-3, **kw)))
+    m = run_training(TrainConfig(**tiny_cfg(toy_tokens, tmp_path / "o", **kw)))  # same: resumes
+    assert m["resumed_from"].endswith("checkpoint-3") and m["steps"] == 6

@@ -11,21 +11,22 @@ moved run directory resumes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from speechlm.config import describe_changes
 from speechlm.errors import ConfigError
 from speechlm.recipes.config import Recipe
 from speechlm.recipes.stages import STAGES, RunContext
 
 console = Console(stderr=True)
-SHOWN_CHANGES = 4  # differing keys named in the refusal of a changed stage
 
 
 class Run:
@@ -45,7 +46,7 @@ class Run:
             if record["config"] != conf:
                 raise ConfigError(
                     f"stage '{name}' in {self.out} finished with another configuration "
-                    f"({config_changes(record['config'], conf)}); use a new --out or delete "
+                    f"({describe_changes(record['config'], conf)}); use a new --out or delete "
                     f"{stage_dir}")
             console.print(f"[dim]- {name}: done ({record['seconds']:.0f}s), skipped[/dim]")
             return record
@@ -76,33 +77,6 @@ class Run:
             return v
 
         return rel(json.loads(json.dumps(value, default=str)))
-
-
-def config_changes(old: dict, new: dict) -> str:
-    """``train.max_steps: 8 -> 9, ...``: the keys whose values differ, flattened."""
-    a, b = _flatten(old), _flatten(new)
-    keys = [k for k in dict.fromkeys([*a, *b]) if a.get(k, _UNSET) != b.get(k, _UNSET)]
-    shown = [f"{k}: {_show(a.get(k, _UNSET))} -> {_show(b.get(k, _UNSET))}"
-             for k in keys[:SHOWN_CHANGES]]
-    more = len(keys) - len(shown)
-    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
-
-
-_UNSET = object()
-
-
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _show(v: Any) -> str:
-    return "(unset)" if v is _UNSET else json.dumps(v)
 
 
 def stage_config(ctx: RunContext, name: str) -> dict:
@@ -136,12 +110,47 @@ def run_recipe(recipe: Recipe, out: Path, manifest: Path | None = None) -> dict:
     ctx = RunContext(recipe, out, manifest)
     plan_recipe(ctx)  # what only shows with the inputs (a vocoder's hop) fails before any work
     run = Run(ctx.out)
-    for name in recipe.stages:
-        spec = STAGES.get(name)
-        work = functools.partial(spec.run, ctx, ctx.conf(name))
-        ctx.records[name] = run.stage(name, stage_config(ctx, name), work)
-        if spec.finish is not None:
-            spec.finish(ctx)
-    from speechlm.recipes.report import write_report
+    with run_lock(ctx.out):
+        for name in recipe.stages:
+            spec = STAGES.get(name)
+            work = functools.partial(spec.run, ctx, ctx.conf(name))
+            ctx.records[name] = run.stage(name, stage_config(ctx, name), work)
+            if spec.finish is not None:
+                spec.finish(ctx)
+        from speechlm.recipes.report import write_report
 
-    return write_report(ctx)
+        return write_report(ctx)
+
+
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Hold ``RUN/.lock`` for the whole run; a second run on the same directory is refused.
+
+    An advisory ``flock``: the kernel releases it when the holder ends, however it ends, so a
+    killed run leaves no stale lock behind. The file names the holder for the message.
+    """
+    import fcntl
+    import os
+    import socket
+
+    path = Path(out) / LOCK_FILE
+    f = open(path, "a+")  # noqa: SIM115 - held open for the whole run
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise ConfigError(f"{out} is in use by another speechlm run ({holder}); wait for it "
+                              "to finish or use another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}, since "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
+        f.flush()
+        yield
+    finally:
+        f.close()

@@ -23,6 +23,7 @@ import numpy as np
 
 from speechlm.corpus.manifest import Utterance, read_manifest
 from speechlm.errors import ConfigError
+from speechlm.fingerprint import dir_digest, file_digest
 from speechlm.tokenizers.streams import Streams
 
 DATA_DIR = "data"
@@ -50,11 +51,13 @@ def tokenize_manifest(manifest: str | Path, tokenizer_dir: str | Path, out_dir: 
     out_dir = Path(out_dir)
     tok = load_tokenizer(tokenizer_dir)
     utts = read_manifest(manifest)
+    sources = {"manifest_sha256": file_digest(manifest), "tokenizer_sha256": dir_digest(
+        tokenizer_dir)}
     mine = utts[index * len(utts) // n_shards : (index + 1) * len(utts) // n_shards]
     chunks = [mine[i : i + chunk_size] for i in range(0, len(mine), chunk_size)]
     data = out_dir / DATA_DIR
     data.mkdir(parents=True, exist_ok=True)
-    _write_info(out_dir, tok, tokenizer_dir, n_shards, chunk_size)
+    _write_info(out_dir, tok, tokenizer_dir, n_shards, chunk_size, sources)
     stem = f"shard-{index:05d}-of-{n_shards:05d}.part-"
     todo = [j for j in range(len(chunks)) if not (data / f"{stem}{j:05d}.done").exists()]
     t0 = time.perf_counter()
@@ -209,12 +212,19 @@ def _atomic_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _write_info(out_dir: Path, tok, tokenizer_dir: Path, n_shards: int, chunk_size: int) -> None:
+def _write_info(out_dir: Path, tok, tokenizer_dir: Path, n_shards: int, chunk_size: int,
+                sources: dict[str, str]) -> None:
+    """Write ``info.json``, or check that an existing one describes the same job.
+
+    ``sources`` are the content digests of the manifest and the tokenizer: chunks made from
+    other content under the same paths are never mixed with new ones.
+    """
     path = out_dir / INFO_FILE
     # relative to the dataset (read_info resolves it), so a moved run directory still works
     info = {"tokenizer": os.path.relpath(tokenizer_dir, out_dir.resolve()), "kind": tok.kind,
             "n_units": tok.n_units, "frame_rate": tok.frame_rate,
-            "sample_rate": tok.sample_rate, "shards": n_shards, "chunk_size": chunk_size}
+            "sample_rate": tok.sample_rate, "shards": n_shards, "chunk_size": chunk_size,
+            **sources}
     if path.exists():
         old = json.loads(path.read_text())
         # the same tokenizer however it was written (relative, or absolute by older versions)
@@ -226,6 +236,12 @@ def _write_info(out_dir: Path, tok, tokenizer_dir: Path, n_shards: int, chunk_si
                 raise ConfigError(
                     f"{path}: '{key}' is {old.get(key)!r} but this run uses {info[key]!r}; "
                     "use a new --out folder (or delete this one) to tokenise differently")
+        for key, what in (("manifest_sha256", "the manifest"), ("tokenizer_sha256",
+                                                               "the tokenizer")):
+            if key in old and old[key] != info[key]:
+                raise ConfigError(
+                    f"{path}: {key}: {what} changed since this folder was tokenised (same "
+                    "path, other content); use a new --out folder (or delete this one)")
         return
     _atomic_text(path, json.dumps(info, indent=2) + "\n")
 
@@ -267,8 +283,25 @@ def _run_pool(tokenizer_dir: Path, chunks: list, todo: list[int], data: Path, st
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     jobs = [(str(tokenizer_dir), chunks[j], data, f"{stem}{j:05d}", threads) for j in todo]
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool, \
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool, \
             tqdm(total=sum(len(chunks[j]) for j in todo), unit="utt", desc="tokenize",
                  disable=not progress) as bar:
         for fut in as_completed([pool.submit(_pool_work, a) for a in jobs]):
             bar.update(fut.result())
+
+
+def die_with_parent(parent: int) -> None:
+    """Pool-worker initializer: end this process when ``parent`` ends (Linux; a no-op elsewhere).
+
+    A killed job would otherwise leave its workers (hundreds of MB each) running on.
+    """
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent ended before the line above took effect
+        os._exit(1)

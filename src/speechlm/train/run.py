@@ -122,6 +122,8 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     world = trainer.args.world_size
     throughput.tokens_per_step *= world
     last = last_complete_checkpoint(out / "checkpoints")
+    if trainer.is_world_process_zero():
+        _check_resumed_config(out, cfg, last)
     trainer.train(resume_from_checkpoint=last)
     step = trainer.state.global_step
     if eval_ds is not None and not any(h.get("step") == step and "eval_loss" in h
@@ -199,6 +201,32 @@ class RelocatedCheckpoints(TrainerCallback):
         if best and not Path(best).is_dir():
             here = Path(args.output_dir) / Path(best).name
             state.best_model_checkpoint = str(here) if here.is_dir() else None
+
+
+RUN_CONFIG = "train_config.json"  # the settings the checkpoints under output_dir were made with
+# keys that may differ on a resume: where things are (a moved run), and how verbose it is
+RELOCATABLE = ("data", "eval_data", "output_dir", "init_from", "progress")
+
+
+def _check_resumed_config(out: Path, cfg: TrainConfig, last: str | None) -> None:
+    """Record the settings of a fresh run; refuse to resume checkpoints made with others.
+
+    Resuming under a changed config would mix two trainings in one model and record the new
+    config as if it had been used throughout.
+    """
+    from speechlm.config import describe_changes
+
+    path = out / RUN_CONFIG
+    now = {k: v for k, v in cfg.to_dict().items() if k not in RELOCATABLE}
+    if last is not None and path.is_file():
+        then = {k: v for k, v in json.loads(path.read_text()).items() if k not in RELOCATABLE}
+        if then != now:
+            raise ConfigError(f"{out}: the checkpoints there were made with other settings "
+                              f"({describe_changes(then, now)}); use another output_dir, or "
+                              "delete its checkpoints/ to start over")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cfg.to_dict(), indent=2))
 
 
 def last_complete_checkpoint(folder: Path) -> str | None:

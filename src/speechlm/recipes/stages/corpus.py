@@ -49,7 +49,10 @@ def _parse_corpus(section: Any, prefix: str) -> CorpusConfig | None:
 
 def _corpus_record(ctx: RunContext, conf: CorpusConfig | None) -> dict:
     if ctx.manifest is not None:
-        return {"manifest": ctx.rel(ctx.manifest)}
+        from speechlm.fingerprint import file_digest
+
+        # the content, not just the path: an edited manifest is another corpus
+        return {"manifest": ctx.rel(ctx.manifest), "manifest_sha256": file_digest(ctx.manifest)}
     return config_values(conf)
 
 
@@ -75,6 +78,8 @@ def _run_corpus(ctx: RunContext, conf: CorpusConfig | None, d: Path) -> dict:
 
 def _plan_corpus(ctx: RunContext, conf: CorpusConfig | None) -> dict:
     if ctx.manifest is not None:
+        if not ctx.manifest.is_file():
+            raise ConfigError(f"manifest: {ctx.manifest} not found (--manifest)")
         return {"manifest": str(ctx.manifest)}
     if conf is None:
         return {"input": "needs --manifest (no synthetic corpus at this scale)"}
