@@ -54,3 +54,26 @@ def test_continuous_latents_and_logmel_are_float16(encoder_dirs, tiny_corpus, ti
     r = mel.encode(tiny_wavs[:1], 16000)[0]
     assert r.feats.dtype == np.float16 and r.feats.shape == (len(tiny_wavs[0]) // 160 + 1, 80)
     assert mel.frame_rate == 100.0 and lat.frame_rate == 50.0
+
+
+def test_a_clip_too_short_for_the_encoder_is_skipped_and_listed(encoder_dirs, tiny_corpus,
+                                                                 tmp_path):
+    import json
+
+    import soundfile as sf
+
+    from speechlm.corpus.manifest import read_manifest, write_manifest
+    from speechlm.tokenizers.job import tokenize_manifest
+
+    tok = fit_tokenizer(tiny_corpus / "manifest.jsonl", "hubert", 4, tmp_path / "tok",
+                        model=str(encoder_dirs["hubert"]), layer=1, max_frames=2000)
+    utts = read_manifest(tiny_corpus / "manifest.jsonl")[:3]
+    sf.write(tmp_path / "blip.wav", np.zeros(160, np.float32), 16000)  # 10 ms: no HuBERT frame
+    blip = type(utts[0])(id="blip", audio=str(tmp_path / "blip.wav"), duration=0.01,
+                         sample_rate=16000)
+    write_manifest(tmp_path / "m.jsonl", [*utts, blip])
+    res = tokenize_manifest(tmp_path / "m.jsonl", tok, tmp_path / "t", progress=False)
+    assert res["rows"] == 3 and res["errors"] == 1
+    (err,) = [json.loads(x) for x in (tmp_path / "t" / "errors.jsonl").read_text().splitlines()]
+    assert err["id"] == "blip"
+    assert err["error"] == "too short to tokenise (0.010s gave no frame)"

@@ -150,8 +150,21 @@ def _encode_rows(tok, good: list[tuple[Utterance, np.ndarray]], errors: list[dic
                 except Exception as e:
                     errors.append({"id": u.id, "audio": u.audio,
                                    "error": f"tokenizer failed: {type(e).__name__}: {e}"})
-        rows = [_row(u, len(w) / tok.sample_rate, s) for (u, w), s in pairs]
+        for (u, w), s in pairs:
+            if _frames(s) == 0:  # nothing to train on: listed like an unreadable file
+                errors.append({"id": u.id, "audio": u.audio, "error": "too short to tokenise "
+                               f"({len(w) / tok.sample_rate:.3f}s gave no frame)"})
+            else:
+                rows.append(_row(u, len(w) / tok.sample_rate, s))
     return rows
+
+
+def _frames(s: Streams) -> int:
+    """Frames (or tokens) an utterance's streams hold."""
+    for a in (s.units, s.codes, s.feats):
+        if a is not None:
+            return int(np.shape(a)[-1] if a is s.codes else len(a))
+    return 0
 
 
 def _commit_chunk(rows: list[dict], errors: list[dict], data: Path, name: str) -> None:
