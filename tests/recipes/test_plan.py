@@ -17,7 +17,7 @@ from speechlm.recipes import load_recipe
 from speechlm.recipes.pipeline import Run, stage_config
 from speechlm.recipes.plan import format_plan
 from speechlm.recipes.stages import RunContext
-from speechlm.recipes.stages.corpus import split_manifest
+from speechlm.recipes.stages.corpus import DataConfig, split_manifest
 
 
 def _parameters(text: str) -> dict[str, str]:
@@ -171,8 +171,9 @@ def test_split_manifests_point_into_the_run_relatively(tmp_path):
                           sample_rate=16000))
     write_manifest(out / "corpus" / "manifest.jsonl", utts)
     ctx = RunContext(load_recipe("gslm"), out)
-    info = split_manifest(ctx, out / "corpus" / "manifest.jsonl", out / "data", 0.2, seed=0)
-    assert (info["train"], info["valid"]) == (8, 2)
+    info = split_manifest(ctx, out / "corpus" / "manifest.jsonl", out / "data",
+                          DataConfig(valid_fraction=0.2))
+    assert (info["split_by"], info["train"], info["valid"]) == ("utterance", 8, 2)
     raw = [json.loads(line)["audio"] for name in ("train.jsonl", "valid.jsonl")
            for line in (out / "data" / name).read_text().splitlines()]
     assert sorted(raw) == sorted([f"../corpus/wav/u{i}.wav" for i in range(9)]
@@ -181,3 +182,40 @@ def test_split_manifests_point_into_the_run_relatively(tmp_path):
     out.rename(moved)
     audio = {u.id: u.audio for u in read_manifest(moved / "data" / "train.jsonl")}
     assert all(Path(a).is_relative_to(moved.resolve()) for i, a in audio.items() if i != "ext")
+
+
+def _speakers_manifest(path: Path, speakers: int, per_speaker: int) -> Path:
+    from speechlm.corpus.manifest import Utterance, write_manifest
+
+    write_manifest(path, [Utterance(id=f"s{s}u{i}", audio=f"/a/s{s}u{i}.wav", duration=1.0,
+                                    sample_rate=16000, speaker=f"s{s}")
+                          for s in range(speakers) for i in range(per_speaker)])
+    return path
+
+
+@pytest.mark.parametrize("speakers, by, expect", [
+    (20, "auto", "speaker"), (5, "auto", "utterance"), (5, "speaker", "speaker"),
+    (20, "utterance", "utterance"),
+])
+def test_held_out_split_is_by_speaker_where_there_are_enough(tmp_path, speakers, by, expect):
+    from speechlm.corpus.manifest import read_manifest
+
+    m = _speakers_manifest(tmp_path / "m.jsonl", speakers, per_speaker=10)
+    ctx = RunContext(load_recipe("gslm"), tmp_path / "run")
+    info = split_manifest(ctx, m, tmp_path, DataConfig(valid_fraction=0.1, by=by))
+    train = read_manifest(tmp_path / "train.jsonl")
+    valid = read_manifest(tmp_path / "valid.jsonl")
+    assert info["split_by"] == expect and len(train) + len(valid) == speakers * 10
+    shared = {u.speaker for u in train} & {u.speaker for u in valid}
+    if expect == "speaker":  # whole speakers: none is on both sides, ~10% of the utterances
+        assert not shared and info["valid_speakers"] == sorted({u.speaker for u in valid})
+        assert len(valid) == 10 * max(1, round(0.1 * speakers * 10 / 10))
+    else:
+        assert len(valid) == round(0.1 * speakers * 10)
+
+
+def test_a_split_by_speaker_needs_two_speakers(tmp_path):
+    m = _speakers_manifest(tmp_path / "m.jsonl", 1, per_speaker=10)
+    ctx = RunContext(load_recipe("gslm"), tmp_path / "run")
+    with pytest.raises(ConfigError, match="by: speaker needs at least 2 speakers"):
+        split_manifest(ctx, m, tmp_path, DataConfig(by="speaker"))

@@ -176,7 +176,12 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
 
 
 def _cap_steps(cfg: TrainConfig, n_blocks: int) -> tuple[TrainConfig, float]:
-    """``cfg`` with ``max_steps`` capped at ``max_epochs`` passes over the data; steps/epoch."""
+    """``cfg`` with ``max_steps`` capped at ``max_epochs`` passes over the data; steps/epoch.
+
+    A capped run keeps the shape of the schedule it was given: warm-up, logging, evaluation and
+    checkpoint intervals shrink by the same factor (so a small corpus is still evaluated as
+    often per run, and the best checkpoint can be found).
+    """
     import math
 
     from accelerate import PartialState
@@ -186,7 +191,20 @@ def _cap_steps(cfg: TrainConfig, n_blocks: int) -> tuple[TrainConfig, float]:
     if cfg.max_epochs is None:
         return cfg, epoch_steps
     capped = max(1, min(cfg.max_steps, math.ceil(cfg.max_epochs * epoch_steps)))
-    return dataclasses.replace(cfg, max_steps=capped), epoch_steps
+    if capped == cfg.max_steps:
+        return cfg, epoch_steps
+    ratio = capped / cfg.max_steps
+
+    def scale(steps: int) -> int:
+        return max(1, round(steps * ratio))
+
+    eval_steps = scale(cfg.eval_steps)
+    save_steps = (eval_steps * (cfg.save_steps // cfg.eval_steps)
+                  if cfg.save_steps % cfg.eval_steps == 0 else scale(cfg.save_steps))
+    return dataclasses.replace(
+        cfg, max_steps=capped, eval_steps=eval_steps, save_steps=save_steps,
+        logging_steps=scale(cfg.logging_steps),
+        warmup_steps=round(cfg.warmup_steps * ratio)), epoch_steps
 
 
 class RelocatedCheckpoints(TrainerCallback):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from speechlm.config import Config, fraction, positive
+from speechlm.config import Config, choice, fraction, positive
 from speechlm.corpus.synth import TRAIN_VOICES
 from speechlm.errors import ConfigError
 from speechlm.recipes.stages import STAGES, RunContext, Stage, config_values
@@ -94,39 +94,71 @@ STAGES.add("corpus", Stage(
 # ---- data -----------------------------------------------------------------------------------
 @dataclass
 class DataConfig(Config):
-    """The train/valid split of the corpus (a random choice of utterances, by seed)."""
+    """The train/valid split of the corpus.
+
+    ``by: speaker`` holds out whole speakers (the held-out loss then measures what the
+    benchmarks measure: speech from voices the model never heard), ``utterance`` a random choice
+    of utterances; ``auto`` splits by speaker when the corpus has at least ``min_speakers``
+    speakers, by utterance otherwise (too few voices to spare some).
+    """
 
     valid_fraction: float = fraction(0.03)
     seed: int = 0
+    by: str = choice("auto", "auto", "speaker", "utterance")
+    min_speakers: int = positive(10)
 
 
-def split_manifest(ctx: RunContext, manifest: Path, out_dir: Path, valid_fraction: float,
-                   seed: int) -> dict:
-    """Split utterances into ``train.jsonl``/``valid.jsonl`` by a speaker-blind random choice."""
+def split_manifest(ctx: RunContext, manifest: Path, out_dir: Path, conf: DataConfig) -> dict:
+    """Split utterances into ``train.jsonl``/``valid.jsonl`` (see :class:`DataConfig`)."""
     from speechlm.corpus.manifest import read_manifest, write_manifest
 
     utts = read_manifest(manifest)  # audio paths resolved
     for u in utts:  # relative to out_dir inside the run, so a moved run still finds its audio
         u.audio = ctx.rel(u.audio, start=out_dir)
-    order = list(range(len(utts)))
-    random.Random(seed).shuffle(order)
-    n_valid = max(1, int(round(len(utts) * valid_fraction)))
-    valid_idx = set(order[:n_valid])
-    train = [u for i, u in enumerate(utts) if i not in valid_idx]
-    valid = [u for i, u in enumerate(utts) if i in valid_idx]
+    speakers = sorted({u.speaker for u in utts if u.speaker})
+    by = conf.by
+    if by == "auto":
+        by = "speaker" if len(speakers) >= conf.min_speakers else "utterance"
+    if by == "speaker" and len(speakers) < 2:
+        raise ConfigError(f"by: speaker needs at least 2 speakers; {manifest} has "
+                          f"{len(speakers)} (use by: utterance)")
+    rng = random.Random(conf.seed)
+    target = max(1, int(round(len(utts) * conf.valid_fraction)))
+    if by == "speaker":
+        rng.shuffle(speakers)
+        held: set[str] = set()
+        n = 0
+        # whole speakers until the target is reached, always leaving one to train on
+        for s in speakers[:-1]:
+            if n >= target:
+                break
+            held.add(s)
+            n += sum(u.speaker == s for u in utts)
+        is_valid = [u.speaker in held for u in utts]
+    else:
+        order = list(range(len(utts)))
+        rng.shuffle(order)
+        chosen = set(order[:target])
+        is_valid = [i in chosen for i in range(len(utts))]
+    train = [u for u, v in zip(utts, is_valid, strict=True) if not v]
+    valid = [u for u, v in zip(utts, is_valid, strict=True) if v]
     write_manifest(out_dir / TRAIN, train)
     write_manifest(out_dir / VALID, valid)
-    return {"train": len(train), "valid": len(valid),
+    return {"split_by": by, "train": len(train), "valid": len(valid),
+            "valid_speakers": sorted({u.speaker for u in valid if u.speaker}) if by == "speaker"
+            else [],
             "train_hours": sum(u.duration for u in train) / 3600,
             "valid_hours": sum(u.duration for u in valid) / 3600}
 
 
 def _run_data(ctx: RunContext, conf: DataConfig, d: Path) -> dict:
-    return split_manifest(ctx, corpus_manifest(ctx), d, conf.valid_fraction, conf.seed)
+    return split_manifest(ctx, corpus_manifest(ctx), d, conf)
 
 
 def _plan_data(ctx: RunContext, conf: DataConfig) -> dict:
-    return {"split": f"{conf.valid_fraction:g} of the utterances held out for validation"}
+    how = {"speaker": "whole speakers", "utterance": "utterances",
+           "auto": f"whole speakers (utterances if under {conf.min_speakers} speakers)"}[conf.by]
+    return {"split": f"{conf.valid_fraction:g} of the corpus held out for validation, by {how}"}
 
 
 STAGES.add("data", Stage("data", _run_data, _plan_data, config=DataConfig, needs=("corpus",)))
