@@ -47,17 +47,26 @@ def test_run_writes_every_stage_model_and_report(finished_run):
         assert (out / stage / ".done").exists(), stage
     results = json.loads((out / "results.json").read_text())
     assert set(results["benchmarks"]) == {"lexical", "syntactic", "ssc", "tsc"}
-    for res in results["benchmarks"].values():
-        assert 0.0 <= res["accuracy"] <= 1.0 and res["n_pairs"] > 0
+    for task, res in results["benchmarks"].items():  # the eval stage's figures, unchanged
+        saved = json.loads((out / "eval" / "results.json").read_text())[task]
+        assert res["accuracy"] == saved["accuracy"] and res["n_pairs"] == saved["n_pairs"] > 0
     assert results["data"]["train_tokens"] > 0 and results["model"]["steps"] == 8
     for png in ("loss.png", "benchmarks.png", "spectrograms.png"):
         assert (out / "plots" / png).stat().st_size > 1000
     report = (out / "report.md").read_text()
     assert "lexical" in report and "plots/loss.png" in report
+    assert '<audio controls preload="metadata" src="generate/resynth.wav">' in (
+        out / "report.html").read_text()
     # The model directory is self-contained: plain transformers loads it.
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    assert AutoModelForCausalLM.from_pretrained(out / "model") is not None
+    from speechlm.models import load_speech_lm
+
+    plain, lm = AutoModelForCausalLM.from_pretrained(out / "model"), load_speech_lm(out / "model")
+    ids = torch.tensor([lm.speech_ids([1, 2, 3])])
+    with torch.no_grad():
+        assert torch.equal(plain(ids).logits, lm.model(ids).logits)
     assert len(AutoTokenizer.from_pretrained(out / "model")) >= 20
     assert (out / "model" / "vocoder").is_dir() and (out / "model" / "speech_tokenizer").is_dir()
 
@@ -154,7 +163,9 @@ def test_hifigan_vocoder_stage_trains_and_is_installed(finished_run, tmp_path):
 @pytest.mark.slow
 def test_killed_during_training_resumes_and_reports(tmp_path):
     out = tmp_path / "run"
-    args = [*SMALL, "train.max_steps=150", "train.save_steps=25", "train.eval_steps=150",
+    # no epoch cap: the run must still be training when it is killed
+    args = [*SMALL, "train.max_steps=150", "train.max_epochs=null", "train.save_steps=25",
+            "train.eval_steps=150",
             "train.keep=last"]
     proc = speechlm("run", "gslm", "--out", str(out), *args, start_new_session=True)
     ckpts = out / "model" / "checkpoints"
@@ -200,3 +211,24 @@ def test_twist_warm_starts_from_the_text_lm_it_trains(tmp_path):
     assert speech_cfg["hidden_size"] == text_cfg["hidden_size"] == 32
     assert speech_cfg["vocab_size"] != text_cfg["vocab_size"]
     assert set(json.loads((out / "results.json").read_text())["benchmarks"]) >= {"lexical"}
+
+
+@pytest.mark.slow
+def test_small_corpus_keeps_the_best_checkpoint_not_the_last(tmp_path):
+    """The tiny recipe's own model and schedule on ~3 minutes of speech (the demo has 6 h):
+    the epoch cap shrinks the run, the held-out loss turns up, and the best checkpoint is kept."""
+    out = tmp_path / "small"
+    proc = speechlm("run", "gslm", "--out", str(out), "corpus.hours=0.05",
+                    "data.valid_fraction=0.2", "benchmark.pairs=8", "tokenizer.units=20",
+                    "vocoder.max_hours=0.01", "train.seq_len=64", "train.batch_size=4",
+                    "generate.max_seconds=1.0")
+    log, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, log[-3000:]
+    m = json.loads((out / "model" / "metrics.json").read_text())
+    losses = dict(m["eval_loss"])
+    assert m["max_steps"] < 450 and m["epochs"] <= 12.01  # capped by the data, not 450 steps
+    assert len(losses) >= 4  # evaluated as often per run as the full schedule
+    assert m["final_eval_loss"] <= 1.02 * min(losses.values())
+    assert m["final_eval_loss"] < m["last_eval_loss"] and m["kept_step"] < m["steps"]
+    results = json.loads((out / "results.json").read_text())
+    assert results["model"]["kept_step"] == m["kept_step"]

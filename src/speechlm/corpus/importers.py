@@ -165,7 +165,7 @@ def import_corpus(src: str | Path, fmt: str, out_dir: str | Path, check: str = "
     Transcript files are read as ``transcript_encoding``; a file that is not is skipped and
     listed in ``errors.jsonl`` with the option that imports it.
     """
-    from tqdm import tqdm
+    from speechlm.progress import progress_bar
 
     src, out = Path(src), Path(out_dir)
     if fmt not in FORMATS:
@@ -184,7 +184,10 @@ def import_corpus(src: str | Path, fmt: str, out_dir: str | Path, check: str = "
     utts: list[Utterance] = []
     errors: list[dict] = []
     ids: set[str] = set()
-    for cand in tqdm(found, desc=f"importing {src.name}", unit="file", leave=False):
+    # a folder's files are listed up front (cheap), so its bar has a total and an ETA; a
+    # dataset's rows stream, as writing their audio bytes is the slow part
+    found = found if fmt == "hf" else list(found)
+    for cand in progress_bar(found, desc=f"importing {src.name}", unit="file", leave=False):
         if isinstance(cand, tuple):
             errors.append({"audio": cand[0], "id": cand[1], "error": cand[2]})
             continue

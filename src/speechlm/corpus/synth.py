@@ -138,7 +138,7 @@ def synthesize_corpus(out_dir: str | Path, hours: float, seed: int = 0,
     same settings is not made again. Workers are ``forkserver`` processes, so a script calling
     this must guard its top level with ``if __name__ == "__main__":``.
     """
-    from tqdm import tqdm
+    from speechlm.progress import progress_bar
 
     if not (isinstance(hours, int | float) and hours > 0):
         raise ConfigError(f"hours: must be > 0, got {hours!r}")
@@ -166,7 +166,7 @@ def synthesize_corpus(out_dir: str | Path, hours: float, seed: int = 0,
     pool = ctx.Pool(workers, maxtasksperchild=1)
     pending: deque = deque()  # (chunk, async result) in job order
     try:
-        with tqdm(total=round(target), unit="s", desc="synthesising", leave=False) as bar:
+        with progress_bar(total=target, unit="s", desc="synthesising", leave=False) as bar:
             while total < target:
                 # keep every worker busy, but do not queue far more speech than still needed
                 per_utt = total / len(utts) if utts else 3.0

@@ -203,10 +203,9 @@ def evaluate_abx(tokenizer_dir: str | Path, manifest: str | Path,
     For unit representations the PNMI / purity of the same frames are reported beside it.
     Writes ``out_dir/abx.json`` and ``abx.md`` when ``out_dir`` is given.
     """
-    from tqdm import tqdm
-
     from speechlm.corpus.manifest import read_manifest
     from speechlm.evaluate.report import write_errors, write_report
+    from speechlm.progress import progress_bar
     from speechlm.tokenizers import load_tokenizer
     from speechlm.tokenizers.quality import frame_labels, purity_pnmi
     from speechlm.tokenizers.reading import iter_audio
@@ -219,8 +218,8 @@ def evaluate_abx(tokenizer_dir: str | Path, manifest: str | Path,
     segs: dict[str, list[Segment]] = {r: [] for r in representations}
     frame_phones, frame_units, errors = [], [], []
     phone_ids: dict[str, int] = {}
-    for utt, wav, err in tqdm(iter_audio(utts, tok.sample_rate), total=len(utts), desc="abx",
-                              disable=not progress):
+    for utt, wav, err in progress_bar(iter_audio(utts, tok.sample_rate), total=len(utts),
+                                      unit="utt", desc="abx", disable=not progress):
         if err is not None:
             errors.append({"id": utt.id, "error": str(err)})
             continue

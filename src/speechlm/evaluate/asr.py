@@ -64,20 +64,20 @@ class Transcriber:
         progress: bool = False,
     ) -> list[str]:
         """Transcribe many waveforms with this one decoder (the models are loaded once)."""
-        from tqdm import tqdm
+        from speechlm.progress import progress_bar
 
         wavs = list(wavs)
         return [self.transcribe(w, sample_rate)
-                for w in tqdm(wavs, desc="asr", disable=not progress)]
+                for w in progress_bar(wavs, unit="utt", desc="asr", disable=not progress)]
 
     def transcribe_files(self, paths: Sequence[str | Path], progress: bool = False) -> list[str]:
         """Transcribe audio files of any rate/format that ``speechlm.audio`` reads."""
-        from tqdm import tqdm
-
         from speechlm.audio import load_audio
+        from speechlm.progress import progress_bar
 
         return [self.transcribe(load_audio(p, sample_rate=ASR_SAMPLE_RATE), ASR_SAMPLE_RATE)
-                for p in tqdm(list(paths), desc="asr", disable=not progress)]
+                for p in progress_bar(list(paths), unit="file", desc="asr",
+                                      disable=not progress)]
 
 
 _DEFAULT: Transcriber | None = None

@@ -49,15 +49,14 @@ def score_audio(speech_lm, paths: Sequence[str | Path], batch_size: int = 32,
     A file that cannot be read or tokenised gets NaN scores and an entry in ``errors``
     (``{"path", "error"}``) instead of stopping the job.
     """
-    from tqdm import tqdm
-
     from speechlm.audio import load_audio
+    from speechlm.progress import progress_bar
 
     rate = int(getattr(speech_lm.speech_tokenizer, "sample_rate", 16000))
     examples: list = [None] * len(paths)
     chunks = [list(range(i, min(i + encode_batch, len(paths))))
               for i in range(0, len(paths), encode_batch)]
-    for chunk in tqdm(chunks, desc="tokenising", disable=not progress):
+    for chunk in progress_bar(chunks, unit="batch", desc="tokenising", disable=not progress):
         wavs, ok = [], []
         for i in chunk:
             try:

@@ -118,11 +118,11 @@ def continue_speech_batch(
     for i, p in enumerate(prompts):
         if p.units is None or len(p.units) == 0:
             raise SpeechLMError(f"prompt {i}: the tokenizer produced no units (too short?)")
-    from tqdm import tqdm
+    from speechlm.progress import progress_bar
 
     results: list[Continuation] = []
     starts = range(0, len(prompts), batch_size)
-    for start in tqdm(starts, desc="generating", unit="batch", disable=len(starts) < 2):
+    for start in progress_bar(starts, unit="batch", desc="generating", disable=len(starts) < 2):
         chunk = prompts[start : start + batch_size]
         # per-prompt budgets (20% slack: the vocoder trims to max_seconds), so a prompt's output
         # does not depend on which other prompts share its batch

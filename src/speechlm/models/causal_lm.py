@@ -38,7 +38,8 @@ def score_sequences(model, seqs: Sequence[Sequence[int]], batch_size: int = 32,
     ``max_tokens`` bounds padded tokens per batch, hence the (B, T, vocab) logits in memory.
     """
     import torch
-    from tqdm import tqdm
+
+    from speechlm.progress import progress_bar
 
     # an HF causal LM also has a ``.model`` (its backbone): only unwrap non-modules (SpeechLM)
     lm = model if isinstance(model, torch.nn.Module) else model.model
@@ -50,7 +51,7 @@ def score_sequences(model, seqs: Sequence[Sequence[int]], batch_size: int = 32,
     out = np.full((len(seqs), 2), np.nan, dtype=np.float64)
     batches = length_buckets(lengths, batch_size, max_tokens)
     with torch.inference_mode():
-        for batch in tqdm(batches, desc="scoring", disable=not progress):
+        for batch in progress_bar(batches, unit="batch", desc="scoring", disable=not progress):
             longest = lengths[batch[0]]
             ids = torch.zeros(len(batch), longest, dtype=torch.long)
             mask = torch.zeros(len(batch), longest, dtype=torch.long)

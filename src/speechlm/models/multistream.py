@@ -146,7 +146,7 @@ class MultiStream(Architecture):
 
     def score(self, lm, examples, batch_size: int = 32, progress: bool = False) -> np.ndarray:
         """Summed and mean log-probability of the unit stream after its first step: (N, 2)."""
-        from tqdm import tqdm
+        from speechlm.progress import progress_bar
 
         model, pad = lm.model, lm.vocab.pad_id
         exs = list(examples)  # built by ``prompt``: the model's streams and delays
@@ -159,7 +159,8 @@ class MultiStream(Architecture):
         lengths = [int(e.masks[UNITS].sum()) for e in exs]
         out = np.full((len(exs), 2), np.nan)
         with torch.inference_mode():
-            for batch in tqdm(length_buckets(lengths, batch_size, 16384), disable=not progress):
+            for batch in progress_bar(length_buckets(lengths, batch_size, 16384), unit="batch",
+                                      desc="scoring", disable=not progress):
                 rows = [{n: a[: lengths[i]] for n, a in exs[i].streams.items()} for i in batch]
                 streams, valid = _pad(rows, lengths[batch[0]], pad, model.device, left=False)
                 logits = model(streams, attention_mask=valid).logits[UNITS]  # (B, W, V)

@@ -1,7 +1,16 @@
-"""The end-of-run report: ``RUN/results.json``, ``RUN/report.md`` and PNG plots in ``RUN/plots``."""
+"""The end-of-run report: ``RUN/results.json``, ``RUN/report.md``, ``RUN/report.html`` and PNG
+plots in ``RUN/plots``.
+
+A recipe is a list of stages, so each section comes from the stage that makes it and is left out
+when the recipe has no such stage (no ``eval``: no benchmarks; no ``generate``: no audio).
+``report.html`` is one self-contained page (no script, nothing fetched) whose images and audio
+players point at ``plots/`` and ``generate/`` by relative paths, so it works wherever the run
+directory is moved or copied.
+"""
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -16,52 +25,105 @@ from speechlm.recipes.stages import RunContext  # noqa: E402
 from speechlm.train.plot import plot_losses  # noqa: E402
 
 CHANCE = 0.5  # every benchmark here is a two-way choice
+# the generate stage's audio (RUN/generate/<name>.wav): (short name, caption)
+AUDIO = {"prompt": ("prompt", "Prompt (held-out voice)"),
+         "continuation": ("continuation", "Continuation (sampled from the LM)"),
+         "resynth": ("resynthesis", "Resynthesis of the prompt (tokenizer + vocoder, no LM)")}
 
 
 def write_report(ctx: RunContext) -> dict:
-    """Gather each stage's figures into ``results.json``, draw the plots, write ``report.md``."""
+    """Gather each stage's figures into ``results.json``, draw the plots, write ``report.md``
+    and ``report.html``; returns the results."""
     out, stages = ctx.out, ctx.records
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
-    metrics = json.loads((out / "model" / "metrics.json").read_text())
+    metrics_path = out / "model" / "metrics.json"
+    metrics = {}
+    if "model" in stages and metrics_path.is_file():
+        metrics = json.loads(metrics_path.read_text())
     results: dict[str, Any] = {
         "recipe": ctx.recipe.name,
         "scale": ctx.recipe.scale,
         "data": _data_figures(out, stages),
-        "model": {k: metrics[k] for k in metrics if not isinstance(metrics[k], list | dict)},
-        "benchmarks": {task: {k: r[k] for k in ("accuracy", "n_pairs", "scoring",
+        "model": {k: v for k, v in metrics.items() if not isinstance(v, list | dict)},
+        "benchmarks": {task: {k: r[k] for k in ("accuracy", "n_pairs", "scoring", "chance",
                                                  "accuracy_by_scoring") if k in r}
-                       for task, r in stages["eval"]["info"].items()
+                       for task, r in _info(stages, "eval").items()
                        if isinstance(r, dict) and "accuracy" in r},
-        "generation": stages["generate"]["info"],
+        "generation": _info(stages, "generate"),
         "stage_seconds": {name: round(s["seconds"], 1) for name, s in stages.items()},
     }
     results["wall_seconds"] = round(sum(results["stage_seconds"].values()), 1)
     (out / "results.json").write_text(json.dumps(results, indent=1))
 
-    plot_losses(metrics.get("train_loss") or [], metrics.get("eval_loss") or [],
-                plots / "loss.png", title="Language-model loss")
-    _plot_benchmarks(results["benchmarks"], plots / "benchmarks.png")
-    _plot_spectrograms(out / "generate", plots / "spectrograms.png")
-    (out / "report.md").write_text(_markdown(results))
+    figures: dict[str, str] = {}  # plot name -> path relative to the run directory
+    if metrics:
+        eval_loss = metrics.get("eval_loss") or []
+        plot_losses(metrics.get("train_loss") or [], eval_loss, plots / "loss.png",
+                    title="Language-model loss",
+                    kept_step=metrics.get("kept_step") if eval_loss else None)
+        figures["loss"] = "plots/loss.png"
+    if results["benchmarks"]:
+        _plot_benchmarks(results["benchmarks"], plots / "benchmarks.png")
+        figures["benchmarks"] = "plots/benchmarks.png"
+    audio = _audio(out, plots) if "generate" in stages else {}
+    if audio:
+        _plot_spectrograms(audio, plots / "spectrograms.png")
+        figures["spectrograms"] = "plots/spectrograms.png"
+    (out / "report.md").write_text(_markdown(results, figures, audio))
+    units = (out / "generate" / "continuation.json").is_file()
+    (out / "report.html").write_text(_html(results, figures, audio, units), encoding="utf-8")
     return results
+
+
+def _info(stages: dict[str, dict], name: str) -> dict:
+    """A stage's recorded figures ({} when the recipe has no such stage)."""
+    return dict(stages[name]["info"]) if name in stages else {}
 
 
 def _data_figures(out: Path, stages: dict[str, dict]) -> dict[str, Any]:
     from speechlm.tokenizers.job import load_token_dataset
 
-    fig = dict(stages["data"]["info"])
+    fig = _info(stages, "data")
     if "corpus" in stages:
         summary = stages["corpus"]["info"]
         fig.update({f"corpus_{k}": summary[k] for k in ("hours", "utterances", "speakers", "words")
                     if k in summary})
-    for split in ("train", "valid"):
-        ds = load_token_dataset(out / "tokens" / split)
-        fig[f"{split}_tokens"] = int(sum(len(u) for u in ds["units"]))
-    tok = stages["tokenizer"]["info"]
-    fig.update({"tokenizer": tok["kind"], "units": tok["n_units"], "frame_rate": tok["frame_rate"]})
-    fig["tokens_per_second_of_speech"] = round(fig["train_tokens"] / (fig["train_hours"] * 3600), 1)
+    if "tokens" in stages:
+        for split in ("train", "valid"):
+            if (out / "tokens" / split).is_dir():
+                ds = load_token_dataset(out / "tokens" / split)
+                fig[f"{split}_tokens"] = int(sum(len(u) for u in ds["units"]))
+    if "tokenizer" in stages:
+        tok = stages["tokenizer"]["info"]
+        fig.update({"tokenizer": tok["kind"], "units": tok["n_units"],
+                    "frame_rate": tok["frame_rate"]})
+    if fig.get("train_tokens") and fig.get("train_hours"):
+        fig["tokens_per_second_of_speech"] = round(
+            fig["train_tokens"] / (fig["train_hours"] * 3600), 1)
     return fig
+
+
+def _audio(out: Path, plots: Path) -> dict[str, dict[str, Any]]:
+    """Each generate-stage WAV that exists: its path, spectrogram PNG (drawn here) and data."""
+    import soundfile as sf
+
+    found = {}
+    for name in AUDIO:
+        wav_path = out / "generate" / f"{name}.wav"
+        if not wav_path.is_file():
+            continue  # e.g. a run whose generate stage finished before resynthesis existed
+        wav, sr = sf.read(str(wav_path), dtype="float32", always_2d=True)
+        spec = plots / f"spectrogram_{name}.png"
+        found[name] = {"src": f"generate/{name}.wav", "spectrogram": f"plots/{spec.name}",
+                       "wav": wav.mean(axis=1), "sample_rate": sr}
+        fig, ax = plt.subplots(figsize=(8, 2.6))
+        _draw_spectrogram(ax, found[name], name)
+        ax.set_xlabel("seconds")
+        fig.tight_layout()
+        fig.savefig(spec, dpi=100)
+        plt.close(fig)
+    return found
 
 
 def _plot_benchmarks(bench: dict[str, dict], path: Path) -> None:
@@ -81,21 +143,22 @@ def _plot_benchmarks(bench: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
-def _plot_spectrograms(gen_dir: Path, path: Path) -> None:
-    import soundfile as sf
-
-    fig, axes = plt.subplots(2, 1, figsize=(8, 5))
-    for ax, name in zip(axes, ("prompt", "continuation"), strict=True):
-        wav, sr = sf.read(str(gen_dir / f"{name}.wav"), dtype="float32")
-        spec = _log_spectrogram(wav)
-        ax.imshow(spec, origin="lower", aspect="auto",
-                  extent=(0, len(wav) / sr, 0, sr / 2000), cmap="magma")
-        ax.set_title(f"{name} ({len(wav) / sr:.1f}s)")
-        ax.set_ylabel("kHz")
-    axes[-1].set_xlabel("seconds")
+def _plot_spectrograms(audio: dict[str, dict], path: Path) -> None:
+    fig, axes = plt.subplots(len(audio), 1, figsize=(8, 2.5 * len(audio)), squeeze=False)
+    for ax, (name, a) in zip(axes[:, 0], audio.items(), strict=True):
+        _draw_spectrogram(ax, a, name)
+    axes[-1, 0].set_xlabel("seconds")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _draw_spectrogram(ax: Any, audio: dict[str, Any], name: str) -> None:
+    wav, sr = audio["wav"], audio["sample_rate"]
+    ax.imshow(_log_spectrogram(wav), origin="lower", aspect="auto",
+              extent=(0, len(wav) / sr, 0, sr / 2000), cmap="magma")
+    ax.set_title(f"{AUDIO[name][0]} ({len(wav) / sr:.1f}s)")
+    ax.set_ylabel("kHz")
 
 
 def _log_spectrogram(wav: np.ndarray, n_fft: int = 512, hop: int = 160) -> np.ndarray:
@@ -105,45 +168,70 @@ def _log_spectrogram(wav: np.ndarray, n_fft: int = 512, hop: int = 160) -> np.nd
     return np.log(np.abs(np.fft.rfft(frames, axis=1)).T + 1e-5)
 
 
-def _markdown(r: dict[str, Any]) -> str:
-    d, m = r["data"], r["model"]
-    lines = [
-        f"# speechlm run: {r['recipe']} ({r['scale']})",
-        "",
-        "## Zero-shot benchmarks (voices not in training; chance = 0.50)",
-        "",
-        "| benchmark | accuracy | scoring | accuracy, sum | accuracy, mean | pairs |",
-        "| --- | --- | --- | --- | --- | --- |",
-        *[f"| {t} | **{v['accuracy']:.3f}** | {v.get('scoring', '')} | "
-          f"{_by(v, 'sum')} | {_by(v, 'mean')} | {v['n_pairs']} |"
-          for t, v in r["benchmarks"].items()],
-        "",
-        "The accuracy column uses the recipe's `eval.scoring`; both scorings come from one pass.",
-        "",
-        "![benchmarks](plots/benchmarks.png)",
-        "",
-        "## Training",
-        "",
-        "![loss](plots/loss.png)",
-        "",
-        "| figure | value |",
-        "| --- | --- |",
-        *[f"| {k} | {_fmt(v)} |" for k, v in m.items()],
-        "",
-        "## Data",
-        "",
-        "| figure | value |",
-        "| --- | --- |",
-        *[f"| {k} | {_fmt(v)} |" for k, v in d.items()],
-        "",
-        "## Continuation of a held-out prompt",
-        "",
-        f"Prompt `{r['generation'].get('prompt_id')}`: \"{r['generation'].get('prompt_text')}\"; "
-        "audio in `generate/prompt.wav` and `generate/continuation.wav`, units in "
-        "`generate/continuation.json`.",
-        "",
-        "![spectrograms](plots/spectrograms.png)",
-        "",
+def _kept(m: dict[str, Any]) -> str:
+    """Which checkpoint the model directory holds, and why."""
+    if "kept_step" not in m:
+        return ""
+    steps = m.get("steps", m["kept_step"])
+    if m.get("keep") == "best" and m.get("final_eval_loss") is not None:
+        text = (f"Kept checkpoint: step {m['kept_step']} of {steps}, the one with the lowest "
+                f"held-out loss ({m['final_eval_loss']:.3f}")
+        if m.get("last_eval_loss") is not None and m["kept_step"] != steps:
+            text += f"; the last step's was {m['last_eval_loss']:.3f}"
+        text += ")."
+    else:
+        why = "train.keep is last" if m.get("final_eval_loss") is not None else \
+            "there is no held-out set"
+        text = f"Kept checkpoint: the last step ({m['kept_step']}), as {why}."
+    if m.get("stopped_early"):
+        text += (f" Training stopped early at step {steps} of at most {m.get('max_steps')}: the "
+                 "held-out loss had stopped improving.")
+    return text
+
+
+def _chance(v: dict[str, Any]) -> float:
+    return v.get("chance", CHANCE)
+
+
+def _markdown(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict]) -> str:
+    lines = [f"# speechlm run: {r['recipe']} ({r['scale']})", ""]
+    if r["benchmarks"]:
+        lines += [
+            "## Zero-shot benchmarks (voices not in training; chance = 0.50)",
+            "",
+            "| benchmark | accuracy | scoring | accuracy, sum | accuracy, mean | pairs |",
+            "| --- | --- | --- | --- | --- | --- |",
+            *[f"| {t} | **{v['accuracy']:.3f}** | {v.get('scoring', '')} | "
+              f"{_by(v, 'sum')} | {_by(v, 'mean')} | {v['n_pairs']} |"
+              for t, v in r["benchmarks"].items()],
+            "",
+            "The accuracy column uses the recipe's `eval.scoring`; both scorings come from one "
+            "pass.",
+            "",
+            f"![benchmarks]({figures['benchmarks']})",
+            "",
+        ]
+    if r["model"]:
+        lines += ["## Training", "", f"![loss]({figures['loss']})", ""]
+        if kept := _kept(r["model"]):
+            lines += [kept, ""]
+        lines += _md_table(r["model"])
+    if r["data"]:
+        lines += ["## Data", "", *_md_table(r["data"])]
+    if r["generation"]:
+        g = r["generation"]
+        files = ", ".join(f"`{a['src']}`" for a in audio.values())
+        lines += [
+            "## Continuation of a held-out prompt",
+            "",
+            f"Prompt `{g.get('prompt_id')}`: \"{g.get('prompt_text')}\"; audio in {files}, "
+            "units in `generate/continuation.json`. The resynthesis is the prompt through the "
+            "tokenizer and vocoder alone (no language model). `report.html` has players.",
+            "",
+        ]
+        if "spectrograms" in figures:
+            lines += [f"![spectrograms]({figures['spectrograms']})", ""]
+    lines += [
         "## Wall time per stage (seconds)",
         "",
         "| stage | seconds |",
@@ -155,10 +243,102 @@ def _markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _md_table(figs: dict[str, Any]) -> list[str]:
+    return ["| figure | value |", "| --- | --- |",
+            *[f"| {k} | {_fmt(v)} |" for k, v in figs.items()], ""]
+
+
+# ---- report.html ----------------------------------------------------------------------------
+CSS = """
+body { font: 15px/1.45 system-ui, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em;
+       color: #222; }
+h1 { font-size: 1.6em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: .6em 0; }
+th, td { border: 1px solid #ddd; padding: .25em .7em; text-align: left; }
+th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; } figure { margin: 1em 0; } figcaption { font-weight: 600; }
+audio { display: block; width: 100%; margin: .3em 0; }
+.note { color: #555; }
+blockquote { margin: .5em 0; padding-left: 1em; border-left: 3px solid #ccc; }
+"""
+
+
+def _e(v: Any) -> str:
+    """A value from the data as HTML text: formatted, then escaped (quotes too, for attributes)."""
+    return html.escape(_fmt(v))
+
+
+def _html_table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="num">{_e(v)}</td>' if isinstance(v, int | float)
+                         and not isinstance(v, bool) else f"<td>{_e(v)}</td>" for v in row)
+        + "</tr>\n" for row in rows)
+    return f"<table><tr>{head}</tr>\n{body}</table>"
+
+
+def _img(src: str, alt: str) -> str:
+    return f'<img src="{html.escape(src)}" alt="{html.escape(alt)}">'
+
+
+def _html(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict],
+          units: bool = False) -> str:
+    """The page; ``units``: link ``generate/continuation.json`` (it exists)."""
+    title = f"speechlm run: {r['recipe']} ({r['scale']})"
+    parts = [f"<h1>{_e(title)}</h1>",
+             f'<p class="note">Wall time {_e(r["wall_seconds"])} s over '
+             f"{len(r['stage_seconds'])} stages. Figures by name in "
+             '<a href="results.json">results.json</a>.</p>']
+    if r["benchmarks"]:
+        rows = [[t, v["accuracy"], _chance(v), v.get("scoring", ""), _by(v, "sum"),
+                 _by(v, "mean"), v.get("n_pairs", "")] for t, v in r["benchmarks"].items()]
+        parts += ["<h2>Zero-shot benchmarks (voices not in training)</h2>",
+                  _html_table(["benchmark", "accuracy", "chance", "scoring", "accuracy, sum",
+                               "accuracy, mean", "pairs"], rows),
+                  '<p class="note">The accuracy column uses the recipe\'s <code>eval.scoring'
+                  "</code>; both scorings come from one pass.</p>",
+                  _img(figures["benchmarks"], "benchmark accuracies against chance")]
+    if audio:
+        g, first = r["generation"], _seconds(audio.get("prompt")) or "part"
+        parts += ["<h2>Continuation of a held-out prompt</h2>",
+                  f"<p>The prompt is the first {first} of held-out "
+                  f"utterance <code>{_e(g.get('prompt_id'))}</code>, whose transcript is:</p>",
+                  f"<blockquote>{_e(g.get('prompt_text'))}</blockquote>"]
+        for name, a in audio.items():
+            parts.append(
+                f"<figure><figcaption>{_e(AUDIO[name][1])}, {_seconds(a)}</figcaption>"
+                f'<audio controls preload="metadata" src="{html.escape(a["src"])}"></audio>'
+                f"{_img(a['spectrogram'], f'spectrogram of the {AUDIO[name][0]}')}</figure>")
+        if units:
+            parts.append('<p class="note">Units of the continuation: '
+                         '<a href="generate/continuation.json">generate/continuation.json</a>.'
+                         "</p>")
+    if r["model"]:
+        parts += ["<h2>Training</h2>", _img(figures["loss"], "train and held-out loss by step")]
+        if kept := _kept(r["model"]):
+            parts.append(f"<p>{_e(kept)}</p>")
+        parts.append(_html_table(["figure", "value"], list(r["model"].items())))
+    if r["data"]:
+        parts += ["<h2>Data</h2>", _html_table(["figure", "value"], list(r["data"].items()))]
+    parts += ["<h2>Wall time per stage</h2>",
+              _html_table(["stage", "seconds"],
+                          [*r["stage_seconds"].items(), ["total", r["wall_seconds"]]])]
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+            + "\n".join(parts) + "\n</body>\n</html>\n")
+
+
+def _seconds(audio: dict[str, Any] | None) -> str:
+    """The length of a loaded WAV, as ``3.0 s`` ("" when there is none)."""
+    return "" if audio is None else f"{len(audio['wav']) / audio['sample_rate']:.1f} s"
+
+
 def _by(result: dict[str, Any], scoring: str) -> str:
     value = result.get("accuracy_by_scoring", {}).get(scoring)
     return "" if value is None else f"{value:.3f}"
 
 
 def _fmt(v: Any) -> str:
+    if isinstance(v, list):
+        return ", ".join(_fmt(x) for x in v)
     return f"{v:.4g}" if isinstance(v, float) else str(v)

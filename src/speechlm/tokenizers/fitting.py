@@ -107,8 +107,7 @@ def _sample_utterances(utts: list, max_hours: float | None, seed: int) -> list:
 def _sample_frames(utts: list, frontend, max_frames: int, seed: int, keep_audio: bool
                    ) -> tuple[np.ndarray, list[tuple[np.ndarray, str | None]], list[dict]]:
     """A uniform sample of frames, the audio kept for prosody, and the utterances skipped."""
-    from tqdm import tqdm
-
+    from speechlm.progress import progress_bar
     from speechlm.tokenizers.kmeans import FrameSampler
     from speechlm.tokenizers.reading import iter_audio
 
@@ -128,9 +127,9 @@ def _sample_frames(utts: list, frontend, max_frames: int, seed: int, keep_audio:
         batch.clear()
 
     total = math.fsum(u.duration for u in utts)
-    with tqdm(total=round(total), unit="s", desc="features", leave=False) as bar:
+    with progress_bar(total=total, unit="s", desc="features", leave=False) as bar:
         for utt, wav, err in iter_audio(utts, frontend.sample_rate):
-            bar.update(round(utt.duration))
+            bar.update(utt.duration)  # exact seconds: whole ones per utterance would drift
             if err is not None:
                 skipped.append({"id": utt.id, "audio": utt.audio, "error": err})
                 continue

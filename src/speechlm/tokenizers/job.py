@@ -66,10 +66,10 @@ def tokenize_manifest(manifest: str | Path, tokenizer_dir: str | Path, out_dir: 
     else:
         from concurrent.futures import ThreadPoolExecutor
 
-        from tqdm import tqdm
+        from speechlm.progress import progress_bar
 
-        bar = tqdm(total=sum(len(chunks[j]) for j in todo), unit="utt", desc="tokenize",
-                   disable=not progress)
+        bar = progress_bar(total=sum(len(chunks[j]) for j in todo), unit="utt", desc="tokenize",
+                           disable=not progress)
         # three stages overlap: read chunk j+1 | encode chunk j | write chunk j-1, so the model
         # (a GPU, say) waits neither for audio I/O nor for Parquet writing and fsync
         with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
@@ -292,14 +292,14 @@ def _run_pool(tokenizer_dir: Path, chunks: list, todo: list[int], data: Path, st
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from tqdm import tqdm
+    from speechlm.progress import progress_bar
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     jobs = [(str(tokenizer_dir), chunks[j], data, f"{stem}{j:05d}", threads) for j in todo]
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
                              initializer=die_with_parent, initargs=(os.getpid(),)) as pool, \
-            tqdm(total=sum(len(chunks[j]) for j in todo), unit="utt", desc="tokenize",
-                 disable=not progress) as bar:
+            progress_bar(total=sum(len(chunks[j]) for j in todo), unit="utt", desc="tokenize",
+                         disable=not progress) as bar:
         for fut in as_completed([pool.submit(_pool_work, a) for a in jobs]):
             bar.update(fut.result())
 

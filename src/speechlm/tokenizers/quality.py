@@ -49,9 +49,8 @@ def frame_labels(phones: list[tuple[str, float, float]], n_frames: int, frame_ra
 def unit_quality(tokenizer_dir: str | Path, manifest: str | Path,
                  max_utterances: int | None = None) -> dict:
     """Encode ``manifest`` with the tokenizer; score its frame-level units against gold phones."""
-    from tqdm import tqdm
-
     from speechlm.corpus.manifest import read_manifest
+    from speechlm.progress import progress_bar
     from speechlm.tokenizers import load_tokenizer
     from speechlm.tokenizers.reading import iter_audio
 
@@ -62,8 +61,8 @@ def unit_quality(tokenizer_dir: str | Path, manifest: str | Path,
     utts = utts[:max_utterances] if max_utterances else utts
     vocab: dict[str, int] = {}
     all_p, all_u = [], []
-    for utt, wav, err in tqdm(iter_audio(utts, tok.sample_rate), total=len(utts),
-                              desc="report", leave=False):
+    for utt, wav, err in progress_bar(iter_audio(utts, tok.sample_rate), total=len(utts),
+                                      unit="utt", desc="report", leave=False):
         if err is not None:
             continue
         s = tok.encode([wav], tok.sample_rate)[0]

@@ -48,9 +48,9 @@ def train_text_lm(out_dir: str | Path, n_sentences: int = 4000, seed: int = 0,
 
     import numpy as np
     import torch
-    from tqdm import tqdm
 
     from speechlm.models.init import cold_init
+    from speechlm.progress import progress_bar
 
     out = Path(out_dir)
     sentences = sentences if sentences is not None else _sentences(n_sentences, seed)
@@ -74,7 +74,7 @@ def train_text_lm(out_dir: str | Path, n_sentences: int = 4000, seed: int = 0,
     g = torch.Generator().manual_seed(seed)
     lm.train()
     losses = []
-    for _ in tqdm(range(steps), desc="text LM", disable=not progress):
+    for _ in progress_bar(range(steps), unit="step", desc="text LM", disable=not progress):
         batch = data[torch.randint(0, n_blocks, (batch_size,), generator=g)]
         loss = lm(input_ids=batch, labels=batch).loss
         loss.backward()

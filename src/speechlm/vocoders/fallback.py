@@ -245,11 +245,10 @@ def fit_fallback_vocoder(
 
     Utterances whose audio cannot be read are skipped and listed in ``out_dir/errors.jsonl``.
     """
-    from tqdm import tqdm
-
     from speechlm.audio import load_audio
     from speechlm.corpus.manifest import read_manifest
     from speechlm.errors import AudioError
+    from speechlm.progress import progress_bar
     from speechlm.tokenizers import load_tokenizer
 
     tok = load_tokenizer(tokenizer_dir)
@@ -267,7 +266,7 @@ def fit_fallback_vocoder(
             stats.add(wav, streams)
         batch.clear()
 
-    for utt in tqdm(utts, desc="fit fallback vocoder", unit="utt"):
+    for utt in progress_bar(utts, unit="utt", desc="fit fallback vocoder"):
         if seconds >= budget:
             break
         try:

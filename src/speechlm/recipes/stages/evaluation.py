@@ -2,7 +2,8 @@
 ``generate`` (a continuation of the longest held-out prompt, made audible).
 
 Outputs: ``RUN/eval/`` (``speechlm eval all``'s layout) and ``RUN/generate/`` (``prompt.wav``,
-``continuation.wav``, ``continuation.json``).
+``continuation.wav``, ``continuation.json``, and ``resynth.wav``: the prompt through the
+tokenizer and vocoder alone, so a listener hears what the units keep apart from what the LM adds).
 """
 
 from __future__ import annotations
@@ -65,34 +66,43 @@ class GenerateConfig(Config):
 
 def continue_heldout_prompt(model_dir: Path, valid_manifest: Path, out_dir: Path,
                             conf: GenerateConfig) -> dict:
-    """Continue the first ``prompt_seconds`` of the longest held-out utterance."""
+    """Continue the first ``prompt_seconds`` of the longest held-out utterance, and resynthesise
+    it (tokenizer + vocoder, no LM); ``audio`` in the result names the files written."""
     import numpy as np
 
     from speechlm.audio import load_audio, save_audio
     from speechlm.corpus.manifest import read_manifest
     from speechlm.generate import continue_speech
+    from speechlm.generate.continuation import resolve_vocoder, resynthesize
     from speechlm.models import load_speech_lm
-    from speechlm.vocoders import load_vocoder
 
     utt = max(read_manifest(valid_manifest), key=lambda u: (u.duration, u.id))
     wav = load_audio(utt.audio, SAMPLE_RATE, utt.start, utt.end)
     wav = wav[: int(conf.prompt_seconds * SAMPLE_RATE)]
     lm = load_speech_lm(model_dir)
+    vocoder = resolve_vocoder(lm)  # MODEL/vocoder, or a codec's own decoder
     sampling = {k: v for k, v in config_values(conf).items() if k != "prompt_seconds"}
-    streams, audio = continue_speech(lm, wav, SAMPLE_RATE, **sampling)
-    sr = load_vocoder(model_dir / "vocoder").sample_rate
-    save_audio(out_dir / "prompt.wav", wav, SAMPLE_RATE)
-    save_audio(out_dir / "continuation.wav", audio, sr)
+    streams, audio = continue_speech(lm, wav, SAMPLE_RATE, vocoder=vocoder, **sampling)
+    _, resynth = resynthesize(lm.speech_tokenizer, vocoder, wav, SAMPLE_RATE)
+    sr = vocoder.sample_rate
+    files = {name: out_dir / f"{name}.wav" for name in ("prompt", "continuation", "resynth")}
+    save_audio(files["prompt"], wav, SAMPLE_RATE)
+    save_audio(files["continuation"], audio, sr)
+    save_audio(files["resynth"], resynth, sr)
     units = [] if streams.units is None else np.asarray(streams.units).tolist()
     (out_dir / "continuation.json").write_text(json.dumps(
         {"prompt_id": utt.id, "prompt_text": utt.text, "prompt_seconds": conf.prompt_seconds,
          "units": units}, indent=1))
     return {"prompt_id": utt.id, "prompt_text": utt.text, "sample_rate": sr,
-            "continuation_seconds": len(audio) / sr}
+            "prompt_seconds": len(wav) / SAMPLE_RATE, "continuation_seconds": len(audio) / sr,
+            "resynth_seconds": len(resynth) / sr,
+            "audio": {name: str(path) for name, path in files.items()}}
 
 
 def _run_generate(ctx: RunContext, conf: GenerateConfig, d: Path) -> dict:
-    return continue_heldout_prompt(ctx.dir("model"), ctx.dir("data") / VALID, d, conf)
+    info = continue_heldout_prompt(ctx.dir("model"), ctx.dir("data") / VALID, d, conf)
+    info["audio"] = {name: ctx.rel(path) for name, path in info["audio"].items()}  # generate/...
+    return info
 
 
 def _plan_generate(ctx: RunContext, conf: GenerateConfig) -> dict:

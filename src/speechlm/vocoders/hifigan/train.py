@@ -32,11 +32,10 @@ class Example:
 def examples_from_manifest(manifest: str | Path, tokenizer_dir: str | Path,
                            max_hours: float = 10.0) -> tuple[list[Example], list[str], object]:
     """Tokenise (up to ``max_hours`` of) a manifest: examples, speaker names, the tokenizer."""
-    from tqdm import tqdm
-
     from speechlm.audio import load_audio
     from speechlm.corpus.manifest import read_manifest
     from speechlm.errors import AudioError
+    from speechlm.progress import progress_bar
     from speechlm.tokenizers import load_tokenizer
 
     tok = load_tokenizer(tokenizer_dir)
@@ -44,7 +43,7 @@ def examples_from_manifest(manifest: str | Path, tokenizer_dir: str | Path,
     utts = read_manifest(manifest)
     speakers = sorted({u.speaker for u in utts if u.speaker})
     out, seconds = [], 0.0
-    for u in tqdm(utts, desc="tokenising", unit="utt"):
+    for u in progress_bar(utts, unit="utt", desc="tokenising"):
         if seconds > max_hours * 3600:
             break
         try:
@@ -204,8 +203,7 @@ def train_hifigan(manifest: str | Path, tokenizer_dir: str | Path, out_dir: str 
     """Train (or resume) a unit HiFi-GAN on a manifest's audio; returns the vocoder directory."""
     from dataclasses import replace
 
-    from tqdm import tqdm
-
+    from speechlm.progress import progress_bar
     from speechlm.vocoders.hifigan.vocoder import HifiganVocoder
 
     out = Path(out_dir)
@@ -230,8 +228,8 @@ def train_hifigan(manifest: str | Path, tokenizer_dir: str | Path, out_dir: str 
     # an "epoch" = as many crops as the data holds; the lr decays once per epoch, as in HiFi-GAN
     frames = sum(int(ex.durations.sum()) for ex in examples)
     steps_per_epoch = max(1, frames // (cfg.segment_frames * cfg.batch_size))
-    with open(out / "log.jsonl", "a") as log, tqdm(total=cfg.max_steps, initial=trainer.step,
-                                                   desc="hifigan", unit="step") as bar:
+    with open(out / "log.jsonl", "a") as log, progress_bar(
+            total=cfg.max_steps, initial=trainer.step, unit="step", desc="hifigan") as bar:
         while trainer.step < cfg.max_steps:
             lr = cfg.lr * cfg.lr_decay ** (trainer.step // steps_per_epoch)
             for opt in (trainer.opt_g, trainer.opt_d):

@@ -1,0 +1,140 @@
+"""The end-of-run report on hand-made run directories: report.html's players, plots, figures and
+escaping, and recipes that lack some stages."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speechlm.recipes.config import Recipe
+from speechlm.recipes.report import write_report
+from speechlm.recipes.stages import RunContext
+
+TRANSCRIPT = 'the cat <script>alert("x")</script> & the dog'
+ESCAPED = "the cat &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; the dog"
+METRICS = {
+    "train_loss": [[2, 4.1], [4, 3.2], [6, 2.6]],
+    "eval_loss": [[2, 3.5], [4, 2.9], [6, 3.0]],
+    "final_train_loss": 2.6, "final_eval_loss": 2.9, "last_eval_loss": 3.0,
+    "kept_step": 4, "keep": "best", "stopped_early": True, "max_steps": 10, "epochs": 2.5,
+    "precision": "bf16", "steps": 6, "parameters": 12345,
+}
+ALL_STAGES = ["corpus", "data", "tokenizer", "model", "eval", "generate"]
+SECONDS = {"corpus": 10.0, "data": 1.0, "tokenizer": 5.0, "model": 60.0, "eval": 20.0,
+           "generate": 4.0}
+
+
+def _records() -> dict[str, dict]:
+    info = {
+        "corpus": {"hours": 0.025, "utterances": 30, "speakers": 4, "words": 200},
+        "data": {"split_by": "speaker", "train": 24, "valid": 6, "valid_speakers": ["v1"],
+                 "train_hours": 0.02, "valid_hours": 0.005},
+        "tokenizer": {"kind": "mfcc", "n_units": 20, "frame_rate": 50.0},
+        "model": {},
+        "eval": {"lexical": {"accuracy": 0.7083, "n_pairs": 24, "scoring": "sum",
+                             "accuracy_by_scoring": {"sum": 0.7083, "mean": 0.625}},
+                 "syntactic": {"accuracy": 0.5417, "n_pairs": 24, "scoring": "sum"}},
+        "generate": {"prompt_id": "v1_0007", "prompt_text": TRANSCRIPT, "sample_rate": 16000,
+                     "audio": {n: f"generate/{n}.wav"
+                               for n in ("prompt", "continuation", "resynth")}},
+    }
+    return {name: {"config": {}, "seconds": SECONDS[name], "info": info[name]}
+            for name in ALL_STAGES}
+
+
+def _context(out: Path, stages: list[str], metrics: dict | None = None) -> RunContext:
+    """A run directory as the stages would leave it: metrics.json, the generate WAVs."""
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "metrics.json").write_text(json.dumps(metrics or METRICS))
+    (out / "generate").mkdir()
+    (out / "generate" / "continuation.json").write_text('{"units": [1, 2, 3]}')
+    t = np.arange(24000) / 16000
+    for i, name in enumerate(("prompt", "continuation", "resynth")):  # 0.5, 1.0 and 1.5 s
+        wav = 0.3 * np.sin(2 * np.pi * (220 + 110 * i) * t[: 8000 * (i + 1)])
+        sf.write(out / "generate" / f"{name}.wav", wav.astype(np.float32), 16000)
+    records = {k: v for k, v in _records().items() if k in stages}
+    ctx = RunContext(Recipe("gslm", "tiny", "test", stages, {}), out)
+    ctx.records.update(records)
+    return ctx
+
+
+def _links(page: str) -> list[str]:
+    return re.findall(r'(?:src|href)="([^"]+)"', page)
+
+
+def test_html_report_has_players_plots_figures_and_escaped_transcript(tmp_path):
+    out = tmp_path / "run"
+    results = write_report(_context(out, ALL_STAGES))
+    page = (out / "report.html").read_text(encoding="utf-8")
+
+    assert page.count("<audio ") == 3
+    for name in ("prompt", "continuation", "resynth"):
+        assert f'<audio controls preload="metadata" src="generate/{name}.wav"></audio>' in page
+        assert f'<img src="plots/spectrogram_{name}.png"' in page
+    for png in ("loss", "benchmarks"):
+        assert f'<img src="plots/{png}.png"' in page
+    assert "Resynthesis of the prompt (tokenizer + vocoder, no LM), 1.5 s" in page
+    # benchmarks with chance, and both scorings
+    assert ('<tr><td>lexical</td><td class="num">0.7083</td><td class="num">0.5</td>'
+            "<td>sum</td><td>0.708</td><td>0.625</td><td class=\"num\">24</td></tr>") in page
+    # the kept step, why it was kept, and the precision
+    assert ("Kept checkpoint: step 4 of 6, the one with the lowest held-out loss (2.900; the "
+            "last step&#x27;s was 3.000). Training stopped early at step 6 of at most 10") in page
+    assert "<tr><td>precision</td><td>bf16</td></tr>" in page
+    assert '<tr><td>tokenizer</td><td>mfcc</td></tr>' in page
+    assert '<tr><td>total</td><td class="num">100</td></tr>' in page
+    # data is escaped: the transcript's markup is text, and the page runs no script at all
+    assert ESCAPED in page and "<script" not in page
+    assert "http://" not in page and "https://" not in page
+
+    for link in _links(page):  # every link is relative and names a file of the run
+        assert not link.startswith("/") and (out / link).is_file(), link
+    assert results["benchmarks"]["lexical"]["accuracy"] == 0.7083
+    assert results["model"]["kept_step"] == 4 and results["wall_seconds"] == 100.0
+    assert json.loads((out / "results.json").read_text())["generation"]["prompt_text"] == \
+        TRANSCRIPT
+    md = (out / "report.md").read_text()
+    assert "Kept checkpoint: step 4 of 6" in md and "`generate/resynth.wav`" in md
+
+
+def test_moved_run_directory_report_still_finds_its_files(tmp_path):
+    out = tmp_path / "run"
+    write_report(_context(out, ALL_STAGES))
+    moved = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(out, moved)
+    shutil.rmtree(out)
+    links = _links((moved / "report.html").read_text(encoding="utf-8"))
+    assert len(links) == 10  # results.json, 3 players, 3 spectrograms, 2 plots, the units
+    assert all((moved / link).is_file() for link in links)
+
+
+@pytest.mark.parametrize("stages", [
+    ["corpus", "data", "tokenizer", "model"],  # no eval, no generate
+    ["corpus", "data"],  # no model either
+], ids=["no-eval-no-generate", "data-only"])
+def test_report_of_a_recipe_without_some_stages(tmp_path, stages):
+    out = tmp_path / "run"
+    results = write_report(_context(out, stages))
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert results["benchmarks"] == {} and results["generation"] == {}
+    assert "<audio" not in page and "benchmarks.png" not in page
+    assert "Zero-shot" not in (out / "report.md").read_text()
+    assert "<h2>Data</h2>" in page and '<td>corpus_utterances</td><td class="num">30</td>' in page
+    assert ("<h2>Training</h2>" in page) == ("model" in stages)
+    assert (out / "plots" / "loss.png").exists() == ("model" in stages)
+    assert set(results["stage_seconds"]) == set(stages)
+
+
+def test_last_checkpoint_kept_is_said_so(tmp_path):
+    out = tmp_path / "run"
+    metrics = {**METRICS, "keep": "last", "kept_step": 6, "stopped_early": False}
+    write_report(_context(out, ALL_STAGES, metrics))
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "Kept checkpoint: the last step (6), as train.keep is last." in page
+    assert "stopped early" not in page
