@@ -57,6 +57,11 @@ def range_token(name: str, i: int) -> str:
     return RANGE_TOKENS[name].format(i)
 
 
+def with_default_markers(markers: Sequence[str]) -> list[str]:
+    """``[SPEECH]``, ``[TEXT]`` first (their ids stay 4 and 5), then the other markers."""
+    return [*DEFAULT_MARKERS, *(m for m in markers if m not in DEFAULT_MARKERS)]
+
+
 def unit_token(i: int) -> str:
     """The token string of unit ``i``."""
     return range_token("units", i)

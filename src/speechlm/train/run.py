@@ -15,7 +15,7 @@ from transformers import TrainerCallback
 from speechlm.errors import ConfigError
 from speechlm.models.architecture import Architecture, get_architecture
 from speechlm.sequences.formats import FormatUse, check_formats, format_tokens, parse_formats
-from speechlm.sequences.vocab import DEFAULT_MARKERS, SpeechVocab
+from speechlm.sequences.vocab import SpeechVocab, with_default_markers
 from speechlm.train.config import TrainConfig
 from speechlm.train.hardware import resolve_precision
 
@@ -39,7 +39,7 @@ def build_model(cfg: TrainConfig, info: dict, uses: list[FormatUse]
     from speechlm.models.init import from_model_init, warm_init
 
     format_markers, range_names = format_tokens(uses)
-    markers = [*DEFAULT_MARKERS, *(m for m in format_markers if m not in DEFAULT_MARKERS)]
+    markers = with_default_markers(format_markers)
     ranges = _data_ranges(info, range_names, cfg.data)
     if cfg.init == "from_model":
         try:  # only what the formats need is appended to the model's own vocabulary

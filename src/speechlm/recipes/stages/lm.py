@@ -130,11 +130,11 @@ def _run_model(ctx: RunContext, conf: TrainConfig, d: Path) -> dict:
 def _plan_model(ctx: RunContext, conf: TrainConfig) -> dict:
     from speechlm.models import get_architecture
     from speechlm.sequences.formats import format_tokens, parse_formats
-    from speechlm.sequences.vocab import DEFAULT_MARKERS, SpeechVocab
+    from speechlm.sequences.vocab import SpeechVocab, with_default_markers
 
     facts = {"init": conf.init if conf.init == "cold" else f"{conf.init} from {conf.init_from}"}
     markers, ranges = format_tokens(parse_formats(conf.formats))
-    markers = [*DEFAULT_MARKERS, *(m for m in markers if m not in DEFAULT_MARKERS)]
+    markers = with_default_markers(markers)
     other = [r for r in ranges if r not in ("units", "text")]
     if other:  # pitch/style/codec ranges are sized by the fitted tokenizer
         facts["parameters"] = f"unknown before tokenising (the formats need {', '.join(other)})"
