@@ -160,6 +160,23 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return d
 
 
+def load_json(path: str | Path, missing: str) -> dict[str, Any]:
+    """A JSON object from ``path``; a missing, unreadable or non-object file is a ``ConfigError``
+    naming it (``missing`` says what the folder should have been)."""
+    import json
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p} not found: {missing}")
+    try:
+        d = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: not valid JSON ({e}); the folder is damaged") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{p}: expected a JSON object")
+    return d
+
+
 def check_hf_config(model_cfg: dict[str, Any], key: str = "model") -> Any:
     """Validate HF config kwargs (``model_type`` + its keys) and return the built config.
 

@@ -81,17 +81,11 @@ def write_model_meta(out_dir: str | Path, vocab: SpeechVocab, meta: dict[str, An
 
 def read_meta(model_dir: str | Path) -> dict[str, Any]:
     """``speechlm.json`` with defaults for directories written before architectures existed."""
+    from speechlm.config import load_json
+
     d = Path(model_dir)
-    path = d / META_FILE
-    if not path.is_file():
-        raise ConfigError(f"{path} not found: {d} is not a speechlm model directory "
-                          "(train one with `speechlm train`)")
-    try:
-        meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not valid JSON ({e}); the model directory is damaged") from None
-    if not isinstance(meta, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
+    meta = load_json(d / META_FILE, f"{d} is not a speechlm model directory (train one with "
+                                    "`speechlm train`)")
     meta.setdefault("architecture", "causal_lm")
     meta.setdefault("submodels", {MAIN: "."})
     if "tokenizers" not in meta:

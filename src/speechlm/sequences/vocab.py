@@ -231,13 +231,13 @@ class SpeechVocab:
         """Load a vocabulary saved by :meth:`save` (a model directory also works)."""
         from transformers import AutoTokenizer
 
+        from speechlm.config import load_json
+
         path = Path(path)
         layout_file = path / LAYOUT_FILE
-        if not layout_file.is_file():
-            raise ConfigError(f"{layout_file} not found: {path} is not a speechlm vocabulary or "
-                              "model directory")
+        raw = load_json(layout_file, f"{path} is not a speechlm vocabulary or model directory")
         try:
-            layout = VocabLayout.from_json(json.loads(layout_file.read_text()))
+            layout = VocabLayout.from_json(raw)
         except (ValueError, KeyError, TypeError) as e:
             raise ConfigError(f"{layout_file}: unreadable vocabulary layout ({e})") from None
         return cls(AutoTokenizer.from_pretrained(path), layout)

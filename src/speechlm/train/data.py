@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from speechlm.config import load_json
 from speechlm.errors import ConfigError
 from speechlm.sequences.example import Example
 from speechlm.sequences.formats import FormatUse, check_formats, make_example
@@ -35,13 +36,7 @@ WRITER_BATCH = 1000
 def read_info(data_dir: str | Path) -> dict:
     """The token dataset's ``info.json``, with ``tokenizer`` resolved to an absolute path."""
     p = Path(data_dir) / "info.json"
-    if not p.is_file():
-        raise ConfigError(f"{p} not found: data must be a token dataset written by "
-                          "`speechlm tokenize`")
-    try:
-        info = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{p}: not valid JSON ({e})") from None
+    info = load_json(p, "data must be a token dataset written by `speechlm tokenize`")
     for key in ("n_units", "frame_rate"):
         if key not in info:
             raise ConfigError(f"{p}: missing key {key!r}")
