@@ -21,6 +21,7 @@ SMALL = [
     "train.model.num_hidden_layers=2", "train.model.num_attention_heads=2",
     "train.model.num_key_value_heads=2", "train.seq_len=64", "train.batch_size=4",
     "train.warmup_steps=2", "train.logging_steps=2", "generate.max_seconds=1.0",
+    "generate.min_seconds=0.5",
 ]
 FINISHED = [*SMALL, "train.max_steps=8", "train.save_steps=4", "train.eval_steps=4"]
 
@@ -221,7 +222,7 @@ def test_small_corpus_keeps_the_best_checkpoint_not_the_last(tmp_path):
     proc = speechlm("run", "gslm", "--out", str(out), "corpus.hours=0.05",
                     "data.valid_fraction=0.2", "benchmark.pairs=8", "tokenizer.units=20",
                     "vocoder.max_hours=0.01", "train.seq_len=64", "train.batch_size=4",
-                    "generate.max_seconds=1.0")
+                    "generate.max_seconds=1.0", "generate.min_seconds=0.5")
     log, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, log[-3000:]
     m = json.loads((out / "model" / "metrics.json").read_text())
