@@ -80,7 +80,7 @@ def _random_names(rng: np.random.Generator, n: int, taken: set[str]) -> list[str
     return out
 
 
-class _Speaker:
+class Speaker:
     """Speaks benchmark items with per-item random rate/pitch; one fresh espeak per build."""
 
     def __init__(self, rng: np.random.Generator):
@@ -111,7 +111,7 @@ def spoken_phones(spoken) -> list[str]:
 
 
 
-def build_lexical(out: Path, pairs: int, rng: np.random.Generator, speaker: _Speaker,
+def build_lexical(out: Path, pairs: int, rng: np.random.Generator, speaker: Speaker,
                   voices: list[str], names: set[str]) -> int:
     """sWUGGY-style word / non-word pairs; returns the number of pairs written."""
     from speechlm.audio import save_audio
@@ -159,7 +159,7 @@ def build_lexical(out: Path, pairs: int, rng: np.random.Generator, speaker: _Spe
     return made
 
 
-def build_syntactic(out: Path, pairs: int, rng: np.random.Generator, speaker: _Speaker,
+def build_syntactic(out: Path, pairs: int, rng: np.random.Generator, speaker: Speaker,
                     voices: list[str], names: set[str]) -> int:
     """sBLIMP-style grammatical / ungrammatical pairs, the four types in turn."""
     from speechlm.audio import save_audio
@@ -182,7 +182,7 @@ def build_syntactic(out: Path, pairs: int, rng: np.random.Generator, speaker: _S
     return pairs
 
 
-def build_storycloze(out: Path, pairs: int, rng: np.random.Generator, speaker: _Speaker,
+def build_storycloze(out: Path, pairs: int, rng: np.random.Generator, speaker: Speaker,
                      voices: list[str], names: set[str]) -> int:
     """Spoken StoryCloze pairs: sSC (coherent vs incoherent ending), tSC (vs random ending)."""
     from speechlm.audio import save_audio
@@ -233,7 +233,7 @@ def build_benchmarks(out_dir: str | Path, seed: int = 0, pairs: int = 400,
     out.mkdir(parents=True, exist_ok=True)
     voices = list(voices or HELDOUT_VOICES)
     rng = np.random.default_rng([seed, 7])
-    speaker = _Speaker(rng)
+    speaker = Speaker(rng)
     names: set[str] = set()
     summary = {
         "lexical": build_lexical(out, pairs, rng, speaker, voices, names),

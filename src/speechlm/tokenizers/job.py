@@ -318,3 +318,23 @@ def die_with_parent(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
     if os.getppid() != parent:  # the parent ended before the line above took effect
         os._exit(1)
+
+
+def write_token_table(out_dir: str | Path, table, tokenizer_dir: str | Path, n_units: int,
+                      frame_rate: float, **info) -> Path:
+    """Write a token dataset made outside the tokenisation job (derived rows, such as
+    preference pairs, or toy data): one Parquet part, ``info.json`` (the tokenizer relative to
+    the dataset, as the job writes it) and an empty ``errors.jsonl``. ``table`` is a
+    ``pyarrow.Table``; ``info`` adds keys to ``info.json``."""
+    import pyarrow.parquet as pq
+
+    out = Path(out_dir)
+    (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    tmp = out / DATA_DIR / "shard-00000-of-00001.part-00000.parquet.tmp"
+    pq.write_table(table, tmp)
+    os.replace(tmp, tmp.with_suffix(""))
+    meta = {"tokenizer": os.path.relpath(Path(tokenizer_dir).resolve(), out.resolve()),
+            "n_units": int(n_units), "frame_rate": float(frame_rate), **info}
+    _atomic_text(out / INFO_FILE, json.dumps(meta, indent=2) + "\n")
+    _atomic_text(out / ERRORS_FILE, "")
+    return out

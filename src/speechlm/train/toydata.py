@@ -70,22 +70,17 @@ def write_token_rows(out_dir: str | Path, rows: list[dict], schema, n_units: int
     (the model directory copies it; nothing loads it).
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
+
+    from speechlm.tokenizers.job import write_token_table
 
     out = Path(out_dir)
-    (out / "data").mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema),
-                   out / "data" / "shard-00000-of-00001.part-00000.parquet")
     if tokenizer_dir is None:
         tokenizer_dir = out / "toy_tokenizer"
-        Path(tokenizer_dir).mkdir(exist_ok=True)
+        Path(tokenizer_dir).mkdir(parents=True, exist_ok=True)
         (Path(tokenizer_dir) / "config.json").write_text(json.dumps(
             {"kind": "toy", "n_units": n_units, "frame_rate": frame_rate}))
-    info = {"tokenizer": str(Path(tokenizer_dir).resolve()), "n_units": n_units,
-            "frame_rate": frame_rate}
-    (out / "info.json").write_text(json.dumps(info, indent=2))
-    (out / "errors.jsonl").write_text("")
-    return out
+    return write_token_table(out, pa.Table.from_pylist(rows, schema=schema), tokenizer_dir,
+                             n_units, frame_rate)
 
 
 def toy_answer(prompt_units: list[int], n_units: int) -> list[int]:
