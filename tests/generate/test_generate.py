@@ -198,3 +198,143 @@ def test_empty_continuation_is_an_error_or_a_listed_skip(model_with_vocoder, pro
     assert summary == {"written": 0, "skipped": 2, "out": str(tmp_path / "many")}
     errors = (tmp_path / "many" / "errors.jsonl").read_text().splitlines()
     assert len(errors) == 2 and "ended the continuation at once" in errors[0]
+
+
+# ---- repetition penalty ------------------------------------------------------------------------
+def _fixed_logits_lm(bias):
+    """A tiny causal speech LM whose next-token logits are ``bias`` whatever the input."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import torch
+
+    from speechlm.models import get_architecture
+    from speechlm.models.speech_lm import SpeechLM
+    from speechlm.sequences.vocab import SpeechVocab
+
+    vocab = SpeechVocab.build({"units": 20})
+    arch = get_architecture("causal_lm")
+    model = arch.build({"model_type": "llama", "hidden_size": 32, "intermediate_size": 64,
+                        "num_hidden_layers": 1, "num_attention_heads": 2,
+                        "num_key_value_heads": 2}, vocab, seed=0).eval()
+    head = torch.nn.Linear(32, vocab.size, bias=True)
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.copy_(torch.as_tensor(bias(vocab), dtype=torch.float32))
+    model.lm_head = head
+    return SpeechLM(model=model, vocab=vocab, dir=Path("."), architecture=arch,
+                    _tokenizers={"speech": SimpleNamespace(dedup=True)})
+
+
+PREFERENCE = [7, 3, 12, 0, 19, 5, 9, 14, 1, 16, 2, 11, 18, 6, 4, 13, 8, 17, 10, 15]  # best first
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_repetition_penalty_makes_greedy_causal_lm_avoid_seen_units(sign):
+    """Logits fixed by a head bias (units ranked by PREFERENCE, positive or negative; markers,
+    BOS and padding above every unit): greedy decoding repeats the best unit without a penalty;
+    with a large one it takes the best unit not yet in the prompt nor the continuation, so the
+    prompts' units are avoided, no unit repeats, and AllowOnly still keeps to units."""
+    from speechlm.models.sampling import Sampling
+    from speechlm.tokenizers.streams import Streams
+
+    def bias(vocab):
+        b = np.full(vocab.size, 50.0)  # non-unit ids: only AllowOnly keeps them out
+        b[vocab.eos_id] = -100.0
+        for rank, u in enumerate(PREFERENCE):  # in [5.25, 10], or in [-5.75, -1]
+            b[vocab.unit_offset + u] = 10.0 - 0.25 * rank if sign > 0 else -1.0 - 0.25 * rank
+        return b
+
+    lm = _fixed_logits_lm(bias)
+    prompts = [Streams(50.0, units=np.array([PREFERENCE[0], PREFERENCE[2], PREFERENCE[0]])),
+               Streams(50.0, units=np.array([PREFERENCE[1]]))]  # shorter: left padded
+    budgets = [18, 19]  # every unit the prompt does not hold
+    greedy = lm.generate(prompts, Sampling(top_k=1), budgets)
+    for (streams, stopped), budget in zip(greedy, budgets, strict=True):
+        assert streams.units.tolist() == [PREFERENCE[0]] * budget and not stopped
+
+    penalised = lm.generate(prompts, Sampling(top_k=1, repetition_penalty=1000.0), budgets)
+    for (streams, _), prompt in zip(penalised, prompts, strict=True):
+        seen = set(prompt.units.tolist())
+        assert streams.units.tolist() == [u for u in PREFERENCE if u not in seen]
+
+
+@pytest.mark.parametrize("value", [0, -1, 0.0, float("nan"), float("inf"), "2"])
+def test_invalid_repetition_penalty_is_refused_by_name(value):
+    from speechlm.models.sampling import Sampling
+
+    with pytest.raises(SpeechLMError, match="repetition_penalty must be a finite number > 0"):
+        Sampling(repetition_penalty=value)
+    assert Sampling(repetition_penalty=2).repetition_penalty == 2.0  # an int is a float here
+    assert Sampling(10.0, 1.0, 0, 1.0, 0, 0.0).repetition_penalty == 1.0  # positional: off
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_generate_cli_refuses_a_bad_repetition_penalty(tmp_path, value):
+    from speechlm.cli import app
+
+    r = CliRunner().invoke(app, ["generate", "--model", str(tmp_path / "no_model"), "--prompt",
+                                 str(tmp_path / "p.wav"), "--out", str(tmp_path / "o.wav"),
+                                 "--repetition-penalty", value])
+    assert isinstance(r.exception, SpeechLMError)
+    assert "repetition_penalty" in str(r.exception)
+
+
+def test_generate_cli_records_the_repetition_penalty(model_with_vocoder, prompt, tmp_path):
+    from speechlm.cli import app
+
+    r = CliRunner().invoke(app, ["generate", "--model", str(model_with_vocoder), "--prompt",
+                                 str(prompt[0]), "--out", str(tmp_path / "out.wav"),
+                                 "--max-seconds", "0.5", "--repetition-penalty", "1.3"])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((tmp_path / "out.json").read_text())
+    assert meta["sampling"]["repetition_penalty"] == 1.3 and meta["units"]
+
+
+def test_continue_speech_takes_the_repetition_penalty(lm, prompt):
+    from speechlm.audio import load_audio
+    from speechlm.generate import continue_speech
+
+    wav = load_audio(prompt[0])
+    greedy = {"max_seconds": 0.5, "min_seconds": 0.2, "top_k": 1}
+    off, _ = continue_speech(lm, wav, 16000, **greedy)
+    same, _ = continue_speech(lm, wav, 16000, **greedy, repetition_penalty=1.0)
+    np.testing.assert_array_equal(off.units, same.units)  # 1.0 is off
+    on, _ = continue_speech(lm, wav, 16000, **greedy, repetition_penalty=1e3)
+    assert len(on.units) > 0 and on.units.max() < lm.vocab.n_units
+
+
+def test_eval_generation_cli_and_recipe_stage_pass_the_repetition_penalty(monkeypatch):
+    import inspect
+
+    from speechlm.cli import app
+    from speechlm.errors import ConfigError
+    from speechlm.evaluate import generation
+    from speechlm.generate import continue_speech
+    from speechlm.recipes.stages import config_values
+    from speechlm.recipes.stages.evaluation import GenerateConfig
+
+    seen = {}
+
+    def fake(*args, **kw):
+        seen.update(kw)
+        return {k: 0.0 for k in ("resynth_wer", "original_wer", "perplexity", "auto_bleu_2",
+                                 "self_bleu_4")}
+
+    monkeypatch.setattr(generation, "evaluate_generation", fake)
+    r = CliRunner().invoke(app, ["eval", "generation", "--model", "m", "--manifest", "x.jsonl",
+                                 "--out", "o", "--repetition-penalty", "1.2"])
+    assert r.exit_code == 0, r.output
+    assert seen["repetition_penalty"] == 1.2
+    monkeypatch.undo()
+    assert inspect.signature(generation.evaluate_generation).parameters[
+        "repetition_penalty"].default == 1.0
+
+    conf = GenerateConfig.from_dict({"repetition_penalty": 1.2}, prefix="generate.")
+    values = {k: v for k, v in config_values(conf).items() if k != "prompt_seconds"}
+    assert values["repetition_penalty"] == 1.2
+    inspect.signature(continue_speech).bind(None, None, 16000, **values)  # every key is taken
+    assert GenerateConfig().repetition_penalty == 1.0
+    for bad in (0, -1):
+        with pytest.raises(ConfigError, match="^generate.repetition_penalty: must be > 0"):
+            GenerateConfig.from_dict({"repetition_penalty": bad}, prefix="generate.")

@@ -208,3 +208,51 @@ def test_prompts_without_a_model_stream_are_named(model):
     with pytest.raises(ConfigError, match="reads durations, f0 beside units, but the row has no "
                                           "'f0' stream"):
         lm.speech_example(no_f0)
+
+
+@pytest.mark.parametrize("penalty", [1.0, 1.3, 4.0, 0.5])
+def test_penalize_repeats_equals_hf_repetition_penalty(penalty):
+    """Random logits of both signs and a random history with repeats: the same numbers."""
+    from transformers import RepetitionPenaltyLogitsProcessor
+
+    from speechlm.models.multistream import penalize_repeats
+
+    gen = torch.Generator().manual_seed(8)
+    logits = torch.randn(3, 30, generator=gen) * 4  # (B, V)
+    history = torch.randint(0, 30, (3, 25), generator=gen)  # (B, T): some ids twice or more
+    assert (history[0].bincount() > 1).any()
+    want = RepetitionPenaltyLogitsProcessor(penalty)(history, logits.clone())
+    got = penalize_repeats(logits, history, penalty)
+    assert torch.equal(got, want)
+    changed = got != logits
+    if penalty != 1.0:  # exactly the ids of each row's history changed (no logit is 0 here)
+        for row in range(3):
+            assert set(changed[row].nonzero().flatten().tolist()) == set(history[row].tolist())
+
+
+def test_repetition_penalty_makes_greedy_units_avoid_seen_ones():
+    """Unit logits fixed by the head's bias (ranked by ``order``, EOS and markers far below
+    or above): greedy repeats the best unit; a large penalty takes the best unseen unit."""
+    model = ARCH.build(GREEDY, VOCAB, seed=0).eval()
+    order = [4, 17, 9, 0, 12, 3, 19, 8, 1, 15, 6, 11, 2, 14, 7, 18, 5, 13, 10, 16]  # best first
+    head = model.heads["units"]
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(50.0)  # markers, BOS, padding: only the unit/EOS mask keeps them out
+        head.bias[VOCAB.eos_id] = -100.0
+        for rank, u in enumerate(order):
+            head.bias[VOCAB.unit_offset + u] = 10.0 - 0.25 * rank
+    lm = _lm(model)
+    rng = np.random.default_rng(9)
+    prompts = [Streams(50.0, units=np.array(u), durations=rng.integers(1, 9, len(u)),
+                       f0=rng.integers(0, 9, len(u))) for u in ([order[0], order[2], order[0]],
+                                                                 [order[1]])]
+    budgets = [18, 19]
+    plain = lm.generate(prompts, Sampling(top_k=1), budgets)
+    for (s, _), budget in zip(plain, budgets, strict=True):
+        assert s.units.tolist() == [order[0]] * budget
+    penalised = lm.generate(prompts, Sampling(top_k=1, repetition_penalty=1000.0), budgets)
+    for (s, _), prompt in zip(penalised, prompts, strict=True):
+        seen = set(prompt.units.tolist())
+        assert s.units.tolist() == [u for u in order if u not in seen]
+        assert len(s.durations) == len(s.f0) == len(s.units)

@@ -116,6 +116,8 @@ def generation(
     top_k: int = typer.Option(0),
     top_p: float = typer.Option(1.0),
     seed: int = typer.Option(0),
+    repetition_penalty: float = typer.Option(
+        1.0, help="Penalise units already in the prompt or continuation (CTRL); 1.0 is off."),
     text_lm: str = typer.Option(None, help="HF causal LM (dir or hub id) for perplexity; "
                                            "default: the tiny grammar LM (trained once, cached)."),
     vocoder: Path = typer.Option(None, help="Vocoder directory (default: MODEL/vocoder)."),
@@ -129,7 +131,8 @@ def generation(
     r = evaluate_generation(model, manifest, out, n_prompts=n_prompts,
                             prompt_seconds=prompt_seconds, max_seconds=max_seconds,
                             temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                            text_lm=text_lm, vocoder=vocoder, asr_lm=asr_lm, device=device)
+                            text_lm=text_lm, vocoder=vocoder, asr_lm=asr_lm, device=device,
+                            repetition_penalty=repetition_penalty)
     for k in ("resynth_wer", "original_wer", "perplexity", "auto_bleu_2", "self_bleu_4"):
         v = r[k]
         typer.echo(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")

@@ -117,11 +117,13 @@ def evaluate_generation(model_dir, manifest: str | Path, out_dir: str | Path,
                         max_seconds: float = 6.0, temperature: float = 1.0, top_k: int = 0,
                         top_p: float = 1.0, seed: int = 0, text_lm: str | Path | None = None,
                         vocoder: str | Path | None = None, asr_lm: str = "generic",
-                        device: str | None = None, progress: bool = True) -> dict:
+                        device: str | None = None, progress: bool = True,
+                        repetition_penalty: float = 1.0) -> dict:
     """Run the protocol on the first ``n_prompts`` utterances of ``manifest`` that are longer
     than the prompt; writes ``generation.json``/``.md``, ``transcripts.jsonl`` and the audio
     of every continuation under ``out_dir``. ``asr_lm="domain"`` transcribes with the
     synthetic grammar's LM (``speechlm.evaluate.domain_lm``) instead of generic English.
+    ``repetition_penalty`` > 1 discourages repeated units at sampling (1.0: off).
     """
     import json
 
@@ -174,7 +176,8 @@ def evaluate_generation(model_dir, manifest: str | Path, out_dir: str | Path,
     # 2. continuations of the first prompt_seconds
     prompts = [w[: int(prompt_seconds * rate)] for w in wavs]
     conts = continue_speech_batch(speech_lm, prompts, rate, Sampling(
-        max_seconds, temperature, top_k, top_p, seed), vocoder=voc)
+        max_seconds, temperature, top_k, top_p, seed,
+        repetition_penalty=repetition_penalty), vocoder=voc)
     hyp_cont = asr.transcribe_batch([c.audio for c in conts], int(voc.sample_rate),
                                     progress=progress)
     for u, c in zip(kept, conts, strict=True):
@@ -187,6 +190,7 @@ def evaluate_generation(model_dir, manifest: str | Path, out_dir: str | Path,
         "model": str(speech_lm.dir), "manifest": str(manifest), "n_prompts": len(kept),
         "prompt_seconds": prompt_seconds, "max_seconds": max_seconds,
         "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed,
+        "repetition_penalty": repetition_penalty,
         "resynth_wer": wer_details(refs, hyp_resynth)["wer"],
         "original_wer": wer_details(refs, hyp_orig)["wer"],
         "perplexity": ppl["perplexity"], "perplexity_tokens": ppl["n_tokens"],

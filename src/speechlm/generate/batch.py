@@ -24,6 +24,7 @@ def generate_files(
     batch_size: int = 8,
     with_prompt: bool = False,
     device: str = "cpu",
+    repetition_penalty: float = 1.0,
 ) -> dict:
     """Continue every prompt file and write ``<out>.wav`` + ``<out>.json`` per prompt.
 
@@ -31,6 +32,7 @@ def generate_files(
     a folder receiving ``<prompt stem>.wav/.json``; unreadable prompts and empty continuations
     are skipped and listed in ``out/errors.jsonl`` (with a single prompt they raise instead).
     Prompts are read like every input: down-mixed to mono and resampled to the tokenizer's rate.
+    The sampling settings (``repetition_penalty`` included) are recorded in each JSON.
     """
     from speechlm.audio import load_audio, save_audio
     from speechlm.errors import AudioError
@@ -44,7 +46,8 @@ def generate_files(
 
     if not prompts:
         raise SpeechLMError("generate: no prompt given (use --prompt FILE or --prompt-list FILE)")
-    sampling = Sampling(max_seconds, temperature, top_k, top_p, seed, min_seconds)
+    sampling = Sampling(max_seconds, temperature, top_k, top_p, seed, min_seconds,
+                        repetition_penalty)
     lm = load_speech_lm(model_dir, device=device)
     voc = resolve_vocoder(lm, vocoder)
     sr = int(lm.speech_tokenizer.sample_rate)
@@ -87,7 +90,8 @@ def generate_files(
             else r.prompt.durations.tolist(),
             "units": r.streams.units.tolist(),
             "sampling": {"temperature": temperature, "top_k": top_k, "top_p": top_p,
-                         "max_seconds": max_seconds, "min_seconds": min_seconds, "seed": seed},
+                         "max_seconds": max_seconds, "min_seconds": min_seconds, "seed": seed,
+                         "repetition_penalty": sampling.repetition_penalty},
         }
         t.with_suffix(".json").write_text(json.dumps(record) + "\n")
     if not single:

@@ -23,6 +23,10 @@ def generate(
         help="End of sequence is not sampled before this much speech (default: 1 s, or "
              "--max-seconds when shorter); 0 lets the model stop at once."),
     seed: int = typer.Option(0, "--seed"),
+    repetition_penalty: float = typer.Option(
+        1.0, "--repetition-penalty",
+        help="Penalise every unit already in the prompt or the continuation (CTRL: a positive "
+             "logit is divided by it, a negative one multiplied); 1.0 is off, 1.2 is usual."),
     vocoder: Path | None = typer.Option(None, "--vocoder",
                                         help="Vocoder dir (default MODEL/vocoder)."),
     batch_size: int = typer.Option(8, "--batch-size"),
@@ -46,7 +50,7 @@ def generate(
         model, prompts, out, temperature=temperature, top_k=top_k, top_p=top_p,
         max_seconds=max_seconds, seed=seed, vocoder=vocoder, batch_size=batch_size,
         min_seconds=min(1.0, max_seconds) if min_seconds is None else min_seconds,
-        with_prompt=with_prompt, device=device,
+        with_prompt=with_prompt, device=device, repetition_penalty=repetition_penalty,
     )
     typer.echo(json.dumps(summary))
 

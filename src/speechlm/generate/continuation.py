@@ -78,14 +78,18 @@ def continue_speech(
     seed: int = 0,
     vocoder: Any = None,
     min_seconds: float = 0.0,
+    repetition_penalty: float = 1.0,
 ) -> tuple[Any, np.ndarray]:
     """Sample a continuation of one spoken prompt; returns (continuation Streams, audio).
 
     The audio is the continuation only, at the vocoder's ``sample_rate``, at most
     ``max_seconds`` long. An empty continuation (the model ended at once) is an error.
+    ``repetition_penalty`` > 1 discourages units already in the prompt or the continuation
+    (see ``Sampling``); 1.0 is off.
     """
     out = continue_speech_batch(speech_lm, [wav], sample_rate, Sampling(
-        max_seconds, temperature, top_k, top_p, seed, min_seconds), vocoder=vocoder)[0]
+        max_seconds, temperature, top_k, top_p, seed, min_seconds, repetition_penalty),
+        vocoder=vocoder)[0]
     if len(out.audio) == 0:
         raise SpeechLMError(empty_message(0))
     return out.streams, out.audio

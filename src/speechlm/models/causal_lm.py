@@ -208,6 +208,9 @@ class CausalLM(Architecture):
                 temperature=sampling.temperature, top_k=sampling.top_k,  # 0: off
                 top_p=sampling.top_p, max_new_tokens=max(max_new), use_cache=True,
                 min_new_tokens=min(min_new) if min_new else 0,  # EOS suppressed before it
+                # HF penalises every id of input_ids (the prompt too) before AllowOnly and the
+                # warpers; a left pad or marker penalised stays -inf under AllowOnly
+                repetition_penalty=float(sampling.repetition_penalty),
                 eos_token_id=vocab.eos_id, pad_token_id=vocab.pad_id,
                 logits_processor=LogitsProcessorList([AllowOnly(allowed)]),
             )

@@ -2,9 +2,9 @@
 
 Scoring counts the unit stream only (the zero-shot benchmarks compare units; the other streams
 condition it but are not scored). Generation samples every stream step by step with the KV cache
-(a temperature per stream: units use the sampling settings, the others their ``temperature``;
-continuous streams take the predicted value, rounded, as the token dataset's values are
-integers; durations are at least 1), then undelays. The model itself is in
+(a temperature per stream: units use the sampling settings, repetition penalty included, the
+others their ``temperature``; continuous streams take the predicted value, rounded, as the token
+dataset's values are integers; durations are at least 1), then undelays. The model itself is in
 ``speechlm.models.modeling_multistream``.
 """
 
@@ -88,6 +88,21 @@ def sample(logits: torch.Tensor, temperature: float, generator: torch.Generator,
         drop = probs.cumsum(-1) - probs > top_p  # keep the smallest set reaching top_p
         logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
     return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
+
+
+def penalize_repeats(logits: torch.Tensor, history: torch.Tensor,
+                     penalty: float) -> torch.Tensor:
+    """CTRL's repetition penalty on (B, C) logits, as HF's ``RepetitionPenaltyLogitsProcessor``.
+
+    For every id in row b of ``history`` (B, T) (the prompt and what was generated so far), a
+    positive logit is divided by ``penalty`` and a negative one multiplied by it, once however
+    often the id occurs. A penalty of 1.0 returns ``logits`` unchanged.
+    """
+    if penalty == 1.0:
+        return logits
+    seen = logits.gather(1, history)  # (B, T): the logit of every id already in the sequence
+    seen = torch.where(seen < 0, seen * penalty, seen / penalty)
+    return logits.scatter(1, history, seen)  # a repeated id writes the same value each time
 
 
 def _draw(spec: StreamSpec, out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -202,10 +217,13 @@ class MultiStream(Architecture):
         end = torch.full((len(exs),), -1)  # (B,) new units once a row's unit stream ended
         stopped = torch.zeros(len(exs), dtype=torch.bool)
         steps: dict[str, list[torch.Tensor]] = {n: [] for n in first}  # each (B,)
+        history = first[UNITS].cpu()  # (B, steps): unit-stream ids so far (left pads included)
         with self.streaming(lm, len(exs)) as stepper:
             out = stepper.step(first, valid)
             for j in count():
-                logits = out[UNITS].float().cpu() + allowed  # (B, V)
+                # penalty first, then the unit/EOS mask: HF's order in CausalLM.generate
+                logits = penalize_repeats(out[UNITS].float().cpu(), history,
+                                          sampling.repetition_penalty) + allowed  # (B, V)
                 logits[:, vocab.eos_id] += torch.where(j < floor, float("-inf"), 0.0)
                 units = sample(logits, sampling.temperature, gen, sampling.top_k, sampling.top_p)
                 ending = (end < 0) & ((units == vocab.eos_id) | (j == budget))  # (B,)
@@ -219,6 +237,7 @@ class MultiStream(Architecture):
                     new[s.name] = torch.where((end >= 0) & (j - s.delay >= end), NO_VALUE, v)
                 for n, v in new.items():
                     steps[n].append(v)
+                history = torch.cat([history, new[UNITS][:, None]], 1)
                 if bool(((end >= 0) & (j >= end + max(span, 1) - 1)).all()):
                     break
                 out = stepper.step({n: v[:, None].to(model.device) for n, v in new.items()})

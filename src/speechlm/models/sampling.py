@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from numbers import Real
 
 from speechlm.errors import SpeechLMError
 
@@ -17,6 +19,9 @@ class Sampling:
     top_p: float = 1.0
     seed: int = 0
     min_seconds: float = 0.0  # end-of-sequence is not sampled before this much speech
+    # CTRL / HF rule on every id already in the sequence (prompt included): a positive logit is
+    # divided by it, a negative one multiplied, before temperature / top-k / top-p; 1.0: off
+    repetition_penalty: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.max_seconds > 0:
@@ -30,3 +35,9 @@ class Sampling:
             raise SpeechLMError(f"top_k must be >= 0, got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise SpeechLMError(f"top_p must be in (0, 1], got {self.top_p}")
+        penalty = self.repetition_penalty
+        if (isinstance(penalty, bool) or not isinstance(penalty, Real)
+                or not (math.isfinite(penalty) and penalty > 0)):
+            raise SpeechLMError(f"repetition_penalty must be a finite number > 0 (1.0: off), "
+                                f"got {penalty!r}")
+        self.repetition_penalty = float(penalty)  # HF's processor takes floats only

@@ -9,6 +9,7 @@ tokenizer and vocoder alone, so a listener hears what the units keep apart from 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,10 +56,14 @@ class GenerateConfig(Config):
     top_p: float = positive(1.0)
     seed: int = 0
     min_seconds: float = at_least(0, 0.0)  # end-of-sequence is not sampled before this
+    repetition_penalty: float = positive(1.0)  # > 1 discourages repeated units; 1.0: off
 
     def validate(self) -> None:
         if self.top_p > 1:
             raise ConfigError(f"top_p: must be in (0, 1], got {self.top_p}")
+        if not math.isfinite(self.repetition_penalty):
+            raise ConfigError(f"repetition_penalty: must be a finite number > 0, "
+                              f"got {self.repetition_penalty}")
         if self.min_seconds > self.max_seconds:
             raise ConfigError(f"min_seconds: must be <= max_seconds ({self.max_seconds:g}), "
                               f"got {self.min_seconds:g}")
@@ -108,8 +113,17 @@ def _run_generate(ctx: RunContext, conf: GenerateConfig, d: Path) -> dict:
 def _plan_generate(ctx: RunContext, conf: GenerateConfig) -> dict:
     return {"continuation": f"{conf.prompt_seconds:g} s prompt -> up to {conf.max_seconds:g} s, "
                             f"temperature {conf.temperature:g}, top-k {conf.top_k}, "
-                            f"top-p {conf.top_p:g}"}
+                            f"top-p {conf.top_p:g}, repetition penalty "
+                            f"{conf.repetition_penalty:g}"}
+
+
+def _generate_values(ctx: RunContext, conf: GenerateConfig) -> dict:
+    """The stage's recorded settings; the repetition penalty only when it is on."""
+    values = config_values(conf)
+    if conf.repetition_penalty == 1.0:
+        del values["repetition_penalty"]  # off: runs finished before the option still resume
+    return values
 
 
 STAGES.add("generate", Stage("generate", _run_generate, _plan_generate, config=GenerateConfig,
-                             needs=("data", "model", "vocoder")))
+                             needs=("data", "model", "vocoder"), record=_generate_values))
