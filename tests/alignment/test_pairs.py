@@ -69,24 +69,30 @@ def test_the_attested_sample_covers_fresh_grammar_text():
 
 @pytest.mark.slow
 def test_spoken_story_pairs_join_their_tokens(tiny_tokenizer, tmp_path):
-    from speechlm.alignment.pairs import story_pair_dataset
+    from speechlm.alignment.pairs import story_pair_rows, write_pair_splits
     from speechlm.corpus.preferences import synthesize_story_pairs
     from speechlm.tokenizers.job import load_token_dataset, tokenize_manifest
+    from speechlm.train.data import read_info
 
     summary = synthesize_story_pairs(tmp_path / "pairs", 4, seed=1, progress=False)
     assert summary["pairs"] == 4 and summary["hours"] > 0
     tokenize_manifest(tmp_path / "pairs" / "manifest.jsonl", tiny_tokenizer, tmp_path / "tok",
                       progress=False)
-    res = story_pair_dataset(tmp_path / "pairs", tmp_path / "tok", tmp_path / "ds")
-    assert res == {"pairs": 4, "left_out": 0}
+    rows, left_out = story_pair_rows(tmp_path / "pairs", tmp_path / "tok")
+    assert left_out == 0
+    info = read_info(tmp_path / "tok")
+    counts = write_pair_splits(tmp_path / "ds", rows, info["tokenizer"], info["n_units"],
+                               info["frame_rate"], valid_fraction=0.25)
+    assert counts == {"train": 3, "valid": 1}
     parts = {r["id"]: r["units"] for r in load_token_dataset(tmp_path / "tok").to_list()}
-    rows = load_token_dataset(tmp_path / "ds").to_list()
-    assert [r["id"] for r in rows] == [f"pair{i:06d}" for i in range(4)]
+    rows = load_token_dataset(tmp_path / "ds" / "train").to_list() + load_token_dataset(
+        tmp_path / "ds" / "valid").to_list()
+    assert sorted(r["id"] for r in rows) == [f"pair{i:06d}" for i in range(4)]
     for r in rows:
         for part in ("prompt", "chosen", "rejected"):
             assert r[f"{part}_units"] == parts[f"{r['id']}.{part}"]
-    info = json.loads((tmp_path / "ds" / "info.json").read_text())
-    assert (tmp_path / "ds" / info["tokenizer"]).resolve() == tiny_tokenizer.resolve()
+    info = json.loads((tmp_path / "ds" / "train" / "info.json").read_text())
+    assert (tmp_path / "ds" / "train" / info["tokenizer"]).resolve() == tiny_tokenizer.resolve()
 
 
 def test_judge_prefers_the_grammatical_transcript(tiny_text_lm):
@@ -103,9 +109,8 @@ def test_judge_prefers_the_grammatical_transcript(tiny_text_lm):
 def test_self_ranked_pairs_keep_the_judges_best_and_worst(model_with_vocoder, tiny_corpus,
                                                          tiny_text_lm, tmp_path):
     from speechlm.alignment.pairs import self_ranked_pairs
-    from speechlm.tokenizers.job import load_token_dataset
 
-    res = self_ranked_pairs(model_with_vocoder, tiny_corpus / "manifest.jsonl", tmp_path,
+    rows, res = self_ranked_pairs(model_with_vocoder, tiny_corpus / "manifest.jsonl", tmp_path,
                             n_prompts=4, prompt_seconds=1.0, n_samples=3, max_seconds=1.0,
                             min_seconds=0.5, text_lm=tiny_text_lm, max_auto_bleu=1.1,
                             progress=False)
@@ -117,7 +122,6 @@ def test_self_ranked_pairs_keep_the_judges_best_and_worst(model_with_vocoder, ti
         assert r["kept"] == (max(scores) > min(scores))
     kept = [r["prompt"] for r in ranking if r["kept"]]
     assert res["pairs"] == len(kept) > 0
-    rows = load_token_dataset(tmp_path).to_list()
     assert [r["id"] for r in rows] == kept
     assert all(r["kind"] == "self_ranked" and r["prompt_units"] and r["chosen_units"]
                for r in rows)

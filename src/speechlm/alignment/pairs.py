@@ -1,9 +1,10 @@
 """Preference pairs as token datasets for the ``dpo`` objective (format ``speech_preference``).
 
-Two sources, one layout (a token dataset: Parquet rows ``id``, ``kind``, ``prompt_units``,
-``chosen_units``, ``rejected_units``, with ``info.json`` naming the speech tokenizer):
+Two sources, one layout, written by :func:`write_pair_splits` (token datasets ``train`` and
+``valid``: Parquet rows ``id``, ``kind``, ``prompt_units``, ``chosen_units``,
+``rejected_units``, with ``info.json`` naming the speech tokenizer):
 
-- :func:`story_pair_dataset`: the spoken story pairs of ``speechlm.corpus.preferences``
+- :func:`story_pair_rows`: the spoken story pairs of ``speechlm.corpus.preferences``
   (SpokenSwag-style), tokenised by the model's speech tokenizer and joined by pair.
 - :func:`self_ranked_pairs`: Align-SLM style, from the model itself: several continuations of
   each spoken prompt are sampled, spoken by the vocoder, transcribed by the domain ASR and
@@ -48,15 +49,31 @@ def write_pairs(out_dir: str | Path, rows: Sequence[dict], tokenizer_dir: str | 
                              pairs=len(rows), **info)
 
 
-def story_pair_dataset(pair_dir: str | Path, tokens_dir: str | Path,
-                       out_dir: str | Path) -> dict:
-    """Join the tokenised parts of spoken story pairs (``pair_dir/pairs.jsonl``, tokenised into
-    ``tokens_dir`` by ``speechlm tokenize``) into a pair dataset; a pair with a part the
-    tokenizer skipped is left out and counted."""
-    from speechlm.tokenizers.job import load_token_dataset
-    from speechlm.train.data import read_info
+def write_pair_splits(out_dir: str | Path, rows: Sequence[dict], tokenizer_dir: str | Path,
+                      n_units: int, frame_rate: float, valid_fraction: float = 0.0,
+                      seed: int = 0) -> dict:
+    """Write ``out_dir/train`` and, with ``valid_fraction`` > 0, ``out_dir/valid`` (a random
+    choice of pairs held out for the preference loss); returns the counts."""
+    order = np.random.default_rng([seed, 31]).permutation(len(rows))
+    n_valid = int(round(len(rows) * valid_fraction)) if valid_fraction > 0 else 0
+    if valid_fraction > 0 and not 0 < n_valid < len(rows):
+        raise SpeechLMError(f"valid_fraction: {valid_fraction} of {len(rows)} pairs leaves no "
+                            "pair on one side; make more pairs")
+    held = set(order[:n_valid].tolist())
+    splits = {"train": [r for i, r in enumerate(rows) if i not in held]}
+    if n_valid:
+        splits["valid"] = [r for i, r in enumerate(rows) if i in held]
+    for name, part in splits.items():
+        write_pairs(Path(out_dir) / name, part, tokenizer_dir, n_units, frame_rate)
+    return {name: len(part) for name, part in splits.items()}
 
-    info = read_info(tokens_dir)
+
+def story_pair_rows(pair_dir: str | Path, tokens_dir: str | Path) -> tuple[list[dict], int]:
+    """Join the tokenised parts of spoken story pairs (``pair_dir/pairs.jsonl``, tokenised into
+    ``tokens_dir`` by ``speechlm tokenize``) into pair rows; a pair with a part the tokenizer
+    skipped is left out. Returns ``(rows, left_out)``."""
+    from speechlm.tokenizers.job import load_token_dataset
+
     ds = load_token_dataset(tokens_dir).select_columns(["id", "units"])
     units = dict(zip(ds["id"], ds["units"], strict=True))
     rows, missing = [], 0
@@ -68,8 +85,7 @@ def story_pair_dataset(pair_dir: str | Path, tokens_dir: str | Path,
             continue
         rows.append({"id": pair["id"], "kind": f"story_{pair['kind']}",
                      **dict(zip(PAIR_COLUMNS, parts, strict=True))})
-    write_pairs(out_dir, rows, info["tokenizer"], info["n_units"], info["frame_rate"])
-    return {"pairs": len(rows), "left_out": missing}
+    return rows, missing
 
 
 def self_ranked_pairs(model_dir: str | Path, manifest: str | Path, out_dir: str | Path,
@@ -77,11 +93,12 @@ def self_ranked_pairs(model_dir: str | Path, manifest: str | Path, out_dir: str 
                       max_seconds: float = 4.0, min_seconds: float = 1.0,
                       temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                       seed: int = 0, text_lm: str | Path | None = None,
-                      max_auto_bleu: float = 0.3, progress: bool = True) -> dict:
+                      max_auto_bleu: float = 0.3, progress: bool = True
+                      ) -> tuple[list[dict], dict]:
     """Align-SLM pairs from the model's own continuations of ``manifest``'s utterances.
 
-    Writes the pair dataset to ``out_dir`` and ``out_dir/ranking.jsonl`` (every sample's
-    transcript and judge score, which pairs were kept and why the others were not).
+    Returns ``(rows, summary)`` and writes ``out_dir/ranking.jsonl`` (every sample's transcript
+    and judge score, which pairs were kept and why the others were not).
     """
     from speechlm.alignment.judge import Judge
     from speechlm.audio import load_audio
@@ -132,9 +149,6 @@ def self_ranked_pairs(model_dir: str | Path, manifest: str | Path, out_dir: str 
                      "rejected_units": np.asarray(samples[worst][i].streams.units).tolist()})
     with open(out / "ranking.jsonl", "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r) + "\n" for r in ranking)
-    tok = lm.speech_tokenizer
-    write_pairs(out, rows, lm.dir / lm.meta["tokenizers"]["speech"], tok.n_units,
-                tok.frame_rate)
-    return {"prompts": len(utts), "pairs": len(rows),
-            "dropped": {why: sum(r["dropped_because"] == why for r in ranking)
-                        for why in ("judge tie", "chosen repeats itself")}}
+    return rows, {"prompts": len(utts), "pairs": len(rows),
+                  "dropped": {why: sum(r["dropped_because"] == why for r in ranking)
+                              for why in ("judge tie", "chosen repeats itself")}}
