@@ -14,17 +14,11 @@ from speechlm.evaluate.grammaticality import attested_trigrams, grammatical_rate
 
 
 def _ending_of(text: str) -> dict | None:
-    """Which scenario's ending template ``text`` is, with its fillers (None if none)."""
-    import re
+    """Which scenario's ending ``text`` is, with its fillers (None if none)."""
+    from speechlm.corpus.grammar import ending_scenario
 
-    for scenario, (_, template) in enumerate(STORIES):
-        pattern = re.escape(template)
-        for slot in ("name", "he", "his", "place", "food", "thing", "animal"):
-            pattern = pattern.replace(re.escape("{" + slot + "}"), rf"(?P<{slot}>\w+)", 1)
-            pattern = pattern.replace(re.escape("{" + slot + "}"), rf"(?P={slot})")
-        if m := re.fullmatch(pattern, text):
-            return {"scenario": scenario, **m.groupdict()}
-    return None
+    found = ending_scenario(text)
+    return None if found is None else {"scenario": found[0], **found[1]}
 
 
 def test_story_pairs_choose_the_coherent_ending():

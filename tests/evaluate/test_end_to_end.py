@@ -68,6 +68,10 @@ def test_eval_all_runs_every_benchmark_present(tiny_model, tiny_benchmark, tmp_p
         assert r["accuracy"] == pytest.approx(pairwise_accuracy(
             rows, [s[row["filename"]] for row in rows], key)["accuracy"])
     assert "by_type" in saved["syntactic"]
+    for kind in ("ssc", "tsc"):  # every synthetic story is one of the grammar's scenarios
+        by = saved[kind]["by_scenario"]
+        assert set(by) <= {str(i) for i in range(10)}
+        assert sum(b["n_items"] for b in by.values()) == saved[kind]["n_items"]
     md = (out / "results.md").read_text()
     assert "| lexical |" in md and "| tsc |" in md
     # the mean scores written equal per-token means of a direct scoring of the same files

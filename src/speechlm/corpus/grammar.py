@@ -154,6 +154,23 @@ def story_ending(scenario: int, slots: dict) -> str:
     return STORIES[scenario][1].format(**slots)
 
 
+def ending_scenario(text: str) -> tuple[int, dict] | None:
+    """Which scenario's ending template a story's last sentence is, with its fillers (None if
+    it is none: a story from elsewhere)."""
+    import re
+
+    last = text.strip().split(". ")[-1]
+    last = last if last.endswith(".") else last + "."
+    for scenario, (_, template) in enumerate(STORIES):
+        pattern = re.escape(template)
+        for slot in ("name", "he", "his", "place", "food", "thing", "animal"):
+            pattern = pattern.replace(re.escape("{" + slot + "}"), rf"(?P<{slot}>\w+)", 1)
+            pattern = pattern.replace(re.escape("{" + slot + "}"), rf"(?P={slot})")
+        if m := re.fullmatch(pattern, last):
+            return scenario, m.groupdict()
+    return None
+
+
 # (context templates, coherent ending)
 STORIES: list[tuple[list[str], str]] = [
     (["{name} was hungry.", "{he} went to the kitchen.", "{he} found some {food} there.",

@@ -93,6 +93,8 @@ def read_storycloze(data_dir: str | Path, kind: str) -> list[dict]:
                 item = pairs.setdefault(row["id"], {"id": row["id"], "voice": row.get("voice")})
                 side = "correct_path" if int(row["correct"]) == 1 else "incorrect_path"
                 item[side] = str((folder / f"{row['filename']}.wav").resolve())
+                if int(row["correct"]) == 1 and row.get("transcription"):
+                    item["text"] = row["transcription"]  # the story with its true ending
     else:
         for path in sorted(folder.rglob("*")):
             m = _PAIR_FILE.match(path.name)

@@ -22,8 +22,18 @@ def storycloze_rows(pairs: list[dict]) -> list[dict]:
     for p in pairs:
         for correct, key in ((1, "correct_path"), (0, "incorrect_path")):
             rows.append({"id": p["id"], "voice": p.get("voice"), "correct": correct,
-                         "path": p[key], "filename": Path(p[key]).stem})
+                         "path": p[key], "filename": Path(p[key]).stem,
+                         "text": p.get("text")})
     return rows
+
+
+def scenario_label(row: dict) -> str:
+    """The synthetic story's scenario (``0`` .. ``9``) from its true ending, ``other`` when the
+    story is not one of the grammar's (a released set)."""
+    from speechlm.corpus.grammar import ending_scenario
+
+    found = ending_scenario(row["text"]) if row.get("text") else None
+    return "other" if found is None else str(found[0])
 
 
 def evaluate_storycloze(model_dir, data_dir: str | Path, kind: str, out_dir: str | Path,
@@ -45,7 +55,9 @@ def evaluate_storycloze(model_dir, data_dir: str | Path, kind: str, out_dir: str
     scores = both[:, column]
     out = Path(out_dir) / kind
     write_submission(out / "scores.txt", [r["filename"] for r in rows], scores)
-    result = pairwise_accuracy(rows, list(scores), ("id",))
+    # per story scenario (a model aligned on some scenarios is also judged on the others)
+    by = {"scenario": (scenario_label, None)} if any(r["text"] for r in rows) else None
+    result = pairwise_accuracy(rows, list(scores), ("id",), by)
     result["accuracy_by_scoring"] = {
         name: pairwise_accuracy(rows, list(both[:, scoring_column(name)]), ("id",))["accuracy"]
         for name in SCORINGS}

@@ -10,7 +10,8 @@ Layout of a recipe file::
       paper: {...}
 
 A scale block has one section per stage that has settings, named by the stage
-(``Stage.key``: the stage name, except the ``model`` stage whose section is ``train``).
+(``Stage.key``: the stage name, except the ``model`` stage whose section is ``train``), and may
+list its own ``stages`` when a scale runs others (a warm start at paper scale, say).
 :func:`load_recipe` validates all of it before any work: every key of every section (the HF
 model keys included), and the stage graph (each stage's inputs come earlier in the list).
 """
@@ -65,11 +66,6 @@ def load_recipe(name: str, scale: str = "tiny", overrides: list[str] | None = No
         if key not in TOP_KEYS:
             raise ConfigError(f"{path}: {key}: unknown key; valid keys: {', '.join(TOP_KEYS)}")
     recipe_name = doc.get("name", path.stem)
-    stages = doc.get("stages")
-    if not isinstance(stages, list) or not stages:
-        raise ConfigError(f"{path}: stages: give the list of stages, e.g. [corpus, data, ...]; "
-                          f"valid: {', '.join(STAGES.names())}")
-    specs = [STAGES.get(s, key="stages") for s in stages]
     scales = doc.get("scales") or {}
     if scale not in scales:
         raise ConfigError(f"recipe '{recipe_name}' has no scale '{scale}'; "
@@ -77,6 +73,11 @@ def load_recipe(name: str, scale: str = "tiny", overrides: list[str] | None = No
     block = copy.deepcopy(scales[scale] or {})
     if not isinstance(block, dict):
         raise ConfigError(f"{path}: scales.{scale}: expected a mapping of stage sections")
+    stages = block.pop("stages", doc.get("stages"))  # a scale may run its own list
+    if not isinstance(stages, list) or not stages:
+        raise ConfigError(f"{path}: stages: give the list of stages, e.g. [corpus, data, ...]; "
+                          f"valid: {', '.join(STAGES.names())}")
+    specs = [STAGES.get(s, key="stages") for s in stages]
     block = apply_overrides(block, overrides or [])
     sections = {spec.key: spec for spec in specs if spec.config is not None}
     for key, value in block.items():

@@ -43,6 +43,7 @@ STAGE_MODULES = (
     "speechlm.recipes.stages.lm",  # textlm, model
     "speechlm.recipes.stages.vocoder",  # vocoder
     "speechlm.recipes.stages.evaluation",  # eval, generate
+    "speechlm.recipes.stages.alignment",  # preferences, align
 )
 
 

@@ -29,12 +29,20 @@ class EvalConfig(Config):
     scoring: str = choice("sum", "sum", "mean")
     batch_size: int = positive(32)
     device: str | None = None
+    model: str = choice("model", "model", "align")  # the stage whose model is evaluated
 
 
 def _run_eval(ctx: RunContext, conf: EvalConfig, d: Path) -> dict:
     from speechlm.evaluate.suite import evaluate_all
 
-    return evaluate_all(ctx.dir("model"), ctx.dir("benchmark"), d, **config_values(conf))
+    kwargs = {k: v for k, v in config_values(conf).items() if k != "model"}
+    return evaluate_all(ctx.dir(conf.model), ctx.dir("benchmark"), d, **kwargs)
+
+
+def _model_stage(conf) -> tuple[str, ...]:
+    """The stage whose model an eval or generate stage uses (``model`` unless it says)."""
+    return (conf.model,)
+
 
 
 def _plan_eval(ctx: RunContext, conf: EvalConfig) -> dict:
@@ -42,7 +50,7 @@ def _plan_eval(ctx: RunContext, conf: EvalConfig) -> dict:
 
 
 STAGES.add("eval", Stage("eval", _run_eval, _plan_eval, config=EvalConfig,
-                         needs=("benchmark", "model")))
+                         needs=("benchmark",), extra_needs=_model_stage))
 
 
 @dataclass
@@ -57,6 +65,7 @@ class GenerateConfig(Config):
     seed: int = 0
     min_seconds: float = at_least(0, 0.0)  # end-of-sequence is not sampled before this
     repetition_penalty: float = positive(1.0)  # > 1 discourages repeated units; 1.0: off
+    model: str = choice("model", "model", "align")  # the stage whose model continues the prompt
 
     def validate(self) -> None:
         if self.top_p > 1:
@@ -86,7 +95,8 @@ def continue_heldout_prompt(model_dir: Path, valid_manifest: Path, out_dir: Path
     wav = wav[: int(conf.prompt_seconds * SAMPLE_RATE)]
     lm = load_speech_lm(model_dir)
     vocoder = resolve_vocoder(lm)  # MODEL/vocoder, or a codec's own decoder
-    sampling = {k: v for k, v in config_values(conf).items() if k != "prompt_seconds"}
+    sampling = {k: v for k, v in config_values(conf).items()
+                if k not in ("prompt_seconds", "model")}
     streams, audio = continue_speech(lm, wav, SAMPLE_RATE, vocoder=vocoder, **sampling)
     _, resynth = resynthesize(lm.speech_tokenizer, vocoder, wav, SAMPLE_RATE)
     sr = vocoder.sample_rate
@@ -105,7 +115,7 @@ def continue_heldout_prompt(model_dir: Path, valid_manifest: Path, out_dir: Path
 
 
 def _run_generate(ctx: RunContext, conf: GenerateConfig, d: Path) -> dict:
-    info = continue_heldout_prompt(ctx.dir("model"), ctx.dir("data") / VALID, d, conf)
+    info = continue_heldout_prompt(ctx.dir(conf.model), ctx.dir("data") / VALID, d, conf)
     info["audio"] = {name: ctx.rel(path) for name, path in info["audio"].items()}  # generate/...
     return info
 
@@ -117,13 +127,5 @@ def _plan_generate(ctx: RunContext, conf: GenerateConfig) -> dict:
                             f"{conf.repetition_penalty:g}"}
 
 
-def _generate_values(ctx: RunContext, conf: GenerateConfig) -> dict:
-    """The stage's recorded settings; the repetition penalty only when it is on."""
-    values = config_values(conf)
-    if conf.repetition_penalty == 1.0:
-        del values["repetition_penalty"]  # off: runs finished before the option still resume
-    return values
-
-
 STAGES.add("generate", Stage("generate", _run_generate, _plan_generate, config=GenerateConfig,
-                             needs=("data", "model", "vocoder"), record=_generate_values))
+                             needs=("data", "vocoder"), extra_needs=_model_stage))

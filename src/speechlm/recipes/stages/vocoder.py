@@ -99,10 +99,10 @@ def _plan_vocoder(ctx: RunContext, conf: VocoderConfig) -> dict:
                        f"batch {cfg.batch_size}", "hop": f"{hop} samples ({fit})"}
 
 
-def install_vocoder(ctx: RunContext) -> None:
-    """Copy ``RUN/vocoder`` into a finished ``RUN/model`` that lacks it (e.g. a model retrained
-    after the vocoder was made); training checkpoints stay behind."""
-    model = ctx.dir("model")
+def install_vocoder(ctx: RunContext, stage: str = "model") -> None:
+    """Copy ``RUN/vocoder`` into the finished model directory ``RUN/<stage>`` when it lacks it
+    (e.g. a model retrained after the vocoder was made); training checkpoints stay behind."""
+    model = ctx.dir(stage)
     target = model / "vocoder"
     if not (model / ".done").exists() or target.exists():
         return
