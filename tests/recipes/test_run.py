@@ -233,3 +233,26 @@ def test_small_corpus_keeps_the_best_checkpoint_not_the_last(tmp_path):
     assert m["final_eval_loss"] < m["last_eval_loss"] and m["kept_step"] < m["steps"]
     results = json.loads((out / "results.json").read_text())
     assert results["model"]["kept_step"] == m["kept_step"]
+
+
+@pytest.mark.slow
+def test_slam_aligns_the_pretrained_model_with_dpo(tmp_path):
+    out = tmp_path / "slam"
+    small = [a for a in SMALL if not a.startswith("generate.")] + [
+        "train.max_steps=8", "train.save_steps=4", "train.eval_steps=4", "preferences.pairs=16",
+        "align.max_steps=4", "align.save_steps=2", "align.eval_steps=2", "align.batch_size=4",
+        "generate.max_seconds=1.0", "generate.min_seconds=0.5"]
+    proc = speechlm("run", "slam", "--out", str(out), *small)
+    log, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, log[-3000:]
+    meta = json.loads((out / "align" / "speechlm.json").read_text())
+    assert meta["objective"] == "dpo" and meta["init"]["init"] == "from_model"
+    assert meta["init"]["init_from"] == str(out / "model")
+    prefs = json.loads((out / "preferences" / ".done").read_text())["info"]
+    assert prefs["train"] + prefs["valid"] == 16 and prefs["left_out"] == 0
+    m = json.loads((out / "align" / "metrics.json").read_text())
+    assert m["steps"] == 4 and [s for s, _ in m["eval_loss"]] == [2, 4]
+    # the evaluations and the continuation used the aligned model, which has its vocoder
+    assert (out / "align" / "vocoder" / "vocoder.json").is_file()
+    assert json.loads((out / "eval" / "results.json").read_text())["lexical"]["model"] \
+        == str(out / "align")

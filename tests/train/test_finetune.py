@@ -284,3 +284,39 @@ def test_format_of_the_wrong_kind_is_refused(objective, fmt, message, toy_tokens
 def test_bad_dpo_arguments_are_named(args, message, toy_preferences, tmp_path):
     with pytest.raises(ConfigError, match=f"^{message}$"):
         TrainConfig(**tiny_cfg(toy_preferences, tmp_path, objective_args=args, **DPO))
+
+
+def test_dpo_loss_is_the_formula_on_a_constructed_case(toy_source_model, toy_preferences,
+                                                       tmp_path):
+    """Policy: the source model after a few DPO steps on these pairs (their chosen side became
+    more likely); reference: the source model. The trainer's loss on a batch of the pairs equals
+    -log sigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r))) computed here from our own scoring,
+    and is below log 2, the loss of a policy equal to its reference."""
+    import torch.nn.functional as F
+
+    trained = tmp_path / "trained"
+    run_training(TrainConfig(**ft_cfg(toy_preferences, trained, toy_source_model, max_steps=8,
+                                      keep="last", **DPO)))
+    cfg = TrainConfig(**ft_cfg(toy_preferences, tmp_path / "t", toy_source_model,
+                               eval_data=str(toy_preferences), batch_size=4, **DPO))
+    trainer, _ = build_trainer(cfg)
+    policy = load_speech_lm(trained).model
+    trainer.model.load_state_dict(policy.state_dict())
+    trainer.model.eval()
+    batch = next(iter(trainer.get_eval_dataloader()))
+    with torch.no_grad():
+        loss = trainer.compute_loss(trainer.model, batch).item()
+    ref = load_speech_lm(toy_source_model).model
+
+    def completion_logp(model, prompt, completion):
+        both, alone = score_sequences(model, [prompt + completion, prompt])[:, 0]
+        return both - alone  # the prompt's tokens cancel
+
+    margins = []
+    for row in trainer.eval_dataset.select(range(4)):  # the first (unshuffled) eval batch
+        p, c, r = row["prompt_ids"], row["chosen_ids"], row["rejected_ids"]
+        margins.append((completion_logp(policy, p, c) - completion_logp(ref, p, c))
+                       - (completion_logp(policy, p, r) - completion_logp(ref, p, r)))
+    expected = float(np.mean([-F.logsigmoid(torch.tensor(0.1 * m)).item() for m in margins]))
+    assert loss == pytest.approx(expected, abs=1e-4)
+    assert np.mean(margins) > 0 and loss < np.log(2)
