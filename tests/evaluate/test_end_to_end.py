@@ -179,6 +179,10 @@ def test_generation_metrics_end_to_end(tiny_model, tiny_tokenizer, tiny_corpus, 
         wer_details([x["text"] for x in rows], [x["original_asr"] for x in rows])["wer"])
     assert r["perplexity"] is None or r["perplexity"] > 1.0
     assert len(rows) == 2
+    from speechlm.evaluate.grammaticality import grammatical_rate
+
+    gram = grammatical_rate([x["continuation_asr"] for x in rows])
+    assert (r["grammatical_rate"], r["grammar_judged"]) == (gram["rate"], gram["n_judged"])
     assert len(list((out / "audio").glob("*_continuation.wav"))) == 2
     assert (out / "generation.json").exists()
     assert "resynth_wer" in (out / "generation.md").read_text()

@@ -10,7 +10,10 @@ offline ASR (pocketsphinx) transcribes them. Reported:
   of ``speechlm.train.textlm``; any HF causal LM by path or hub id);
 - ``auto_bleu``: share of a transcript's 2-grams that recur within it (repetition; lower is
   better); ``self_bleu``: BLEU-4 of each continuation against the others (diversity; lower is
-  more diverse).
+  more diverse);
+- ``grammatical_rate``: share of the continuation transcripts (of at least three words) that the
+  synthetic grammar produces, by :mod:`speechlm.evaluate.grammaticality` (meaningful for models
+  trained on the synthetic corpus), and ``grammaticality``, the mean share of attested trigrams.
 """
 
 from __future__ import annotations
@@ -186,6 +189,9 @@ def evaluate_generation(model_dir, manifest: str | Path, out_dir: str | Path,
     lm, lm_tok = load_text_lm(text_lm, device or "cpu")
     ppl = text_perplexity(hyp_cont, lm, lm_tok)
     ab = [a for a in (auto_bleu(normalize_text(h)) for h in hyp_cont) if a is not None]
+    from speechlm.evaluate.grammaticality import grammatical_rate
+
+    gram = grammatical_rate(hyp_cont)
     result = {
         "model": str(speech_lm.dir), "manifest": str(manifest), "n_prompts": len(kept),
         "prompt_seconds": prompt_seconds, "max_seconds": max_seconds,
@@ -198,6 +204,8 @@ def evaluate_generation(model_dir, manifest: str | Path, out_dir: str | Path,
         "text_lm": str(text_lm or default_text_lm_dir()), "asr_lm": asr_lm,
         "auto_bleu_2": float(np.mean(ab)) if ab else None,
         "self_bleu_4": self_bleu([normalize_text(h) for h in hyp_cont]),
+        "grammatical_rate": gram["rate"], "grammaticality": gram["mean"],
+        "grammar_judged": gram["n_judged"],
         "stopped_at_eos": sum(c.stopped_at_eos for c in conts),
     }
     with open(out / "transcripts.jsonl", "w", encoding="utf-8") as f:
