@@ -311,7 +311,6 @@ def test_eval_generation_cli_and_recipe_stage_pass_the_repetition_penalty(monkey
     from speechlm.errors import ConfigError
     from speechlm.evaluate import generation
     from speechlm.generate import continue_speech
-    from speechlm.recipes.stages import config_values
     from speechlm.recipes.stages.evaluation import GenerateConfig
 
     seen = {}
@@ -331,7 +330,7 @@ def test_eval_generation_cli_and_recipe_stage_pass_the_repetition_penalty(monkey
         "repetition_penalty"].default == 1.0
 
     conf = GenerateConfig.from_dict({"repetition_penalty": 1.2}, prefix="generate.")
-    values = {k: v for k, v in config_values(conf).items() if k != "prompt_seconds"}
+    values = conf.sampling()
     assert values["repetition_penalty"] == 1.2
     inspect.signature(continue_speech).bind(None, None, 16000, **values)  # every key is taken
     assert GenerateConfig().repetition_penalty == 1.0

@@ -77,6 +77,11 @@ class GenerateConfig(Config):
             raise ConfigError(f"min_seconds: must be <= max_seconds ({self.max_seconds:g}), "
                               f"got {self.min_seconds:g}")
 
+    def sampling(self) -> dict:
+        """The keyword arguments of ``continue_speech`` this stage passes."""
+        return {k: v for k, v in config_values(self).items()
+                if k not in ("prompt_seconds", "model")}
+
 
 def continue_heldout_prompt(model_dir: Path, valid_manifest: Path, out_dir: Path,
                             conf: GenerateConfig) -> dict:
@@ -95,9 +100,7 @@ def continue_heldout_prompt(model_dir: Path, valid_manifest: Path, out_dir: Path
     wav = wav[: int(conf.prompt_seconds * SAMPLE_RATE)]
     lm = load_speech_lm(model_dir)
     vocoder = resolve_vocoder(lm)  # MODEL/vocoder, or a codec's own decoder
-    sampling = {k: v for k, v in config_values(conf).items()
-                if k not in ("prompt_seconds", "model")}
-    streams, audio = continue_speech(lm, wav, SAMPLE_RATE, vocoder=vocoder, **sampling)
+    streams, audio = continue_speech(lm, wav, SAMPLE_RATE, vocoder=vocoder, **conf.sampling())
     _, resynth = resynthesize(lm.speech_tokenizer, vocoder, wav, SAMPLE_RATE)
     sr = vocoder.sample_rate
     files = {name: out_dir / f"{name}.wav" for name in ("prompt", "continuation", "resynth")}
