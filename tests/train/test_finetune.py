@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from train_helpers import tiny_cfg
+from train_helpers import TINY_LLAMA, tiny_cfg
 from transformers import TrainerCallback
 
 from speechlm.errors import ConfigError
@@ -197,6 +197,54 @@ def test_dpo_raises_the_chosen_margin_and_the_model_loads(toy_source_model, toy_
     assert after > before + 0.5, (before, after)
     assert no_pickles(out)
     assert json.loads((out / "speechlm.json").read_text())["objective"] == "dpo"
+
+
+@pytest.fixture(scope="module")
+def interleaved_source_model(tmp_path_factory, toy_tokens):
+    """A speech-text model (slamkit has no DPO for these): warm from a tiny random text LM,
+    vocabulary extended by the units, a few steps on speech and word-level interleaved data."""
+    from speechlm.models.init import cold_init
+    from speechlm.train.textlm import train_text_tokenizer
+
+    tok = train_text_tokenizer(["the dog sees a cat .", "a small cat sleeps ."] * 20,
+                               vocab_size=40)
+
+    class TextVocab:
+        size, bos_id = len(tok), tok.bos_token_id
+        eos_id, pad_id = tok.eos_token_id, tok.pad_token_id
+
+    text_lm = tmp_path_factory.mktemp("text_lm")
+    cold_init(dict(TINY_LLAMA), TextVocab(), seed=1).save_pretrained(text_lm)
+    tok.save_pretrained(text_lm)
+    out = tmp_path_factory.mktemp("interleaved_model")
+    cfg = tiny_cfg(toy_tokens, out, init="warm", init_from=str(text_lm), vocab_mode="extend",
+                   formats={"speech_only": 0.5, "interleaved": 0.5}, max_steps=4,
+                   precision="fp32")
+    del cfg["model"]
+    run_training(TrainConfig(**cfg))
+    return out
+
+
+def test_dpo_on_an_interleaved_model_keeps_its_text_and_raises_the_margin(
+        interleaved_source_model, toy_preferences, tmp_path):
+    source = load_speech_lm(interleaved_source_model)
+    assert source.vocab.has_text
+    out = tmp_path / "dpo"
+    run_training(TrainConfig(**ft_cfg(toy_preferences, out, interleaved_source_model,
+                                      max_steps=8, keep="last", objective_args={"beta": 0.1},
+                                      **DPO)))
+    lm = load_speech_lm(out)
+    assert lm.vocab.size == source.vocab.size  # nothing added: [SPEECH] and the text are there
+    assert lm.vocab.text_to_ids("the dog") == source.vocab.text_to_ids("the dog") != []
+    pairs = preference_pairs(toy_preferences, lm.vocab, parse_formats(DPO["formats"]), 0,
+                             tmp_path / "cache", progress=False)
+    first = pairs["prompt_ids"][0]
+    assert first[:2] == [lm.vocab.bos_id, lm.vocab.speech_id]  # read as speech, after [SPEECH]
+    offset, n = lm.vocab.range("units")
+    assert all(offset <= i < offset + n for i in first[2:])
+    before = chosen_margin(interleaved_source_model, toy_preferences, lm.vocab)
+    after = chosen_margin(out, toy_preferences, lm.vocab)
+    assert after > before + 0.5, (before, after)
 
 
 def test_dpo_reference_is_the_frozen_starting_model(toy_source_model, toy_preferences, tmp_path):

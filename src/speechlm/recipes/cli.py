@@ -7,9 +7,12 @@ from typing import Annotated
 
 import typer
 
+from speechlm.recipes.config import available_recipes
+
 
 def run(
-    recipe: Annotated[str, typer.Argument(help="Recipe name (gslm, twist) or a recipe YAML path.")],
+    recipe: Annotated[str, typer.Argument(
+        help=f"Recipe name ({', '.join(available_recipes())}) or a recipe YAML path.")],
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Run directory (created; re-use to resume)."),
@@ -18,7 +21,9 @@ def run(
         Path | None,
         typer.Option("--manifest", help="Train on this imported corpus, not synthetic speech."),
     ] = None,
-    scale: Annotated[str, typer.Option("--scale", help="tiny (CPU) or paper.")] = "tiny",
+    scale: Annotated[str, typer.Option(
+        "--scale", help="tiny (CPU), paper, or another scale the recipe lists "
+                        "(slam: tiny-interleaved).")] = "tiny",
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Validate the recipe and print the plan (stages, "
