@@ -14,6 +14,7 @@ from speechlm.corpus.cli import corpus_app, synth_app
 from speechlm.evaluate.cli import eval_app
 from speechlm.generate.cli import generate, resynth
 from speechlm.recipes.cli import run
+from speechlm.ssl.cli import ssl_app
 from speechlm.tokenizers.cli import tokenize, tokenizer_app
 from speechlm.train.cli import train
 from speechlm.vocoders.cli import vocoder_app
@@ -31,6 +32,7 @@ app.command("tokenize")(tokenize)
 app.command("train")(train)
 app.add_typer(eval_app, name="eval", help="Zero-shot evaluation (sWUGGY, sBLIMP, StoryCloze...).")
 app.add_typer(vocoder_app, name="vocoder", help="Train unit-to-speech vocoders.")
+app.add_typer(ssl_app, name="ssl", help="Pre-train self-supervised speech encoders (HuBERT).")
 app.command("generate")(generate)
 app.command("resynth")(resynth)
 app.command("run")(run)

@@ -71,10 +71,15 @@ class SSLEncoder:
         self.feature_extractor = None
         if kind == "w2v-bert":
             self.feature_extractor = _fbank_extractor(model_ref)
-            self.frame_rate = sample_rate / (self.feature_extractor.stride * 160)
+            stride = self.feature_extractor.stride
+            self.frame_rate = sample_rate / (stride * 160)
+            # fbank windows of 400 samples every 160, ``stride`` of them stacked into one frame
+            self.frame_offset = ((400 - 1) / 2 + 160 * (stride - 1) / 2) / sample_rate
             self.use_mask = True
         else:
             self.frame_rate = sample_rate / int(np.prod(config.conv_stride))
+            self.frame_offset = conv_frame_offset(config.conv_kernel, config.conv_stride,
+                                                  sample_rate)
             # group-norm feature encoders (HuBERT/wav2vec2 base) must not get a mask: zero padding
             self.use_mask = getattr(config, "feat_extract_norm", "layer") == "layer"
 
@@ -101,11 +106,18 @@ class SSLEncoder:
                 "max_chunk_seconds": self.max_chunk_seconds, "batch_seconds": self.batch_seconds}
 
     def save_weights(self, out_dir: Path) -> None:
-        """Copy a local encoder folder into the tokenizer so that it is self-contained."""
+        """Copy a local encoder folder into the tokenizer so that it is self-contained.
+
+        Only its files: the model is ``config.json`` + weights (+ feature extractor config);
+        sub-folders of a training output (``checkpoints/``, ``labels/``) are not part of it.
+        """
         src = Path(self.model_ref)
         dst = out_dir / ENCODER_DIR
         if src.is_dir() and src.resolve() != dst.resolve():
-            shutil.copytree(src, dst, dirs_exist_ok=True)
+            dst.mkdir(parents=True, exist_ok=True)
+            for f in src.iterdir():
+                if f.is_file():
+                    shutil.copy2(f, dst / f.name)
 
     def n_frames(self, n_samples: int) -> int:
         if self.feature_extractor is not None:
@@ -152,6 +164,21 @@ class SSLEncoder:
         out = self.model(**inputs, output_hidden_states=True)
         h = out.hidden_states[self.layer].float()  # (B, T, D), on the encoder's device
         return [h[b, : lengths[b]] for b in range(len(wavs))]
+
+
+def conv_frame_offset(kernels: tuple[int, ...], strides: tuple[int, ...],
+                      sample_rate: int) -> float:
+    """Seconds from the start of the audio to the centre of a conv stack's first frame.
+
+    Frame t sees samples ``t * prod(strides)`` onwards over the stack's receptive field
+    (400 samples for HuBERT / wav2vec 2.0), so it is centred half a field later.
+    """
+    field, jump = 1, 1
+    for k, s in zip(kernels, strides, strict=True):
+        field += (k - 1) * jump
+        jump *= s
+    return (field - 1) / 2 / sample_rate
+
 
 def _fbank_extractor(model_ref: str):
     """The model's own feature extractor, or the w2v-BERT 2.0 default (80 fbank, stride 2)."""

@@ -52,6 +52,8 @@ class SpectralSpec:
 class SpectralFeatures:
     """``__call__(wavs) -> list[(T, D) float32 tensors]`` at ``frame_rate`` Hz."""
 
+    frame_offset = 0.0  # centred STFT: frame t is centred on sample t * hop
+
     def __init__(self, spec: SpectralSpec) -> None:
         self.spec = spec
         self.kind = spec.kind

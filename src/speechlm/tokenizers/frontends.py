@@ -1,7 +1,8 @@
 """Feature front ends by name: spectral baselines (MFCC, log-mel) and SSL encoders.
 
 A front end is a callable ``wavs -> list[(T, D) tensors]`` with ``kind``, ``dim``, ``frame_rate``,
-``sample_rate`` and ``to_dict()``; ``build_frontend`` rebuilds one from that dict.
+``frame_offset`` (seconds from the start of the audio to the centre of frame 0), ``sample_rate``
+and ``to_dict()``; ``build_frontend`` rebuilds one from that dict.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ FRONTEND_KINDS = SPECTRAL_KINDS + ENCODER_KINDS
 class Frontend(Protocol):
     kind: str
     frame_rate: float
+    frame_offset: float
     sample_rate: int
 
     @property

@@ -84,7 +84,11 @@ def get_objective(name: str) -> Objective:
 
 def training_arguments(cfg: TrainConfig, has_eval: bool, args_class: Any = None,
                        **extra: Any) -> Any:
-    """The ``TrainingArguments`` (or a TRL config class) every objective shares."""
+    """The ``TrainingArguments`` (or a TRL config class) every objective shares.
+
+    ``cfg`` is a ``TrainConfig`` or any config with its trainer keys (``speechlm ssl train``'s);
+    ``eval_steps`` and ``keep`` are read only with ``has_eval``.
+    """
     import torch
     from transformers import TrainingArguments
 
@@ -106,7 +110,7 @@ def training_arguments(cfg: TrainConfig, has_eval: bool, args_class: Any = None,
         save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit,
         eval_strategy="steps" if has_eval else "no",
-        eval_steps=cfg.eval_steps,
+        eval_steps=cfg.eval_steps if has_eval else None,
         # the kept model is the checkpoint with the lowest held-out loss, not the last one
         load_best_model_at_end=has_eval and cfg.keep == "best",
         metric_for_best_model="eval_loss",

@@ -12,6 +12,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from speechlm.config import Config
 from speechlm.errors import ConfigError
 from speechlm.models.architecture import Architecture, get_architecture
 from speechlm.sequences.formats import FormatUse, check_formats, format_tokens, parse_formats
@@ -123,7 +124,7 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     throughput.tokens_per_step *= world
     last = last_complete_checkpoint(out / "checkpoints")
     if trainer.is_world_process_zero():
-        _check_resumed_config(out, cfg, last)
+        check_resumed_config(out, cfg, last)
     trainer.train(resume_from_checkpoint=last)
     step = trainer.state.global_step
     if eval_ds is not None and not any(h.get("step") == step and "eval_loss" in h
@@ -226,18 +227,19 @@ RUN_CONFIG = "train_config.json"  # the settings the checkpoints under output_di
 RELOCATABLE = ("data", "eval_data", "output_dir", "init_from", "progress")
 
 
-def _check_resumed_config(out: Path, cfg: TrainConfig, last: str | None) -> None:
+def check_resumed_config(out: Path, cfg: Config, last: str | None,
+                         relocatable: tuple[str, ...] = RELOCATABLE) -> None:
     """Record the settings of a fresh run; refuse to resume checkpoints made with others.
 
     Resuming under a changed config would mix two trainings in one model and record the new
-    config as if it had been used throughout.
+    config as if it had been used throughout. Keys in ``relocatable`` may differ.
     """
     from speechlm.config import describe_changes
 
     path = out / RUN_CONFIG
-    now = {k: v for k, v in cfg.to_dict().items() if k not in RELOCATABLE}
+    now = {k: v for k, v in cfg.to_dict().items() if k not in relocatable}
     if last is not None and path.is_file():
-        then = {k: v for k, v in json.loads(path.read_text()).items() if k not in RELOCATABLE}
+        then = {k: v for k, v in json.loads(path.read_text()).items() if k not in relocatable}
         if then != now:
             raise ConfigError(f"{out}: the checkpoints there were made with other settings "
                               f"({describe_changes(then, now)}); use another output_dir, or "
