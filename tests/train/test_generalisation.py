@@ -62,14 +62,36 @@ def test_loss_plot_and_metrics_record_the_kept_step(overfit):
 
 
 def test_early_stopping_stops_after_patience(toy_tokens, toy_eval_tokens, tmp_path):
-    m = run_training(TrainConfig(**tiny_cfg(
+    cfg = TrainConfig(**tiny_cfg(
         toy_tokens, tmp_path, max_steps=200, eval_steps=5, save_steps=5, lr=1e-2,
         warmup_steps=2, eval_data=str(toy_eval_tokens), early_stopping_patience=2,
-        precision="fp32")))
+        precision="fp32"))
+    m = run_training(cfg)
     losses = dict(m["eval_loss"])
     best = min(losses, key=losses.get)
     assert m["stopped_early"] and m["steps"] == best + 2 * 5  # two evaluations without a gain
     assert m["kept_step"] == best
+    # started again, the stopped run stays stopped: no step, the same kept model
+    weights = (tmp_path / "model.safetensors").read_bytes()
+    again = run_training(cfg)
+    assert again["steps"] == m["steps"] and again["steps_this_run"] == 0
+    assert again["kept_step"] == best and again["eval_loss"] == m["eval_loss"]
+    assert (tmp_path / "model.safetensors").read_bytes() == weights
+
+
+def test_a_finished_run_started_again_takes_no_step(overfit, tmp_path):
+    """transformers 5 resumed at max_steps takes one more step; the run must stay as it was.
+    The copy also moves the run: the best checkpoint is found at its new place."""
+    import dataclasses
+    import shutil
+
+    out, cfg, m = overfit
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    again = run_training(dataclasses.replace(cfg, output_dir=str(moved)))
+    assert again["steps"] == 60 and again["steps_this_run"] == 0
+    assert again["kept_step"] == m["kept_step"] and again["train_loss"] == m["train_loss"]
+    assert (moved / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
 
 
 def test_max_epochs_caps_the_step_budget(toy_tokens, tmp_path):

@@ -89,15 +89,7 @@ def train_hubert(cfg: HubertTrainConfig, callbacks: list | None = None) -> dict:
     trainer = SpeechLMTrainer(model=model, args=training_arguments(cfg, has_eval=False),
                               train_dataset=dataset, data_collator=collator,
                               callbacks=callbacks)
-    if last is not None and _steps_done(last) >= cfg.max_steps:
-        # a finished run: the Trainer, resumed, would take one step past max_steps
-        from safetensors.torch import load_file
-        from transformers import TrainerState
-
-        model.load_state_dict(load_file(Path(last) / "model.safetensors"))
-        trainer.state = TrainerState.load_from_json(str(Path(last) / "trainer_state.json"))
-    else:
-        trainer.train(resume_from_checkpoint=last)
+    trainer.train(resume_from_checkpoint=last)  # a finished run stays finished
 
     history = trainer.state.log_history
     metrics = {
@@ -120,7 +112,3 @@ def train_hubert(cfg: HubertTrainConfig, callbacks: list | None = None) -> dict:
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
-
-def _steps_done(checkpoint: str) -> int:
-    """The optimizer steps a Trainer checkpoint was saved after."""
-    return int(json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"])

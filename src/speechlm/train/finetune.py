@@ -15,7 +15,7 @@ functions; the objectives only turn their output into the pre-tokenised rows TRL
   let ids through. The reference model is a frozen copy of the starting model (after any
   vocabulary extension), so it is never reloaded from a path whose vocabulary is smaller.
 
-Both trainers carry :class:`~speechlm.train.trainer.NoPickleMixin` (checkpoints without pickle)
+Both trainers carry :class:`~speechlm.train.trainer.SpeechTrainerMixin` (checkpoints without pickle)
 and resume from ``output_dir/checkpoints`` like ``lm``. The formatted rows are memory-mapped
 Arrow files under ``output_dir/examples``, built once by the main process.
 """
@@ -112,12 +112,12 @@ def trainer_classes() -> tuple[type, type]:
     """
     from trl import DPOTrainer, SFTTrainer
 
-    from speechlm.train.trainer import NoPickleMixin
+    from speechlm.train.trainer import SpeechTrainerMixin
 
-    class SpeechSFTTrainer(NoPickleMixin, SFTTrainer):
+    class SpeechSFTTrainer(SpeechTrainerMixin, SFTTrainer):
         """TRL's ``SFTTrainer``; checkpoints hold ``training_args.json``, not a pickle."""
 
-    class SpeechDPOTrainer(NoPickleMixin, DPOTrainer):
+    class SpeechDPOTrainer(SpeechTrainerMixin, DPOTrainer):
         """TRL's ``DPOTrainer`` on pre-tokenised pairs; checkpoints hold no pickle."""
 
         def _prepare_dataset(self, dataset, processing_class, args, dataset_name):

@@ -93,6 +93,7 @@ def training_arguments(cfg: TrainConfig, has_eval: bool, args_class: Any = None,
     from transformers import TrainingArguments
 
     cls = args_class or TrainingArguments
+    keep_best = has_eval and cfg.keep == "best"
     return cls(
         output_dir=str(Path(cfg.output_dir) / "checkpoints"),
         per_device_train_batch_size=cfg.batch_size,
@@ -108,11 +109,13 @@ def training_arguments(cfg: TrainConfig, has_eval: bool, args_class: Any = None,
         logging_steps=cfg.logging_steps,
         save_strategy="steps",
         save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
+        # at least 2 with a kept best: at limit 1 the Trainer ends by deleting every checkpoint
+        # but the best, so a finished run started again would train on from the best one
+        save_total_limit=max(cfg.save_total_limit, 2) if keep_best else cfg.save_total_limit,
         eval_strategy="steps" if has_eval else "no",
         eval_steps=cfg.eval_steps if has_eval else None,
         # the kept model is the checkpoint with the lowest held-out loss, not the last one
-        load_best_model_at_end=has_eval and cfg.keep == "best",
+        load_best_model_at_end=keep_best,
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         prediction_loss_only=True,

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from transformers import Trainer, TrainerCallback
 
 TRAINING_ARGS_BIN = "training_args.bin"
+STATE_FILE = "trainer_state.json"  # the Trainer's own record in each checkpoint
 
 
-class NoPickleMixin:
-    """Put first in the bases of any ``Trainer`` (stock or TRL): its checkpoints hold no pickle.
+class SpeechTrainerMixin:
+    """Put first in the bases of any ``Trainer`` (stock or TRL): its checkpoints hold no pickle,
+    and a finished run started again stays finished.
 
     The stock ``_save`` pickles ``TrainingArguments`` (or a TRL config) into
     ``training_args.bin``; nothing reads it back on resume, so it is replaced by
     ``training_args.json``. Optimizer, scheduler and RNG states stay as the Trainer writes them
     and are read with ``torch.load(weights_only=True)``.
+
+    ``train(resume_from_checkpoint=C)`` from the checkpoint a run ended on (``max_steps``
+    reached, or an early stop) does not train: the stock loop takes one more step before it
+    checks ``max_steps`` (transformers 5) and forgets an early stop. It loads the state and the
+    kept model instead (the best checkpoint with ``load_best_model_at_end``, else ``C``).
     """
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
@@ -27,8 +35,34 @@ class NoPickleMixin:
             (out / "training_args.json").write_text(self.args.to_json_string())
 
 
-class SpeechLMTrainer(NoPickleMixin, Trainer):
-    """The stock Trainer, except that checkpoints hold no pickle (:class:`NoPickleMixin`)."""
+    def train(self, resume_from_checkpoint: str | None = None, **kwargs: Any) -> Any:
+        if resume_from_checkpoint is None or not run_finished(resume_from_checkpoint):
+            return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        from transformers import TrainerState
+        from transformers.trainer_utils import TrainOutput
+
+        self.state = TrainerState.load_from_json(str(Path(resume_from_checkpoint) / STATE_FILE))
+        # the callbacks see a run of no steps (a moved run's best checkpoint is found again)
+        self.control = self.callback_handler.on_train_begin(self.args, self.state, self.control)
+        best = self.state.best_model_checkpoint
+        kept = best if self.args.load_best_model_at_end and best else resume_from_checkpoint
+        self._load_from_checkpoint(kept)
+        self.control = self.callback_handler.on_train_end(self.args, self.state, self.control)
+        return TrainOutput(self.state.global_step, 0.0, {})
+
+
+def run_finished(checkpoint: str | Path) -> bool:
+    """Whether the run had ended (``max_steps`` or an early stop) when ``checkpoint`` was saved."""
+    import json
+
+    state = json.loads((Path(checkpoint) / STATE_FILE).read_text())
+    control = state.get("stateful_callbacks", {}).get("TrainerControl", {}).get("args", {})
+    return bool(control.get("should_training_stop")) or (
+        0 < state.get("max_steps", 0) <= state.get("global_step", 0))
+
+
+class SpeechLMTrainer(SpeechTrainerMixin, Trainer):
+    """The stock Trainer, except that checkpoints hold no pickle (:class:`SpeechTrainerMixin`)."""
 
 
 class ThroughputCallback(TrainerCallback):
