@@ -247,6 +247,34 @@ def test_dpo_on_an_interleaved_model_keeps_its_text_and_raises_the_margin(
     assert after > before + 0.5, (before, after)
 
 
+def test_dpo_that_never_beats_its_start_on_held_out_pairs_keeps_the_start(
+        toy_source_model, toy_preferences, tmp_path):
+    """Held-out pairs with chosen and rejected swapped: learning the training pairs can only
+    raise their loss above the start's ln 2, so the starting model is kept, unchanged."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from speechlm.train.toydata import write_token_rows
+
+    rows = pq.read_table(next((toy_preferences / "data").glob("*.parquet"))).to_pylist()
+    swapped = [{**r, "chosen_units": r["rejected_units"], "rejected_units": r["chosen_units"]}
+               for r in rows]
+    schema = pa.schema([("id", pa.string()), *[(c, pa.list_(pa.int32())) for c in (
+        "prompt_units", "chosen_units", "rejected_units")]])
+    held_out = write_token_rows(tmp_path / "swapped", swapped, schema, 20,
+                                tokenizer_dir=read_info(toy_preferences)["tokenizer"])
+    out = tmp_path / "dpo"
+    m = run_training(TrainConfig(**ft_cfg(
+        toy_preferences, out, toy_source_model, max_steps=8, save_steps=4, eval_steps=4,
+        eval_data=str(held_out), objective_args={"beta": 0.1}, **DPO)))
+    assert m["start_eval_loss"] == pytest.approx(np.log(2), abs=1e-6)  # policy == reference
+    assert min(loss for _, loss in m["eval_loss"]) > m["start_eval_loss"]
+    assert m["kept_step"] == 0 and m["final_eval_loss"] == m["start_eval_loss"]
+    start = load_speech_lm(toy_source_model).model.state_dict()
+    kept = load_speech_lm(out).model.state_dict()
+    assert all(torch.equal(kept[k], v) for k, v in start.items())
+
+
 def test_dpo_reference_is_the_frozen_starting_model(toy_source_model, toy_preferences, tmp_path):
     trainer, _ = build_trainer(TrainConfig(**ft_cfg(toy_preferences, tmp_path, toy_source_model,
                                                     **DPO)))

@@ -125,12 +125,16 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     last = last_complete_checkpoint(out / "checkpoints")
     if trainer.is_world_process_zero():
         check_resumed_config(out, cfg, last)
+    # a model that starts trained (warm, from_model) competes with its checkpoints for "best":
+    # fine-tuning that never beats it on held-out data must not replace it (the weights are
+    # still the starting ones here: a resume loads its checkpoint inside train())
+    keep_start = cfg.init != "cold" and eval_ds is not None and cfg.keep == "best"
+    start_eval = trainer.evaluate()["eval_loss"] if keep_start else None
     trainer.train(resume_from_checkpoint=last)
     step = trainer.state.global_step
     if eval_ds is not None and not any(h.get("step") == step and "eval_loss" in h
                                        for h in trainer.state.log_history):
         trainer.evaluate()  # the last step was not an eval step: evaluate the final model
-    trainer.save_model(str(out))
 
     history = trainer.state.log_history
     train_loss = [(h["step"], h["loss"]) for h in history if "loss" in h]
@@ -140,6 +144,10 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     if trainer.args.load_best_model_at_end and best:
         kept_step = int(Path(best).name.split("-")[-1])
         kept_eval = dict(eval_loss).get(kept_step, trainer.state.best_metric)
+    if start_eval is not None and (kept_eval is None or start_eval <= kept_eval):
+        trainer.model.load_state_dict(build_model(cfg, info, uses)[1].state_dict())  # seeded
+        kept_step, kept_eval = 0, start_eval
+    trainer.save_model(str(out))
     metrics = {
         "train_loss": train_loss,
         "eval_loss": eval_loss,
@@ -147,6 +155,8 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         # the held-out loss of the model that was kept (the best one, unless keep: last)
         "final_eval_loss": kept_eval,
         "last_eval_loss": eval_loss[-1][1] if eval_loss else None,
+        # held-out loss of the starting model (warm, from_model); kept_step 0 when it stayed best
+        "start_eval_loss": start_eval,
         "kept_step": kept_step,
         "keep": cfg.keep if eval_ds is not None else "last",
         "stopped_early": step < cfg.max_steps,
