@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from transformers import TrainerCallback
 from typer.testing import CliRunner
 
 from speechlm.cli import app
@@ -18,6 +17,7 @@ from speechlm.sequences.example import IGNORE
 from speechlm.ssl import HubertTrainConfig, train_hubert
 from speechlm.ssl.masking import masked_prediction_loss, span_mask
 from speechlm.ssl.targets import FrameGrid, align_labels
+from speechlm.train.trainer import SimulatedCrash, StopAfterSave
 
 TINY_HUBERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                "intermediate_size": 64, "conv_dim": [16] * 7, "num_conv_pos_embeddings": 16,
@@ -149,28 +149,13 @@ def test_tiny_run_is_a_hubert_the_tokenizer_loads(iteration1, tiny_corpus, tmp_p
         == TINY_HUBERT["hidden_size"]
 
 
-class Crash(Exception):
-    """What :class:`CrashAfterSave` raises."""
-
-
-class CrashAfterSave(TrainerCallback):
-    """Raises right after checkpoint ``step`` is written (an in-process stand-in for a kill)."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise Crash(f"crash after checkpoint {self.step}")
-
-
 def test_crash_then_resume_matches_uninterrupted(iteration1, tmp_path):
     ref = json.loads((iteration1 / "metrics.json").read_text())
     cfg = HubertTrainConfig.from_dict({
         **json.loads((iteration1 / "train_config.json").read_text()),
         "output_dir": str(tmp_path / "crash")})
-    with pytest.raises(Crash, match="crash after checkpoint 2"):
-        train_hubert(cfg, callbacks=[CrashAfterSave(2)])
+    with pytest.raises(SimulatedCrash, match="crash after checkpoint 2"):
+        train_hubert(cfg, callbacks=[StopAfterSave(2, in_process=True)])
     assert not (tmp_path / "crash" / "model.safetensors").exists()
 
     resumed = train_hubert(cfg)

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from train_helpers import TINY_LLAMA, tiny_cfg
-from transformers import TrainerCallback
 
 from speechlm.errors import ConfigError
 from speechlm.models import load_speech_lm
@@ -22,6 +21,7 @@ from speechlm.train.finetune import preference_pairs
 from speechlm.train.objectives import get_objective
 from speechlm.train.run import build_model
 from speechlm.train.toydata import write_token_rows, write_toy_preference_dataset
+from speechlm.train.trainer import SimulatedCrash, StopAfterSave
 
 SFT = {"objective": "sft", "formats": {"speech_instruction": 1.0}}
 DPO = {"objective": "dpo", "formats": {"speech_preference": 1.0}}
@@ -254,8 +254,6 @@ def test_dpo_that_never_beats_its_start_on_held_out_pairs_keeps_the_start(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from speechlm.train.toydata import write_token_rows
-
     rows = pq.read_table(next((toy_preferences / "data").glob("*.parquet"))).to_pylist()
     swapped = [{**r, "chosen_units": r["rejected_units"], "rejected_units": r["chosen_units"]}
                for r in rows]
@@ -298,21 +296,6 @@ def test_dpo_precomputed_reference_gives_the_same_losses(toy_source_model, toy_p
 
 
 # ---- resume -----------------------------------------------------------------------------------
-class Crash(Exception):
-    """What :class:`CrashAfterSave` raises."""
-
-
-class CrashAfterSave(TrainerCallback):
-    """Raises right after checkpoint ``step`` is written (an in-process stand-in for a kill)."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise Crash(f"crash after checkpoint {self.step}")
-
-
 @pytest.mark.parametrize("kind", ["sft", "dpo"])
 def test_crash_then_resume_matches_uninterrupted(kind, toy_source_model, toy_instructions,
                                                  toy_preferences, tmp_path):
@@ -320,8 +303,8 @@ def test_crash_then_resume_matches_uninterrupted(kind, toy_source_model, toy_ins
     kw = dict(max_steps=6, save_steps=3, **objective)
     ref = run_training(TrainConfig(**ft_cfg(data, tmp_path / "ref", toy_source_model, **kw)))
     cfg = TrainConfig(**ft_cfg(data, tmp_path / "crash", toy_source_model, **kw))
-    with pytest.raises(Crash, match="crash after checkpoint 3"):
-        run_training(cfg, callbacks=[CrashAfterSave(3)])
+    with pytest.raises(SimulatedCrash, match="crash after checkpoint 3"):
+        run_training(cfg, callbacks=[StopAfterSave(3, in_process=True)])
     assert not (tmp_path / "crash/model.safetensors").exists()
 
     resumed = run_training(cfg)

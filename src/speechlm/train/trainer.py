@@ -88,15 +88,23 @@ class ThroughputCallback(TrainerCallback):
         }
 
 
-class StopAfterSave(TrainerCallback):
-    """Kills the process right after checkpoint ``step`` is written (tests a crash + resume)."""
+class SimulatedCrash(RuntimeError):
+    """What :class:`StopAfterSave` raises with ``in_process``."""
 
-    def __init__(self, step: int, exit_code: int = 137):
+
+class StopAfterSave(TrainerCallback):
+    """Ends the run right after checkpoint ``step`` is written (tests a crash + resume): kills
+    the process, or with ``in_process`` raises :class:`SimulatedCrash` (a kill's stand-in)."""
+
+    def __init__(self, step: int, exit_code: int = 137, in_process: bool = False):
         self.step = step
         self.exit_code = exit_code
+        self.in_process = in_process
 
     def on_save(self, args, state, control, **kwargs):
         if state.global_step == self.step:
+            if self.in_process:
+                raise SimulatedCrash(f"crash after checkpoint {self.step}")
             import os
 
             os._exit(self.exit_code)  # no cleanup, like SIGKILL
