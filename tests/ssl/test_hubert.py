@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from speechlm.cli import app
 from speechlm.errors import ConfigError, ManifestError
 from speechlm.sequences.example import IGNORE
-from speechlm.ssl import HubertTrainConfig, train_hubert
+from speechlm.ssl import SSLTrainConfig, train_ssl
 from speechlm.ssl.masking import masked_prediction_loss, span_mask
 from speechlm.ssl.targets import FrameGrid, align_labels
 from speechlm.train.trainer import SimulatedCrash, StopAfterSave
@@ -139,11 +139,11 @@ def test_tiny_run_is_a_hubert_the_tokenizer_loads(iteration1, tiny_corpus, tmp_p
     assert len(tok.encode([wavs[0]], 16000)[0].units) > 0
 
     # iteration 2: the same objective against units of the iteration-1 model
-    cfg = HubertTrainConfig.from_dict({
+    cfg = SSLTrainConfig.from_dict({
         **json.loads((iteration1 / "train_config.json").read_text()),
         "manifest": str(tmp_path / "some.jsonl"), "targets": str(tok_dir),
         "output_dir": str(tmp_path / "it2"), "max_steps": 2})
-    it2 = train_hubert(cfg)
+    it2 = train_ssl(cfg)
     assert it2["n_units"] == 8 and it2["steps"] == 2
     assert HubertModel.from_pretrained(tmp_path / "it2", use_safetensors=True).config.hidden_size \
         == TINY_HUBERT["hidden_size"]
@@ -151,26 +151,26 @@ def test_tiny_run_is_a_hubert_the_tokenizer_loads(iteration1, tiny_corpus, tmp_p
 
 def test_crash_then_resume_matches_uninterrupted(iteration1, tmp_path):
     ref = json.loads((iteration1 / "metrics.json").read_text())
-    cfg = HubertTrainConfig.from_dict({
+    cfg = SSLTrainConfig.from_dict({
         **json.loads((iteration1 / "train_config.json").read_text()),
         "output_dir": str(tmp_path / "crash")})
     with pytest.raises(SimulatedCrash, match="crash after checkpoint 2"):
-        train_hubert(cfg, callbacks=[StopAfterSave(2, in_process=True)])
+        train_ssl(cfg, callbacks=[StopAfterSave(2, in_process=True)])
     assert not (tmp_path / "crash" / "model.safetensors").exists()
 
-    resumed = train_hubert(cfg)
+    resumed = train_ssl(cfg)
     assert resumed["resumed_from"].endswith("checkpoint-2")
     assert [s for s, _ in resumed["train_loss"]] == [1, 2, 3, 4]
     for (s, a), (_, b) in zip(ref["train_loss"], resumed["train_loss"], strict=True):
         assert a == pytest.approx(b, abs=1e-6), f"step {s}"
 
-    again = train_hubert(cfg)  # a finished run is not trained further
+    again = train_ssl(cfg)  # a finished run is not trained further
     assert again["steps"] == 4 and again["train_loss"] == resumed["train_loss"]
     assert not (tmp_path / "crash" / "checkpoints" / "checkpoint-5").exists()
 
-    changed = HubertTrainConfig.from_dict({**cfg.to_dict(), "mask_prob": 0.5})
+    changed = SSLTrainConfig.from_dict({**cfg.to_dict(), "mask_prob": 0.5})
     with pytest.raises(ConfigError, match=r"other settings \(mask_prob: 0.8 -> 0.5\)"):
-        train_hubert(changed)
+        train_ssl(changed)
 
 
 # ---- errors ----------------------------------------------------------------------------------

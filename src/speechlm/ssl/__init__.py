@@ -1,18 +1,19 @@
-"""Self-supervised speech encoders trained here: HuBERT pre-training (masked prediction of units).
+"""Self-supervised speech encoders trained here: HuBERT, wav2vec 2.0 and CPC pre-training.
 
-``train_hubert(HubertTrainConfig(...))`` trains a ``transformers.HubertModel`` on a manifest's
-audio against the frame units of a speechlm unit tokenizer and saves it as a plain HF model
-folder, which the ``hubert`` tokenizer kind loads like any HuBERT.
+``train_ssl(SSLTrainConfig(...))`` trains an encoder on a manifest's audio and saves it as a
+plain HF model folder (``HubertModel``, ``Wav2Vec2Model``, or ``CPCModel`` registered with
+``AutoModel``), which the ``hubert``, ``wav2vec2`` and ``cpc`` tokenizer kinds load like any
+checkpoint.
 """
 
-from speechlm.ssl.config import HubertTrainConfig
+from speechlm.ssl.config import SSLTrainConfig
 
 
-def train_hubert(cfg: HubertTrainConfig, callbacks: list | None = None) -> dict:
-    """Pre-train as configured (see :func:`speechlm.ssl.train.train_hubert`)."""
-    from speechlm.ssl.train import train_hubert as _train
+def train_ssl(cfg: SSLTrainConfig, callbacks: list | None = None) -> dict:
+    """Pre-train as configured (see :func:`speechlm.ssl.train.train_ssl`)."""
+    from speechlm.ssl.train import train_ssl as _train
 
     return _train(cfg, callbacks)
 
 
-__all__ = ["HubertTrainConfig", "train_hubert"]
+__all__ = ["SSLTrainConfig", "train_ssl"]

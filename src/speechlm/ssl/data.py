@@ -1,4 +1,6 @@
-"""Training batches for HuBERT: random windows of the manifest's audio, frame targets, a mask.
+"""Pre-training batches: random windows of the manifest's audio, with what each objective
+needs (HuBERT: frame targets and a span mask; wav2vec 2.0: a span mask and distractors; CPC:
+the audio alone).
 
 Every random choice is a function of ``(seed, epoch, item index)``: the window an item reads
 and the seed of its batch's mask. So a run resumed from a checkpoint (the Trainer replays the
@@ -16,26 +18,33 @@ import torch
 
 from speechlm.corpus.manifest import Utterance
 from speechlm.ssl.config import SAMPLE_RATE
-from speechlm.ssl.masking import span_mask
+from speechlm.ssl.masking import negative_indices, span_mask
 from speechlm.ssl.targets import FrameGrid, align_labels, frame_units
 
 
 class CropDataset(torch.utils.data.Dataset):
-    """Item i: a window of at most ``crop`` samples of the i-th kept utterance, and its labels.
+    """Item i: a window of at most ``crop`` samples of the i-th kept utterance (and its labels).
 
     The window starts on a model frame (a multiple of ``hop`` samples), so the model's frames
     of the window are frames ``first ..`` of the whole utterance, where the labels were made.
-    Utterances shorter than ``min_samples`` are left out (``skipped``).
+    ``labels`` is the label dataset (id, duration, units, durations per row) or None, for
+    objectives without targets. Utterances shorter than ``min_samples`` are left out
+    (``skipped``).
     """
 
-    def __init__(self, labels: Any, utts: list[Utterance], crop: int, hop: int,
+    def __init__(self, labels: Any | None, utts: list[Utterance], crop: int, hop: int,
                  min_samples: int, seed: int) -> None:
-        self.labels = labels  # the label dataset: id, duration, units, durations per row
+        self.labels = labels
         self.utts = {u.id: u for u in utts}
         self.crop, self.hop, self.seed = crop, hop, seed
         self.epoch = 0
-        seconds = labels["duration"]
-        self.rows = [i for i, s in enumerate(seconds) if s * SAMPLE_RATE >= min_samples]
+        if labels is None:
+            ids, seconds = [u.id for u in utts], [u.duration for u in utts]
+        else:
+            ids, seconds = labels["id"], labels["duration"]
+        # (label row, utterance id, seconds) of each kept utterance
+        self.rows = [(r, uid, s) for r, (uid, s) in enumerate(zip(ids, seconds, strict=True))
+                     if s * SAMPLE_RATE >= min_samples]
         self.skipped = len(seconds) - len(self.rows)
 
     def set_epoch(self, epoch: int) -> None:
@@ -48,40 +57,59 @@ class CropDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         from speechlm.audio import load_audio
 
-        row = self.labels[self.rows[i]]
-        utt = self.utts[row["id"]]
-        n = int(round(row["duration"] * SAMPLE_RATE))
+        row, uid, seconds = self.rows[i]
+        utt = self.utts[uid]
+        n = int(round(seconds * SAMPLE_RATE))
         rng = np.random.default_rng([self.seed, self.epoch, i])
         first = int(rng.integers(0, max(0, n - self.crop) // self.hop + 1))  # model frame
         start = first * self.hop
         offset = utt.start or 0.0
         wav = load_audio(utt.audio, SAMPLE_RATE, start=offset + start / SAMPLE_RATE,
                          end=offset + min(n, start + self.crop) / SAMPLE_RATE)
-        return {"wav": wav, "labels": frame_units(row), "first": first,
-                "mask_seed": int(rng.integers(2**63))}
+        item = {"wav": wav, "first": first, "mask_seed": int(rng.integers(2**63))}
+        if self.labels is not None:
+            item["labels"] = frame_units(self.labels[row])
+        return item
 
 
 @dataclass
-class HubertCollator:
-    """Items -> ``input_values`` (B, L), ``labels`` and ``mask_time_indices`` (B, T).
+class WindowCollator:
+    """Items -> ``input_values`` (B, L) and what the objective takes besides:
 
-    The batch is cut to its shortest window (fairseq's HuBERT crops rather than pads), so no
-    attention mask is needed, as group-norm HuBERT expects.
+    - ``mask_time_indices`` (B, T) when ``mask_prob`` > 0 (HuBERT, wav2vec 2.0);
+    - ``labels`` (B, T) when the items have labels (HuBERT): aligned from the targets' ``grid``
+      to the model's ``frames``;
+    - ``sampled_negative_indices`` (B, T, N) when ``num_negatives`` > 0 (wav2vec 2.0);
+    - ``negative_seed`` when ``seed_negatives`` (CPC draws its negatives inside the model).
+
+    The batch is cut to its shortest window (fairseq crops rather than pads), so no attention
+    mask is needed, as group-norm encoders expect. Masks and negatives are seeded by the items,
+    so a resumed run draws the same ones.
     """
 
     n_frames: Callable[[int], int]  # model frames of a window of n samples
-    frames: FrameGrid  # the model's frames
-    grid: FrameGrid  # the targets' frames
-    mask_prob: float
-    mask_length: int
+    mask_prob: float = 0.0
+    mask_length: int = 10
+    frames: FrameGrid | None = None  # the model's frames
+    grid: FrameGrid | None = None  # the targets' frames
+    num_negatives: int = 0
+    seed_negatives: bool = False
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         n = min(len(it["wav"]) for it in items)
         t = self.n_frames(n)
-        wav = np.stack([it["wav"][:n] for it in items])  # (B, n)
-        labels = np.stack([align_labels(it["labels"], self.grid, self.frames, it["first"], t)
-                           for it in items])  # (B, T)
-        seed = int(np.random.SeedSequence([it["mask_seed"] for it in items]).generate_state(1)[0])
-        mask = span_mask((len(items), t), self.mask_prob, self.mask_length, seed)  # (B, T)
-        return {"input_values": torch.from_numpy(wav), "labels": torch.from_numpy(labels),
-                "mask_time_indices": mask}
+        batch = {"input_values": torch.from_numpy(np.stack([it["wav"][:n] for it in items]))}
+        seeds = np.random.SeedSequence([it["mask_seed"] for it in items]).generate_state(2)
+        if self.mask_prob > 0:
+            mask = span_mask((len(items), t), self.mask_prob, self.mask_length, int(seeds[0]))
+            batch["mask_time_indices"] = mask  # (B, T)
+            if self.num_negatives:
+                batch["sampled_negative_indices"] = negative_indices(mask, self.num_negatives,
+                                                                     int(seeds[1]))
+        if "labels" in items[0]:
+            batch["labels"] = torch.from_numpy(np.stack([
+                align_labels(it["labels"], self.grid, self.frames, it["first"], t)
+                for it in items]))  # (B, T)
+        if self.seed_negatives:
+            batch["negative_seed"] = torch.tensor(int(seeds[1]))
+        return batch

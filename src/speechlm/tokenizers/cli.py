@@ -16,7 +16,7 @@ tokenizer_app = typer.Typer(no_args_is_help=True)
 @tokenizer_app.command("fit")
 def fit(
     manifest: Path = typer.Option(..., help="Manifest (JSONL) to fit on."),
-    kind: str = typer.Option(..., help="mfcc, logmel, hubert, wav2vec2, wavlm, w2v-bert, "
+    kind: str = typer.Option(..., help="mfcc, logmel, hubert, wav2vec2, wavlm, w2v-bert, cpc, "
                                        "encodec, mimi, dac or continuous."),
     units: int = typer.Option(100, help="Number of k-means units (unit kinds)."),
     out: Path = typer.Option(..., help="Tokenizer directory to write."),

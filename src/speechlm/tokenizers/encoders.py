@@ -1,4 +1,5 @@
-"""Self-supervised speech encoders through ``transformers``: HuBERT, wav2vec2, WavLM, w2v-BERT 2.0.
+"""Self-supervised speech encoders through ``transformers``: HuBERT, wav2vec2, WavLM, w2v-BERT 2.0,
+and CPC (``speechlm.ssl.cpc``, registered with ``AutoModel``).
 
 Loaded with ``AutoModel.from_pretrained`` from a hub id or a local folder; the encoder is cut after
 the chosen hidden layer (the layers above it are never run, as in textlesslib's feature readers).
@@ -19,7 +20,7 @@ from speechlm.errors import ConfigError
 
 # kind -> config.model_type it must load as
 MODEL_TYPES = {"hubert": "hubert", "wav2vec2": "wav2vec2", "wavlm": "wavlm",
-               "w2v-bert": "wav2vec2-bert"}
+               "w2v-bert": "wav2vec2-bert", "cpc": "speechlm_cpc"}
 ENCODER_DIR = "encoder"
 
 
@@ -39,6 +40,8 @@ class SSLEncoder:
         if kind not in MODEL_TYPES:
             raise ConfigError(f"encoder kind '{kind}' is unknown; valid: {', '.join(MODEL_TYPES)}")
         self.kind, self.model_ref, self.sample_rate = kind, model_ref, sample_rate
+        if kind == "cpc":
+            import speechlm.ssl.cpc  # noqa: F401  (registers its config and model with Auto*)
         try:
             config = AutoConfig.from_pretrained(model_ref)
         except (OSError, ValueError) as e:

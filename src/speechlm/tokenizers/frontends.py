@@ -16,7 +16,7 @@ import torch
 from speechlm.errors import ConfigError
 from speechlm.tokenizers.features import SPECTRAL_KINDS, SpectralFeatures, SpectralSpec
 
-ENCODER_KINDS = ("hubert", "wav2vec2", "wavlm", "w2v-bert")
+ENCODER_KINDS = ("hubert", "wav2vec2", "wavlm", "w2v-bert", "cpc")
 FRONTEND_KINDS = SPECTRAL_KINDS + ENCODER_KINDS
 
 

@@ -120,6 +120,8 @@ def token_rate(conf: TokenizerConfig) -> tuple[int, float] | None:
         return (conf.sample_rate or SpectralSpec.sample_rate,
                 conf.frame_rate or SpectralSpec.frame_rate)
     if kind in ENCODER_KINDS and kind != "w2v-bert":  # w2v-BERT's rate is its extractor's
+        if kind == "cpc":
+            import speechlm.ssl.cpc  # noqa: F401  (registers its config with AutoConfig)
         cfg = offline_hf_config(conf.model)
         if cfg is not None and getattr(cfg, "conv_stride", None):
             return 16000, 16000 / math.prod(cfg.conv_stride)
