@@ -22,8 +22,7 @@ def fit_tokenizer(manifest: str | Path, kind: str, n_units: int, out_dir: str | 
     """Fit a tokenizer of ``kind`` on ``manifest`` and save it in ``out_dir``.
 
     Unit kinds (``mfcc``, ``logmel``, ``hubert``, ``wav2vec2``, ``wavlm``, ``w2v-bert``, ``cpc``):
-    k-means
-    with ``n_units`` centroids on a uniform random sample of at most ``max_frames`` frames
+    k-means with ``n_units`` centroids on a uniform random sample of at most ``max_frames`` frames
     (default 200k) drawn from at most ``max_hours`` of audio. Options: ``seed``, ``dedup``
     (default True), ``smoothing`` (default 0: off; a penalty per change of unit, as a multiple of
     the median frame-to-centroid distance: see ``UnitTokenizer``), ``prosody`` (dict or True: F0
