@@ -73,9 +73,11 @@ def test_a_typo_in_any_stage_section_fails_at_load(recipe, scale):
 def test_a_typo_in_any_hf_model_config_fails_at_load(recipe, scale):
     block = yaml.safe_load((RECIPE_DIR / f"{recipe}.yaml").read_text())["scales"][scale]
     keys = [s for s, v in block.items() if isinstance(v, dict) and isinstance(v.get("model"), dict)]
-    for section in keys:
+    for section in keys:  # the ssl section's encoder is a HuBERT unless it says otherwise
+        model_type = block[section]["model"].get("model_type", "hubert")
         with pytest.raises(ConfigError, match=rf"^{section}\.model\.hidden_sise: unknown key "
-                                              r"for model_type llama; valid keys: .*hidden_size"):
+                                              rf"for model_type {model_type}; valid keys: "
+                                              r".*hidden_size"):
             load_recipe(recipe, scale, [f"{section}.model.hidden_sise=3"])
 
 

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from speechlm.errors import ConfigError
+from speechlm.recipes.config import load_recipe
+
 # A 2-layer, 32-wide LM on ~1.5 minutes of speech: exercises every stage in well under a minute.
 SMALL = [
     "corpus.hours=0.025", "data.valid_fraction=0.2", "benchmark.pairs=8", "tokenizer.units=20",
@@ -256,3 +259,49 @@ def test_slam_aligns_the_pretrained_model_with_dpo(tmp_path):
     assert (out / "align" / "vocoder" / "vocoder.json").is_file()
     assert json.loads((out / "eval" / "results.json").read_text())["lexical"]["model"] \
         == str(out / "align")
+
+
+# ---- the ssl stage: a recipe pre-trains its own encoder and tokenizes through it -------------
+
+TINY_SSL = [
+    *FINISHED, "ssl.max_steps=3", "ssl.batch_size=4", "ssl.crop_seconds=1",
+    "ssl.min_seconds=0.5", "ssl.warmup_steps=1", "ssl.save_steps=2", "ssl.precision=fp32",
+    "ssl.model.hidden_size=32", "ssl.model.num_hidden_layers=2",
+    "ssl.model.num_attention_heads=2", "ssl.model.intermediate_size=64",
+    "ssl.model.conv_dim=[16,16,16,16,16,16,16]", "ssl.model.num_conv_pos_embeddings=16",
+    "ssl.model.num_conv_pos_embedding_groups=2", "ssl.final_dim=16", "tokenizer.layer=1",
+]
+
+
+@pytest.mark.slow
+def test_run_trains_its_encoder_and_tokenizes_through_it(tmp_path):
+    out = tmp_path / "gslm_ssl"
+    proc = subprocess.run([sys.executable, "-m", "speechlm.cli", "run", "gslm", "--scale",
+                           "tiny-ssl", "--out", str(out), *TINY_SSL],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    metrics = json.loads((out / "ssl" / "metrics.json").read_text())
+    assert metrics["objective"] == "hubert" and metrics["steps"] == 3
+    assert (out / "ssl" / "targets" / "tokenizer.json").exists()  # iteration 1: MFCC targets
+    spec = json.loads((out / "tokenizer" / "tokenizer.json").read_text())
+    # the tokenizer holds its own copy of the encoder trained in the run, layer 1 of it
+    assert spec["kind"] == "hubert" and spec["features"]["layer"] == 1
+    assert spec["features"]["source"] == str(out / "ssl")
+    assert (out / "tokenizer" / "encoder" / "model.safetensors").exists()
+    assert json.loads((out / "results.json").read_text())["benchmarks"]["lexical"]["n_pairs"] > 0
+
+
+def test_tokenizer_kind_must_read_the_trained_encoder():
+    from speechlm.recipes.pipeline import plan_recipe
+    from speechlm.recipes.stages import RunContext
+
+    recipe = load_recipe("gslm", "tiny-ssl", ["ssl.objective=wav2vec2"])
+    with pytest.raises(ConfigError, match="objective: wav2vec2 trains an encoder that tokenizer "
+                                          "kind 'wav2vec2' reads, but tokenizer.kind is "
+                                          "'hubert'"):
+        plan_recipe(RunContext(recipe, None))
+    with pytest.raises(ConfigError, match=r"ssl.output_dir: set by the recipe \(RUN/ssl\)"):
+        load_recipe("gslm", "tiny-ssl", ["ssl.output_dir=x"])
+    with pytest.raises(ConfigError, match="stages: 'tokenizer' reads the output of stage 'ssl', "
+                                          "which is missing"):
+        load_recipe("gslm", "tiny", ["tokenizer.kind=hubert", "tokenizer.model=<ssl>"])

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 STAGE_MODULES = (
     "speechlm.recipes.stages.corpus",  # corpus, data, benchmark
+    "speechlm.recipes.stages.ssl",  # ssl
     "speechlm.recipes.stages.tokens",  # tokenizer, tokens
     "speechlm.recipes.stages.lm",  # textlm, model
     "speechlm.recipes.stages.vocoder",  # vocoder

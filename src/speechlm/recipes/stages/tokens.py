@@ -19,6 +19,8 @@ from speechlm.tokenizers.features import SPECTRAL_KINDS, SpectralSpec
 from speechlm.tokenizers.fitting import ALL_KINDS, CODEC_KINDS, CONTINUOUS_KIND
 from speechlm.tokenizers.frontends import ENCODER_KINDS, FRONTEND_KINDS
 
+FROM_SSL = "<ssl>"  # model placeholder: the encoder the ssl stage trains (stages/ssl.py)
+
 # Which options each kind takes (read by fit_tokenizer, its front end or its codec).
 KMEANS_OPTIONS = ("seed", "max_frames", "max_hours", "n_iter", "dedup", "smoothing", "prosody")
 SPECTRAL_OPTIONS = ("sample_rate", "frame_rate", "win_ms", "n_fft", "n_mels", "n_mfcc", "deltas",
@@ -113,9 +115,13 @@ class TokenizerConfig(Config):
         return {k: v for k, v in config_values(self).items() if k not in ("kind", "units")}
 
 
-def token_rate(conf: TokenizerConfig) -> tuple[int, float] | None:
+def token_rate(ctx: RunContext, conf: TokenizerConfig) -> tuple[int, float] | None:
     """(sample rate, frame rate) of the tokens, when known without data or weights."""
     kind = conf.frontend_kind
+    if conf.model == FROM_SSL:  # the encoder the ssl stage will train
+        from speechlm.recipes.stages.ssl import frame_rate
+
+        return 16000, frame_rate(ctx.conf("ssl"))
     if kind in SPECTRAL_KINDS:
         return (conf.sample_rate or SpectralSpec.sample_rate,
                 conf.frame_rate or SpectralSpec.frame_rate)
@@ -131,19 +137,27 @@ def token_rate(conf: TokenizerConfig) -> tuple[int, float] | None:
 def _run_tokenizer(ctx: RunContext, conf: TokenizerConfig, d: Path) -> dict:
     from speechlm.tokenizers import fit_tokenizer, load_tokenizer
 
+    options = conf.options()
+    if conf.model == FROM_SSL:
+        options["model"] = str(ctx.dir("ssl"))
     tok = load_tokenizer(fit_tokenizer(ctx.dir("data") / TRAIN, conf.kind, conf.units, d,
-                                       **conf.options()))
+                                       **options))
     return {"kind": tok.kind, "n_units": tok.n_units, "frame_rate": tok.frame_rate}
 
 
 def _plan_tokenizer(ctx: RunContext, conf: TokenizerConfig) -> dict:
-    rate = token_rate(conf)
+    rate = token_rate(ctx, conf)
     fr = f"{rate[1]:g} Hz" if rate else "set by the model (unknown offline)"
     return {"tokens": f"{conf.kind}, {conf.units} units, frame rate {fr}"}
 
 
+def _tokenizer_needs(conf: TokenizerConfig) -> tuple[str, ...]:
+    return ("ssl",) if conf.model == FROM_SSL else ()
+
+
 STAGES.add("tokenizer", Stage("tokenizer", _run_tokenizer, _plan_tokenizer,
-                              config=TokenizerConfig, needs=("data",)))
+                              config=TokenizerConfig, needs=("data",),
+                              extra_needs=_tokenizer_needs))
 
 
 def _run_tokens(ctx: RunContext, conf: None, d: Path) -> dict:

@@ -91,7 +91,7 @@ def _run_vocoder(ctx: RunContext, conf: VocoderConfig, d: Path) -> dict:
 def _plan_vocoder(ctx: RunContext, conf: VocoderConfig) -> dict:
     if conf.kind == "fallback":
         return {"vocoder": "fallback (training-free)"}
-    rates = token_rate(ctx.conf("tokenizer"))
+    rates = token_rate(ctx, ctx.conf("tokenizer"))
     cfg = conf.hifigan_config(rates)  # raises when its upsampling does not fit the tokens
     hop = math.prod(cfg.upsample_rates)
     fit = "matches the tokens" if rates else "tokens' hop unknown offline"
