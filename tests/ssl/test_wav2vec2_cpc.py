@@ -159,3 +159,29 @@ def test_settings_an_objective_does_not_take_are_named(tiny_corpus, tmp_path):
                                           r"speechlm_cpc"):
         SSLTrainConfig.from_dict({**base, "objective": "cpc", "model": {"hidden_sise": 8}})
     assert SSLTrainConfig.from_dict({**base, "objective": "wav2vec2"}).mask_prob == 0.65
+
+
+def test_wav2vec2_loss_is_the_hf_loss_per_masked_frame():
+    from transformers import Wav2Vec2Config, Wav2Vec2ForPreTraining
+
+    from speechlm.ssl.wav2vec2 import Wav2Vec2Objective
+
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(**TINY["wav2vec2"])
+    # training mode: Gumbel sampling and dropout draw the same numbers in the same order
+    ours = Wav2Vec2Objective(config).train()
+    stock = Wav2Vec2ForPreTraining(config).train()
+    stock.load_state_dict(ours.state_dict())
+    wav = torch.randn(3, 16000)
+    t = int(ours.wav2vec2._get_feat_extract_output_lengths(16000))
+    mask = span_mask((3, t), 0.65, 10, seed=0)
+    negatives = negative_indices(mask, 5, seed=1)
+    for model in (ours, stock):  # the same Gumbel noise in both
+        model.set_gumbel_temperature(2.0)
+    torch.manual_seed(3)
+    got = ours(wav, mask_time_indices=mask, sampled_negative_indices=negatives)
+    torch.manual_seed(3)
+    want = stock(wav, mask_time_indices=mask, sampled_negative_indices=negatives)
+    n = int(mask.sum())
+    assert got.contrastive_loss.item() == pytest.approx(want.contrastive_loss.item() / n, rel=1e-5)
+    assert got.loss.item() == pytest.approx(want.loss.item() / n, rel=1e-5)
