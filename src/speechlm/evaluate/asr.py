@@ -153,6 +153,15 @@ def wer_details(references: str | Sequence[str], hypotheses: str | Sequence[str]
             "utterances": len(refs)}
 
 
+def cer(references: str | Sequence[str], hypotheses: str | Sequence[str]) -> float:
+    """Corpus character error rate (total character edits / total reference characters, spaces
+    included) after ``normalize_text``; empty references are skipped, as in ``wer``."""
+    import jiwer
+
+    refs, hyps = _normalized_pairs(references, hypotheses)
+    return float(jiwer.cer(refs, hyps))
+
+
 def _normalized_pairs(
     references: str | Sequence[str], hypotheses: str | Sequence[str],
 ) -> tuple[list[str], list[str]]:

@@ -1,7 +1,7 @@
-"""``speechlm eval zerospeech|storycloze|all|abx|generation|asr``.
+"""``speechlm eval zerospeech|storycloze|all|abx|generation|asr|speech``.
 
-Heavy imports (torch, transformers, pocketsphinx) stay inside the functions so that
-``speechlm --help`` is fast.
+Heavy imports (torch, transformers, pocketsphinx, resemblyzer, onnxruntime) stay inside the
+functions so that ``speechlm --help`` is fast.
 """
 
 from __future__ import annotations
@@ -174,3 +174,43 @@ def asr(
     asr_model = asr_model or default_transcriber()
     for path, text in zip(audio or [], asr_model.transcribe_files(audio or []), strict=True):
         typer.echo(f"{path}\t{text}")
+
+
+@eval_app.command("speech")
+def speech(
+    audio: Path = typer.Option(..., help="Folder of generated or resynthesised .wav files, each "
+                                         "named <manifest id>.wav."),
+    manifest: Path = typer.Option(..., help="Manifest of the reference utterances."),
+    out: Path = typer.Option(..., help="Output folder: speech.json (per file, aggregate, "
+                                       "skipped) and speech.md."),
+    metrics: str = typer.Option(
+        "wer,speaker,mos,intrusive",
+        help="Comma-separated metric groups: wer (pocketsphinx WER/CER, with the reference "
+             "audio's as the ceiling), speaker (resemblyzer similarity to the reference, with "
+             "same- and other-speaker baselines), mos (DNSMOS), intrusive (STOI, PESQ, F0 RMSE, "
+             "F0 correlation, voicing error: for files as long as their reference)."),
+    asr_lm: str = typer.Option("domain", help="pocketsphinx LM for wer: domain (a bigram LM of "
+                                              "the manifest's transcripts) or generic (English)."),
+    length_tolerance: float = typer.Option(
+        0.1, help="Seconds a file may differ from its reference's length and still count as "
+                  "time-aligned for the intrusive metrics."),
+    seed: int = typer.Option(0, help="Seed of the utterances picked for the speaker baselines."),
+) -> None:
+    """Quality of generated or resynthesised speech against its references, per file and overall.
+
+    Files are matched to manifest utterances by name (<id>.wav); a file that cannot be scored
+    (no reference, unreadable, silent, too short, below 16 kHz) is skipped and listed.
+    """
+    from speechlm.evaluate.speech import evaluate_speech
+
+    r = evaluate_speech(audio, manifest, out, metrics=metrics, asr_lm=asr_lm,
+                        length_tolerance=length_tolerance, seed=seed, progress=True)
+    agg = r["aggregate"]
+    for k, v in agg.items():
+        if not k.startswith("n_"):
+            typer.echo(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
+    typer.echo(f"scored {agg['n_scored']} of {agg['n_files']} files")
+    if agg["n_skipped"]:
+        typer.echo(f"{agg['n_skipped']} file(s) skipped: listed in {out / 'speech.json'}",
+                   err=True)
+    typer.echo(f"report: {out / 'speech.md'}")
