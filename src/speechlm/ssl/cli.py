@@ -66,4 +66,5 @@ def train(
         typer.echo(json.dumps({"out": str(out), "objective": metrics["objective"],
                                "steps": metrics["steps"],
                                "final_train_loss": losses[-1][1] if losses else None,
-                               "n_units": metrics["n_units"]}))
+                               "n_units": metrics["n_units"],
+                               "collapsed": metrics["collapsed"]}))

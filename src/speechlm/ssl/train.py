@@ -18,14 +18,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from speechlm.errors import ConfigError
 from speechlm.ssl.config import SAMPLE_RATE, SSLTrainConfig, encoder_config
 
+logger = logging.getLogger("speechlm")
+
 # keys that may differ on a resume: where things are, and how verbose it is
 RELOCATABLE = ("manifest", "targets", "output_dir", "progress")
+# a last logged loss under this is a degenerate solution, not learning: every objective here
+# compares with distractors or many classes (wav2vec 2.0 reaches 0 when its codebook collapses
+# and every distractor equals its target, measured with a layer-norm feature encoder)
+COLLAPSED_LOSS = 1e-3
 
 
 def _hubert_labels(cfg: SSLTrainConfig, out: Path, state: Any) -> tuple[Any, Any, Path]:
@@ -133,6 +140,12 @@ def train_ssl(cfg: SSLTrainConfig, callbacks: list | None = None) -> dict:
         "skipped_short": dataset.skipped,
         "precision": cfg.precision,
     }
+    losses = metrics["train_loss"]
+    metrics["collapsed"] = bool(losses) and losses[-1][1] < COLLAPSED_LOSS
+    if metrics["collapsed"]:
+        logger.warning("%s: the %s loss fell to %.2g, a collapsed solution rather than learning; "
+                       "the encoder is not worth clustering (try a lower lr or the other "
+                       "feature-encoder norm)", out, cfg.objective, losses[-1][1])
     if trainer.is_world_process_zero():
         encoder.save_pretrained(out)
         Wav2Vec2FeatureExtractor(
