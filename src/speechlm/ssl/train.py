@@ -38,10 +38,10 @@ COLLAPSED_LOSS = 1e-3
 def _hubert_labels(cfg: SSLTrainConfig, out: Path, state: Any) -> tuple[Any, Any, Path]:
     """HuBERT's targets: (label dataset, unit tokenizer, its directory), made by rank 0 first
     (the other DDP ranks then read them)."""
-    from speechlm.ssl.targets import LABELS_DIR, check_targets, default_targets, label_dataset
+    from speechlm.ssl.targets import LABELS_DIR, default_targets, label_dataset
     from speechlm.tokenizers import load_tokenizer
 
-    targets = check_targets(cfg.targets) if cfg.targets is not None else None
+    targets = Path(cfg.targets) if cfg.targets is not None else None  # checked by train_ssl
     with state.main_process_first():
         targets = targets or default_targets(cfg.manifest, out)
         labels = label_dataset(cfg.manifest, targets, out / LABELS_DIR, cfg.progress)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from speechlm.errors import ConfigError
-from speechlm.recipes.stages import STAGES, RunContext, Stage
+from speechlm.recipes.stages import STAGES, RunContext, Stage, config_values
 from speechlm.recipes.stages.corpus import TRAIN
 from speechlm.recipes.stages.tokens import FROM_SSL
 from speechlm.ssl.config import SAMPLE_RATE, SSLTrainConfig, encoder_config
@@ -40,7 +40,7 @@ def _parse_ssl(section: Any, prefix: str) -> SSLTrainConfig:
 
 
 def _values(ctx: RunContext, conf: SSLTrainConfig) -> dict:
-    values = {k: v for k, v in conf.to_dict().items() if v is not None and v != {}}
+    values = config_values(conf)
     for key in (*SSL_PATHS, "progress"):  # where and how verbose: not what is trained
         values.pop(key, None)
     return values
