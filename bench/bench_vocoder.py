@@ -1,8 +1,8 @@
 """Vocoder benchmarks: real-time factor on 2 CPU threads, and intelligibility (pocketsphinx WER).
 
 RTF (default): seconds of compute per second of audio for the fallback vocoder (the baseline of
-this run) and the unit HiFi-GAN at the tiny and the paper (HiFi-GAN V1) sizes; HiFi-GAN compute
-does not depend on its weights, so untrained generators of the right size are timed.
+this run), the envelope vocoder and the unit HiFi-GAN, each at its tiny and paper sizes; compute
+does not depend on the weights, so untrained networks of the right size are timed.
 
 --wer: fits the fallback on a synthetic corpus (or --manifest), resynthesises held-out sentences
 (a corpus made with another seed: sentences never seen while fitting) and reports the WER of the
@@ -42,6 +42,9 @@ def _rtf(vocoder, streams, repeats: int = 3) -> float:
 def bench_rtf(seconds: float) -> dict:
     import torch
 
+    from speechlm.vocoders.envelope.model import EnvelopeNet
+    from speechlm.vocoders.envelope.model import preset as envelope_preset
+    from speechlm.vocoders.envelope.vocoder import EnvelopeVocoder
     from speechlm.vocoders.fallback import FallbackVocoder
     from speechlm.vocoders.hifigan.config import preset
     from speechlm.vocoders.hifigan.generator import UnitGenerator
@@ -61,6 +64,9 @@ def bench_rtf(seconds: float) -> dict:
         voc = HifiganVocoder(UnitGenerator(preset(name, n_units=k)))
         out[f"hifigan_{name}_rtf"] = _rtf(voc, streams, repeats=1 if name == "paper" else 3)
         out[f"hifigan_{name}_vs_fallback"] = out[f"hifigan_{name}_rtf"] / out["fallback_rtf"]
+        voc = EnvelopeVocoder(EnvelopeNet(envelope_preset(name, n_units=k)), fallback)
+        out[f"envelope_{name}_rtf"] = _rtf(voc, streams)
+        out[f"envelope_{name}_vs_fallback"] = out[f"envelope_{name}_rtf"] / out["fallback_rtf"]
     return out
 
 

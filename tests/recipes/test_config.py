@@ -96,14 +96,15 @@ def test_a_typo_in_any_hf_model_config_fails_at_load(recipe, scale):
     ("generate.temperature=0", "generate.temperature: must be > 0"),
     ("generate.top_p=1.5", "generate.top_p: must be in (0, 1]"),
     ("generate.top_k=-1", "generate.top_k: must be >= 0"),
-    ("vocoder.kind=nope", "vocoder.kind: must be one of fallback, hifigan"),
+    ("vocoder.kind=nope", "vocoder.kind: must be one of fallback, envelope, hifigan"),
     ("eval.scoring=max", "eval.scoring: must be one of sum, mean"),
     ("train.data=x", "train.data: set by the recipe (RUN/tokens/train)"),
     ("tokenizer.layer=6", "tokenizer.layer: not an option of kind 'mfcc'"),
     ("tokenizer.frame_rate=33", "tokenizer.frame_rate: 33.0 Hz does not divide 16000 Hz"),
     ("tokenizer.kind=hubert", "tokenizer.model: kind 'hubert' needs model="),
     ("tokenizer.prosody.n_pich=8", "tokenizer.prosody.n_pich: unknown key"),
-    ("vocoder.preset=paper", "vocoder.preset: only for kind hifigan"),
+    ("vocoder.preset=paper", "vocoder.preset: only for the trained kinds envelope and hifigan"),
+    ("vocoder.envelope.channels=8", "vocoder.envelope: only for kind envelope"),
 ])
 def test_bad_values_name_the_key_at_load(recipe, bad, message):
     with pytest.raises(ConfigError) as err:
@@ -147,6 +148,21 @@ def test_hifigan_options_are_validated_at_load():
         ("vocoder.hifigan.n_units=5", "vocoder.hifigan.n_units: set from the tokenizer"),
         ("vocoder.hifigan.upsample_rates=[5,4]", "vocoder.hifigan: upsample_kernels: needs one"),
         ("vocoder.preset=huge", "vocoder.preset: must be one of tiny, paper"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            load_recipe("gslm", "tiny", [*base, bad])
+        assert str(err.value).startswith(message), str(err.value)
+
+
+def test_envelope_options_are_validated_at_load():
+    base = ["vocoder.kind=envelope"]
+    cfg = load_recipe("gslm", "tiny", [*base, "vocoder.envelope.max_steps=7"])
+    assert cfg.confs["vocoder"].envelope_config().max_steps == 7
+    for bad, message in [
+        ("vocoder.envelope.max_stepz=3", "vocoder.envelope.max_stepz: unknown key; valid keys: "),
+        ("vocoder.envelope.kernel=4", "vocoder.envelope.kernel: must be odd"),
+        ("vocoder.envelope.n_units=5", "vocoder.envelope.n_units: set from the tokenizer"),
+        ("vocoder.hifigan.max_steps=3", "vocoder.hifigan: only for kind hifigan"),
     ]:
         with pytest.raises(ConfigError) as err:
             load_recipe("gslm", "tiny", [*base, bad])

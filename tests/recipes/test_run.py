@@ -24,9 +24,10 @@ SMALL = [
     "train.model.num_hidden_layers=2", "train.model.num_attention_heads=2",
     "train.model.num_key_value_heads=2", "train.seq_len=64", "train.batch_size=4",
     "train.warmup_steps=2", "train.logging_steps=2", "generate.max_seconds=1.0",
-    "generate.min_seconds=0.5",
+    "generate.min_seconds=0.5", "generate.speech_utterances=0",
 ]
-FINISHED = [*SMALL, "train.max_steps=8", "train.save_steps=4", "train.eval_steps=4"]
+FINISHED = [*SMALL, "train.max_steps=8", "train.save_steps=4", "train.eval_steps=4",
+            "generate.speech_utterances=2"]
 
 
 def speechlm(*args: str, **kw) -> subprocess.Popen:
@@ -61,6 +62,17 @@ def test_run_writes_every_stage_model_and_report(finished_run):
     assert "lexical" in report and "plots/loss.png" in report
     assert '<audio controls preload="metadata" src="generate/resynth.wav">' in (
         out / "report.html").read_text()
+    # the listening machines scored held-out resynthesis and every file the stage wrote
+    speech = results["generation"]["speech"]
+    assert speech["utterances"] + speech["skipped"] == 2
+    assert speech["original"]["wer"] is not None and speech["resynth"]["cer"] is not None
+    assert speech["resynth"]["wer"] == json.loads((out / "generate" / "speech" / "speech.json")
+                                                  .read_text())["aggregate"]["wer"]
+    assert len(list((out / "generate" / "resynth_heldout").glob("*.wav"))) == 2
+    files = results["generation"]["audio_metrics"]
+    assert 1.0 < files["prompt"]["mos"] < 5.0 and "wer" in files["resynth"]
+    assert "## Speech quality (listening machines)" in report
+    assert "| generate/continuation.wav |" in report
     # The model directory is self-contained: plain transformers loads it.
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -146,19 +158,21 @@ def test_dry_run_counts_the_parameters_training_reports(finished_run):
 
 
 @pytest.mark.slow
-def test_hifigan_vocoder_stage_trains_and_is_installed(finished_run, tmp_path):
-    out = tmp_path / "hifigan"
+@pytest.mark.parametrize("kind", ["hifigan", "envelope"])
+def test_trained_vocoder_stage_trains_and_is_installed(finished_run, tmp_path, kind):
+    out = tmp_path / kind
     shutil.copytree(finished_run, out)
     for d in ("vocoder", "generate", "model/vocoder"):
         shutil.rmtree(out / d)
-    proc = speechlm("run", "gslm", "--out", str(out), *FINISHED, "vocoder.kind=hifigan",
-                    "vocoder.hifigan.max_steps=2", "vocoder.hifigan.save_steps=1",
-                    "vocoder.hifigan.batch_size=2")
+    sizes = ["vocoder.envelope.channels=16"] if kind == "envelope" else []
+    proc = speechlm("run", "gslm", "--out", str(out), *FINISHED, f"vocoder.kind={kind}",
+                    f"vocoder.{kind}.max_steps=2", f"vocoder.{kind}.save_steps=1",
+                    f"vocoder.{kind}.batch_size=2", *sizes)
     log, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, log[-3000:]
     assert log.count("skipped") == 7  # only the vocoder and generate stages ran
     installed = json.loads((out / "model" / "vocoder" / "vocoder.json").read_text())
-    assert installed["kind"] == "hifigan" and installed["config"]["max_steps"] == 2
+    assert installed["kind"] == kind and installed["config"]["max_steps"] == 2
     assert (out / "vocoder" / "checkpoints" / "step-2").is_dir()
     assert not (out / "model" / "vocoder" / "checkpoints").exists()
     assert (out / "generate" / "continuation.wav").stat().st_size > 1000

@@ -427,21 +427,11 @@ def evaluate_speech(audio_dir: str | Path, manifest: str | Path, out_dir: str | 
     bar = progress_bar(files, unit="file", desc="speech", disable=not progress)
     for path in bar:
         try:
-            clip = load_clip(path, by_id.get(path.stem), manifest, min_seconds)
-            row = {"id": path.stem, "file": str(path), "reference": clip.utt.audio,
-                   "seconds": len(clip.wav) / SAMPLE_RATE,
-                   "reference_seconds": len(clip.ref) / SAMPLE_RATE}
-            for g in groups:
-                row |= g.score(clip)
+            row = _score(load_clip(path, by_id.get(path.stem), manifest, min_seconds), groups)
         except Exception as e:  # noqa: BLE001 - one bad file is listed, the others still scored
-            msg = " ".join(str(e).split())
-            if not isinstance(e, SpeechLMError):  # a model failing on odd input: say which error
-                msg = f"{type(e).__name__}: {msg}"
-            # every reason starts with the file skipped, also when its reference is the cause
-            reason = msg if msg.startswith(str(path)) else f"{path}: {msg}"
-            skipped.append({"id": path.stem, "file": str(path), "reason": reason})
+            skipped.append({"id": path.stem, "file": str(path), "reason": _reason(e, path)})
             if progress:
-                bar.write(f"skipped {reason}", file=sys.stderr)
+                bar.write(f"skipped {skipped[-1]['reason']}", file=sys.stderr)
             continue
         rows.append(row)
 
@@ -460,6 +450,48 @@ def evaluate_speech(audio_dir: str | Path, manifest: str | Path, out_dir: str | 
         raise SpeechLMError(f"eval speech: none of the {len(files)} files could be scored; "
                             f"reasons in {out / 'speech.json'}")
     return result
+
+
+def _score(clip: Clip, groups: Sequence[MetricGroup]) -> dict:
+    row = {"id": clip.path.stem, "file": str(clip.path), "reference": clip.utt.audio,
+           "seconds": len(clip.wav) / SAMPLE_RATE, "reference_seconds": len(clip.ref) / SAMPLE_RATE}
+    for g in groups:
+        row |= g.score(clip)
+    return row
+
+
+def _reason(e: Exception, path: Path) -> str:
+    """One line saying why ``path`` was skipped; it starts with the file, also when its
+    reference is the cause."""
+    msg = " ".join(str(e).split())
+    if not isinstance(e, SpeechLMError):  # a model failing on odd input: say which error
+        msg = f"{type(e).__name__}: {msg}"
+    return msg if msg.startswith(str(path)) else f"{path}: {msg}"
+
+
+def score_clips(clips: Sequence[Clip], utterances: Sequence[Utterance], out_dir: str | Path,
+                metrics: str | Sequence[str], asr_lm: str = "domain", seed: int = 0
+                ) -> list[dict]:
+    """Score audio already in memory, each clip against its own ``ref`` (e.g. a resynthesised
+    prompt against the prompt): one row per clip, or ``{"id", "file", "skipped": reason}``.
+
+    ``utterances`` give the domain ASR's LM and the speaker baselines' pools; ``out_dir`` keeps
+    the ASR's LM.
+    """
+    opts = SpeechOptions(list(utterances), Path(out_dir), asr_lm, 0.1, seed)
+    opts.out_dir.mkdir(parents=True, exist_ok=True)
+    groups: list[MetricGroup] = [METRICS[n](opts) for n in parse_metrics(metrics)]
+    min_seconds = max(g.min_seconds for g in groups)
+    rows = []
+    for clip in clips:
+        try:
+            _check_speech(clip.wav, str(clip.path), min_seconds)
+            _check_speech(clip.ref, f"reference {clip.utt.audio}", min_seconds)
+            rows.append(_score(clip, groups))
+        except Exception as e:  # noqa: BLE001 - one bad clip is reported, the others scored
+            rows.append({"id": clip.path.stem, "file": str(clip.path),
+                         "skipped": _reason(e, clip.path)})
+    return rows
 
 
 def write_markdown(path: Path, result: dict, groups: Sequence[MetricGroup]) -> None:

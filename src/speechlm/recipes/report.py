@@ -231,6 +231,12 @@ def _markdown(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict]
         ]
         if "spectrograms" in figures:
             lines += [f"![spectrograms]({figures['spectrograms']})", ""]
+        if speech := _speech_rows(g):
+            header, rows = speech
+            lines += ["## Speech quality (listening machines)", "",
+                      "| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
+                      *["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows], "",
+                      SPEECH_NOTE, ""]
     lines += [
         "## Wall time per stage (seconds)",
         "",
@@ -241,6 +247,32 @@ def _markdown(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict]
         "",
     ]
     return "\n".join(lines)
+
+
+SPEECH_NOTE = ("WER: pocketsphinx with a bigram LM of the held-out transcripts (the prompt "
+               "files: against the words inside the prompt). Speaker similarity: resemblyzer "
+               "cosine to the original (the original row: to another utterance of the same "
+               "speaker; the continuation: to the prompt). MOS: DNSMOS P.835 overall. "
+               "Per file: generate/speech/speech.md.")
+
+
+def _speech_rows(g: dict[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
+    """The generate stage's speech scores as (header, rows), None when it has none."""
+    sp, files = g.get("speech"), g.get("audio_metrics")
+    if not sp or not files:
+        return None
+    n = sp.get("utterances")
+    dash = "-"
+    rows = [[f"original, {n} held-out utterances", sp["original"]["wer"],
+             sp["original"]["speaker_similarity"], dash],
+            [f"resynthesis, {n} held-out utterances", sp["resynth"]["wer"],
+             sp["resynth"]["speaker_similarity"], dash]]
+    for name in ("prompt", "resynth", "continuation"):
+        f = files.get(name, {})
+        rows.append([f"generate/{name}.wav", f.get("wer", dash), f.get("speaker_similarity", dash),
+                     f.get("mos", dash)])
+    return ["audio", "WER", "speaker similarity", "MOS"], [
+        [dash if v is None else v for v in row] for row in rows]
 
 
 def _md_table(figs: dict[str, Any]) -> list[str]:
@@ -309,6 +341,9 @@ def _html(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict],
                 f"<figure><figcaption>{_e(AUDIO[name][1])}, {_seconds(a)}</figcaption>"
                 f'<audio controls preload="metadata" src="{html.escape(a["src"])}"></audio>'
                 f"{_img(a['spectrogram'], f'spectrogram of the {AUDIO[name][0]}')}</figure>")
+        if speech := _speech_rows(g):
+            parts += ["<h3>Speech quality (listening machines)</h3>", _html_table(*speech),
+                      f'<p class="note">{_e(SPEECH_NOTE)}</p>']
         if units:
             parts.append('<p class="note">Units of the continuation: '
                          '<a href="generate/continuation.json">generate/continuation.json</a>.'

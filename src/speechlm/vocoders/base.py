@@ -48,6 +48,12 @@ def _load_hifigan(d: Path) -> Vocoder:
     return HifiganVocoder.load(d)
 
 
+def _load_envelope(d: Path) -> Vocoder:
+    from speechlm.vocoders.envelope.vocoder import EnvelopeVocoder
+
+    return EnvelopeVocoder.load(d)
+
+
 def _load_codec(d: Path) -> Vocoder:
     from speechlm.vocoders.codec import CodecVocoder
 
@@ -57,6 +63,7 @@ def _load_codec(d: Path) -> Vocoder:
 LOADERS: dict[str, Callable[[Path], Vocoder]] = {
     "fallback": _load_fallback,
     "hifigan": _load_hifigan,
+    "envelope": _load_envelope,
     "codec": _load_codec,
 }
 

@@ -1,4 +1,5 @@
-"""``speechlm vocoder ...``: fit the training-free fallback, train the unit HiFi-GAN."""
+"""``speechlm vocoder ...``: fit the training-free fallback, train the envelope vocoder or the
+unit HiFi-GAN."""
 
 from __future__ import annotations
 
@@ -31,15 +32,19 @@ def train(
     manifest: Path = typer.Option(..., "--manifest", help="Training manifest (audio + text)."),
     tokenizer: Path = typer.Option(..., "--tokenizer", help="Tokenizer dir (or a model dir)."),
     out: Path = typer.Option(..., "--out", help="Vocoder directory (resumes if it holds a run)."),
+    kind: str = typer.Option("hifigan", "--kind", help="hifigan (units -> waveform, GAN; paper "
+                             "scale, GPU) or envelope (units -> source-filter parameters; "
+                             "intelligible after minutes on a CPU)."),
     preset: str = typer.Option("tiny", "--preset", help="tiny (CPU, minutes) or paper."),
-    max_hours: float = typer.Option(10.0, "--max-hours", help="Audio used at most (hours)."),
+    max_hours: float = typer.Option(None, "--max-hours",
+                                    help="Audio used at most (hours; default 10 hifigan, "
+                                    "2 envelope)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
     overrides: list[str] = typer.Argument(None, help="key=value config overrides (JSON values)."),
 ) -> None:
-    """Train the unit HiFi-GAN (units [+F0, +speaker] -> audio, with a duration predictor)."""
+    """Train a unit vocoder: units [+F0, +speaker] -> audio, with durations for de-duplicated
+    units. Progress is shown; run the same command again to resume."""
     from speechlm.errors import ConfigError
-    from speechlm.vocoders.hifigan.config import preset as make_preset
-    from speechlm.vocoders.hifigan.train import train_hifigan
 
     kv = {}
     for item in overrides or []:
@@ -52,6 +57,18 @@ def train(
             kv[key] = value
     if (tokenizer / "speech_tokenizer").is_dir():
         tokenizer = tokenizer / "speech_tokenizer"
-    d = train_hifigan(manifest, tokenizer, out, make_preset(preset, **kv), max_hours=max_hours,
-                      device=device)
+    if kind == "envelope":
+        from speechlm.vocoders.envelope.model import preset as envelope_preset
+        from speechlm.vocoders.envelope.train import train_envelope
+
+        d = train_envelope(manifest, tokenizer, out, envelope_preset(preset, **kv),
+                           max_hours=2.0 if max_hours is None else max_hours, device=device)
+    elif kind == "hifigan":
+        from speechlm.vocoders.hifigan.config import preset as make_preset
+        from speechlm.vocoders.hifigan.train import train_hifigan
+
+        d = train_hifigan(manifest, tokenizer, out, make_preset(preset, **kv),
+                          max_hours=10.0 if max_hours is None else max_hours, device=device)
+    else:
+        raise ConfigError(f"--kind: '{kind}' is not a trainable vocoder; valid: envelope, hifigan")
     typer.echo(json.dumps({"out": str(d), "log": str(d / "log.jsonl")}))

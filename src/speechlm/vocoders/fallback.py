@@ -168,10 +168,18 @@ class FallbackStats:
         if units.size == 0:
             return
         durs = _durations(streams, len(units))
+        centers = dsp.frame_centers(int(durs.sum()), self.frame_rate, self.sample_rate)
+        self.add_frames(units, durs, dsp.log_envelope(wav, centers),
+                        dsp.f0_track(wav, centers, self.sample_rate), getattr(streams, "f0", None))
+
+    def add_frames(self, units: np.ndarray, durs: np.ndarray, env: np.ndarray, f0: np.ndarray,
+                   bins: np.ndarray | None = None) -> None:
+        """Accumulate analysed frames: per-unit ``units``/``durs``, per-frame ``env`` and ``f0``
+        (Hz, 0 unvoiced), optional per-unit F0 token ``bins``."""
+        units, durs = np.asarray(units, dtype=np.int64), np.asarray(durs, dtype=np.int64)
+        if units.size == 0:
+            return
         fu = np.repeat(units, durs)
-        centers = dsp.frame_centers(len(fu), self.frame_rate, self.sample_rate)
-        env = dsp.log_envelope(wav, centers)
-        f0 = dsp.f0_track(wav, centers, self.sample_rate)
         np.add.at(self.env_sum, fu, env)
         np.add.at(self.frames, fu, 1.0)
         voiced = f0 > 0
@@ -181,7 +189,6 @@ class FallbackStats:
         np.add.at(self.run_frames, units, durs.astype(np.float64))
         np.add.at(self.pair_frames, (units[:-1], units[1:]), durs[1:].astype(np.float64))
         np.add.at(self.pair_runs, (units[:-1], units[1:]), 1.0)
-        bins = getattr(streams, "f0", None)
         if bins is not None and len(bins) == len(units):
             self._add_bins(np.repeat(np.asarray(bins, dtype=np.int64), durs), f0)
 

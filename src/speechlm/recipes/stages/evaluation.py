@@ -66,6 +66,10 @@ class GenerateConfig(Config):
     min_seconds: float = at_least(0, 0.0)  # end-of-sequence is not sampled before this
     repetition_penalty: float = positive(1.0)  # > 1 discourages repeated units; 1.0: off
     model: str = choice("model", "model", "align")  # the stage whose model continues the prompt
+    # held-out utterances resynthesised (tokenizer + vocoder) and scored by the ASR and the
+    # speaker encoder beside their original audio; DNSMOS (~1 s a clip) scores the files the
+    # stage writes. 0: no speech scores
+    speech_utterances: int = at_least(0, 12)
 
     def validate(self) -> None:
         if self.top_p > 1:
@@ -80,7 +84,7 @@ class GenerateConfig(Config):
     def sampling(self) -> dict:
         """The keyword arguments of ``continue_speech`` this stage passes."""
         return {k: v for k, v in config_values(self).items()
-                if k not in ("prompt_seconds", "model")}
+                if k not in ("prompt_seconds", "model", "speech_utterances")}
 
 
 def continue_heldout_prompt(model_dir: Path, valid_manifest: Path, out_dir: Path,
@@ -111,10 +115,89 @@ def continue_heldout_prompt(model_dir: Path, valid_manifest: Path, out_dir: Path
     (out_dir / "continuation.json").write_text(json.dumps(
         {"prompt_id": utt.id, "prompt_text": utt.text, "prompt_seconds": conf.prompt_seconds,
          "units": units}, indent=1))
-    return {"prompt_id": utt.id, "prompt_text": utt.text, "sample_rate": sr,
+    info = {"prompt_id": utt.id, "prompt_text": utt.text, "sample_rate": sr,
             "prompt_seconds": len(wav) / SAMPLE_RATE, "continuation_seconds": len(audio) / sr,
             "resynth_seconds": len(resynth) / sr,
             "audio": {name: str(path) for name, path in files.items()}}
+    if conf.speech_utterances:
+        info |= speech_quality(lm.speech_tokenizer, vocoder, read_manifest(valid_manifest),
+                               utt, files, out_dir, conf.speech_utterances)
+    return info
+
+
+def _prompt_words(utt, seconds: float) -> str | None:
+    """The words spoken within the first ``seconds`` of ``utt`` (None without word times)."""
+    if not utt.words:
+        return None
+    return " ".join(w for w, _, end in utt.words if end <= seconds + 0.05) or None
+
+
+def speech_quality(tokenizer, vocoder, utts: list, prompt_utt, files: dict[str, Path],
+                   out_dir: Path, n: int) -> dict:
+    """The listening machines' figures: ``audio_metrics`` (per file written) and ``speech``
+    (per kind: ``original`` and ``resynth`` WER, CER and speaker similarity over ``n`` held-out
+    utterances, MOS of the prompt and of its resynthesis; ``continuation``).
+
+    Held-out resynthesis is written to ``out_dir/resynth_heldout/`` and scored by
+    ``evaluate_speech`` into ``out_dir/speech/``; the prompt's resynthesis is scored against
+    the prompt (WER against the words inside it) and the continuation against the prompt's
+    voice (speaker similarity; it has no reference text).
+    """
+    from dataclasses import replace
+
+    from speechlm.audio import load_audio, save_audio
+    from speechlm.evaluate.speech import Clip, evaluate_speech, score_clips
+    from speechlm.generate.continuation import resynthesize
+
+    texted = sorted((u for u in utts if u.text), key=lambda u: u.id)
+    spread = {round(i * (len(texted) - 1) / max(1, n - 1)) for i in range(min(n, len(texted)))}
+    pick = [texted[i] for i in sorted(spread)]  # spread over the held-out voices
+    wav_dir, score_dir = out_dir / "resynth_heldout", out_dir / "speech"
+    wav_dir.mkdir(parents=True, exist_ok=True)
+    for u in pick:
+        ref = load_audio(u.audio, SAMPLE_RATE, u.start, u.end)
+        save_audio(wav_dir / f"{u.id}.wav", resynthesize(tokenizer, vocoder, ref, SAMPLE_RATE)[1],
+                   vocoder.sample_rate)
+    manifest = score_dir / "manifest.jsonl"
+    score_dir.mkdir(parents=True, exist_ok=True)
+    manifest.write_text("".join(u.to_json() + "\n" for u in pick))
+    agg = evaluate_speech(wav_dir, manifest, score_dir, metrics="wer,speaker",
+                          progress=False)["aggregate"]
+
+    prompt = load_audio(files["prompt"], SAMPLE_RATE)
+    words = _prompt_words(prompt_utt, len(prompt) / SAMPLE_RATE)
+    as_prompt = replace(prompt_utt, audio=str(files["prompt"]), text=words, start=None, end=None)
+    clip = lambda name: Clip(files[name], load_audio(files[name], SAMPLE_RATE),  # noqa: E731
+                             as_prompt, prompt)
+    rows = score_clips([clip("resynth")], texted, score_dir,
+                       "wer,speaker,mos" if words else "speaker,mos")
+    rows += score_clips([clip("continuation")], texted, score_dir, "speaker,mos")
+    by_file = {r["id"]: r for r in rows}
+    r, c = by_file["resynth"], by_file["continuation"]
+    figures = {
+        "prompt": {"wer": r.get("ceiling_wer"), "mos": r.get("reference_dnsmos_ovrl")},
+        "resynth": {"wer": r.get("wer"), "speaker_similarity": r.get("speaker_similarity"),
+                    "mos": r.get("dnsmos_ovrl")},
+        "continuation": {"speaker_similarity": c.get("speaker_similarity"),
+                         "mos": c.get("dnsmos_ovrl")},
+    }
+    for name, row in (("resynth", r), ("continuation", c)):
+        if "skipped" in row:
+            figures[name]["skipped"] = row["skipped"]
+    return {
+        "speech": {
+            "original": {"wer": agg.get("ceiling_wer"), "cer": agg.get("ceiling_cer"),
+                         "speaker_similarity": agg.get("same_speaker_similarity"),
+                         "mos": figures["prompt"]["mos"]},
+            "resynth": {"wer": agg.get("wer"), "cer": agg.get("cer"),
+                        "speaker_similarity": agg.get("speaker_similarity"),
+                        "mos": figures["resynth"]["mos"]},
+            "continuation": figures["continuation"],
+            "utterances": agg["n_scored"], "skipped": agg["n_skipped"],
+            "prompt_words": words,
+        },
+        "audio_metrics": figures,
+    }
 
 
 def _run_generate(ctx: RunContext, conf: GenerateConfig, d: Path) -> dict:

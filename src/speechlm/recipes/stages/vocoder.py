@@ -1,10 +1,13 @@
 """``vocoder``: what speaks the model's units, fitted or trained on the training split.
 
-``kind: fallback`` fits the training-free vocoder (seconds); ``kind: hifigan`` trains the unit
-HiFi-GAN from a preset (``tiny`` for CPUs, ``paper`` for the published sizes) with ``hifigan``
-overrides of its keys (``{max_steps: 1000}``), resuming from its last checkpoint when
-interrupted. Output: ``RUN/vocoder/``, installed into ``RUN/model/vocoder`` (without training
-checkpoints) so that the model directory is self-contained.
+``kind: fallback`` fits the training-free vocoder (seconds); ``kind: envelope`` trains the
+envelope vocoder (a network predicting the fallback synthesiser's parameters in context: minutes
+on a CPU, intelligible); ``kind: hifigan`` trains the unit HiFi-GAN. The trained kinds take a
+preset (``tiny`` for CPUs, ``paper`` for the published sizes) and overrides of its keys under
+their own name (``hifigan: {max_steps: 1000}``, ``envelope: {max_steps: 2000}``), and resume
+from their last checkpoint when interrupted. Output: ``RUN/vocoder/``, installed into
+``RUN/model/vocoder`` (without training checkpoints) so that the model directory is
+self-contained.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from speechlm.errors import ConfigError
 from speechlm.recipes.stages import STAGES, RunContext, Stage
 from speechlm.recipes.stages.corpus import TRAIN
 from speechlm.recipes.stages.tokens import token_rate
+from speechlm.vocoders.envelope.model import EnvelopeConfig
+from speechlm.vocoders.envelope.model import preset as envelope_preset
 from speechlm.vocoders.hifigan.config import PRESETS, HifiganConfig, preset
 
 FROM_TOKENIZER = ("n_units", "frame_rate", "sample_rate")  # HiFi-GAN keys the tokenizer sets
@@ -27,23 +32,36 @@ POSITIVE = ("batch_size", "max_steps", "save_steps", "logging_steps", "segment_f
 
 @dataclass
 class VocoderConfig(Config):
-    """``kind``; ``max_hours`` of audio used at most (default: 1 h fallback, 10 h hifigan);
-    for ``hifigan``: ``preset`` (default tiny), ``hifigan`` (key overrides) and ``device``
-    (default: cuda when available)."""
+    """``kind``; ``max_hours`` of audio used at most (default: 1 h fallback, 2 h envelope,
+    10 h hifigan); for the trained kinds: ``preset`` (default tiny), key overrides under the
+    kind's name and ``device`` (default: cuda when available)."""
 
-    kind: str = choice("fallback", "fallback", "hifigan")
+    kind: str = choice("fallback", "fallback", "envelope", "hifigan")
     max_hours: float | None = positive(None)
     preset: str | None = choice(None, *PRESETS)
     hifigan: dict = mapping()
+    envelope: dict = mapping()
     device: str | None = None
 
     def validate(self) -> None:
         if self.kind == "hifigan":
             self.hifigan_config()
-            return
-        for key in ("preset", "device", "hifigan"):
-            if getattr(self, key):
-                raise ConfigError(f"{key}: only for kind hifigan (kind is {self.kind})")
+        elif self.kind == "envelope":
+            self.envelope_config()
+        for key in ("preset", "device"):
+            if getattr(self, key) and self.kind == "fallback":
+                raise ConfigError(f"{key}: only for the trained kinds envelope and hifigan "
+                                  f"(kind is {self.kind})")
+        for key in ("hifigan", "envelope"):
+            if getattr(self, key) and self.kind != key:
+                raise ConfigError(f"{key}: only for kind {key} (kind is {self.kind})")
+
+    def envelope_config(self) -> EnvelopeConfig:
+        """The envelope preset with the ``envelope`` overrides (rates set from the tokens)."""
+        for key in ("n_units", "frame_rate", "sample_rate", "n_f0_bins"):
+            if key in self.envelope:
+                raise ConfigError(f"envelope.{key}: set from the tokenizer; remove it")
+        return envelope_preset(self.preset or "tiny", **self.envelope)
 
     def hifigan_config(self, rates: tuple[int, float] | None = None) -> HifiganConfig:
         """The preset with the overrides, at the tokens' (sample rate, frame rate) when given
@@ -80,9 +98,16 @@ def _run_vocoder(ctx: RunContext, conf: VocoderConfig, d: Path) -> dict:
         return {}
     import torch
 
+    device = conf.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if conf.kind == "envelope":
+        from speechlm.vocoders.envelope.train import train_envelope
+
+        cfg = conf.envelope_config()
+        train_envelope(manifest, tokenizer, d, cfg, device=device, **_max_hours(conf))
+        return {"steps": cfg.max_steps}
+
     from speechlm.vocoders.hifigan.train import train_hifigan
 
-    device = conf.device or ("cuda" if torch.cuda.is_available() else "cpu")
     cfg = conf.hifigan_config()  # train_hifigan sets the tokenizer's rates and checks the hop
     train_hifigan(manifest, tokenizer, d, cfg, device=device, **_max_hours(conf))
     return {"steps": cfg.max_steps}
@@ -91,6 +116,10 @@ def _run_vocoder(ctx: RunContext, conf: VocoderConfig, d: Path) -> dict:
 def _plan_vocoder(ctx: RunContext, conf: VocoderConfig) -> dict:
     if conf.kind == "fallback":
         return {"vocoder": "fallback (training-free)"}
+    if conf.kind == "envelope":
+        cfg = conf.envelope_config()
+        return {"vocoder": f"envelope, preset {conf.preset or 'tiny'}, {cfg.max_steps} steps, "
+                           f"batch {cfg.batch_size}"}
     rates = token_rate(ctx, ctx.conf("tokenizer"))
     cfg = conf.hifigan_config(rates)  # raises when its upsampling does not fit the tokens
     hop = math.prod(cfg.upsample_rates)
@@ -108,7 +137,8 @@ def install_vocoder(ctx: RunContext, stage: str = "model") -> None:
         return
     tmp = target.with_name("vocoder.partial")  # a kill mid-copy leaves no half vocoder
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(ctx.dir("vocoder"), tmp, ignore=shutil.ignore_patterns(".done", "checkpoints"))
+    shutil.copytree(ctx.dir("vocoder"), tmp, ignore=shutil.ignore_patterns(".done", "checkpoints",
+                                                                  "best.safetensors"))
     tmp.rename(target)
 
 
