@@ -32,14 +32,13 @@ from typing import Protocol
 
 import numpy as np
 
+from speechlm import speaker
 from speechlm.corpus.manifest import Utterance
 from speechlm.errors import AudioError, SpeechLMError
 
 SAMPLE_RATE = 16000  # pocketsphinx, resemblyzer, DNSMOS and wideband PESQ all work at 16 kHz
 SILENCE_DBFS = -60.0  # RMS below this is silence: nothing for any metric to measure
-# resemblyzer pads anything shorter than its 1.6 s window; under a second of speech the
-# embedding is mostly padding
-SPEAKER_MIN_SECONDS = 1.0
+SPEAKER_MIN_SECONDS = speaker.MIN_SECONDS
 # DNSMOS scores 9 s windows and loops a shorter clip to fill one; a clip under a second would be
 # repeated ten times and scored as that loop
 MOS_MIN_SECONDS = 1.0
@@ -203,12 +202,6 @@ class SpeakerMetric:
                 "different_speaker_similarity")]
 
     def __init__(self, opts: SpeechOptions) -> None:
-        with warnings.catch_warnings():
-            # webrtcvad (resemblyzer's VAD) reads its version through pkg_resources, which warns
-            warnings.simplefilter("ignore")
-            from resemblyzer import VoiceEncoder
-
-        self.encoder = VoiceEncoder("cpu", verbose=False)  # weights ship in the resemblyzer wheel
         self.by_speaker: dict[str, list[Utterance]] = {}
         for u in opts.utterances:
             if u.speaker is not None:
@@ -218,19 +211,9 @@ class SpeakerMetric:
 
     def embed(self, wav: np.ndarray, where: str) -> np.ndarray:
         """The unit-norm embedding of 16 kHz speech; raises ``AudioError`` when it is too short."""
-        from resemblyzer import preprocess_wav
+        from speechlm.speaker import voice_embedding
 
-        from speechlm.tokenizers.features import single_thread
-
-        speech = preprocess_wav(wav)  # volume normalised, long pauses cut by its VAD
-        if len(speech) < SPEAKER_MIN_SECONDS * SAMPLE_RATE:
-            raise AudioError(f"{where}: {len(speech) / SAMPLE_RATE:.2f} s of speech after "
-                             f"silence trimming, too short for the speaker encoder "
-                             f"(needs {SPEAKER_MIN_SECONDS:g} s)")
-        # a 3-layer LSTM over a few 1.6 s windows: ~0.05 s on one thread, while two OpenMP
-        # threads on cores shared with other work (the ASR, DNSMOS, other jobs) took 7-23 s
-        with single_thread():
-            return self.encoder.embed_utterance(speech)
+        return voice_embedding(wav, where, min_seconds=SPEAKER_MIN_SECONDS)
 
     def _utterance_embedding(self, utt: Utterance, wav: np.ndarray | None = None) -> np.ndarray:
         if utt.id not in self._cache:

@@ -137,7 +137,8 @@ def continue_speech_batch(
         outs = speech_lm.generate(chunk, batch_sampling, budgets, min_new=floors)
         for p, (streams, stopped) in zip(chunk, outs, strict=True):
             n_new = 0 if streams.units is None else len(streams.units)
-            audio = voc.synthesize(streams) if n_new else np.zeros(0, np.float32)
+            audio = speak(voc, streams, wavs[len(results)], sample_rate) if n_new \
+                else np.zeros(0, np.float32)
             audio = audio[: int(sampling.max_seconds * voc.sample_rate)]
             results.append(Continuation(p, streams, audio, int(voc.sample_rate), stopped))
     return results
@@ -151,9 +152,18 @@ def units_per_second(prompt: Any) -> float:
     return len(prompt.units) / seconds
 
 
+def speak(vocoder: Any, streams: Any, reference: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``vocoder.synthesize(streams)``, in the voice of ``reference`` (audio at
+    ``sample_rate``) when the vocoder is conditioned on voices (it has ``voice_of``)."""
+    if hasattr(vocoder, "voice_of"):
+        return vocoder.synthesize(streams, voice=vocoder.voice_of(reference, sample_rate))
+    return vocoder.synthesize(streams)
+
+
 def resynthesize(tokenizer: Any, vocoder: Any, wav: np.ndarray,
                  sample_rate: int) -> tuple[Any, np.ndarray]:
-    """Tokeniser + vocoder only (no language model): (Streams, audio at the vocoder's rate)."""
+    """Tokeniser + vocoder only (no language model), in the input's voice when the vocoder
+    takes one: (Streams, audio at the vocoder's rate)."""
     wav = check_waveform(wav, "input")
     streams = tokenizer.encode([wav], sample_rate)[0]
-    return streams, vocoder.synthesize(streams)
+    return streams, speak(vocoder, streams, wav, sample_rate)

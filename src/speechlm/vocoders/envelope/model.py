@@ -19,6 +19,7 @@ from torch import nn
 
 from speechlm.config import Config, at_least, fraction, positive
 from speechlm.errors import ConfigError
+from speechlm.speaker import EMBEDDING_DIM
 from speechlm.vocoders import dsp
 
 
@@ -34,6 +35,7 @@ class EnvelopeConfig(Config):
     frame_rate: float = positive(50.0)
     sample_rate: int = positive(16000)
     n_f0_bins: int = at_least(0, 0)  # > 0: the tokens carry pGSLM F0 bins, embedded as input
+    voice: bool = True  # condition on the d-vector of a voice (speechlm.speaker), as Polyak et al.
     unit_dim: int = positive(128)
     channels: int = positive(256)
     kernel: int = positive(5)
@@ -119,6 +121,7 @@ class EnvelopeNet(nn.Module):
         self.cfg = cfg
         self.units = nn.Embedding(cfg.n_units + 1, cfg.unit_dim)  # the last row pads crops
         self.f0 = nn.Embedding(cfg.n_f0_bins + 1, cfg.unit_dim) if cfg.n_f0_bins else None
+        self.voice = nn.Linear(EMBEDDING_DIM, cfg.unit_dim) if cfg.voice else None
         self.inp = nn.Conv1d(cfg.unit_dim + 2, cfg.channels, 1)
         self.blocks = nn.ModuleList(ResidualConv(cfg.channels, cfg.kernel, d, cfg.dropout)
                                     for d in cfg.dilations)
@@ -129,13 +132,20 @@ class EnvelopeNet(nn.Module):
         self.register_buffer("cep_std", torch.ones(N_CEP))
         self.register_buffer("lf0_mean", torch.tensor(np.log(120.0), dtype=torch.float32))
         self.register_buffer("lf0_std", torch.tensor(0.25))
+        self.register_buffer("voice_mean", torch.zeros(EMBEDDING_DIM))  # voice when none given
 
     def forward(self, units: torch.Tensor, position: torch.Tensor,
-                f0_bins: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T) units, (B, T, 2) position features -> (B, T, N_CEP + 2) normalised outputs."""
+                f0_bins: torch.Tensor | None = None,
+                voice: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) units, (B, T, 2) position features, optional (B, T) F0 bins and (B, 256)
+        d-vectors (default: the training voices' mean) -> (B, T, N_CEP + 2) normalised outputs."""
         x = self.units(units)
         if self.f0 is not None and f0_bins is not None:
             x = x + self.f0(f0_bins.clamp(0, self.cfg.n_f0_bins))
+        if self.voice is not None:
+            if voice is None:
+                voice = self.voice_mean.expand(len(units), -1)
+            x = x + self.voice(voice)[:, None, :]
         h = self.inp(torch.cat([x, position], -1).transpose(1, 2))
         for block in self.blocks:
             h = block(h)

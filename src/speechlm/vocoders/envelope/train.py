@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechlm.errors import ConfigError
+from speechlm.errors import AudioError, ConfigError
 from speechlm.vocoders import dsp
 from speechlm.vocoders.envelope.model import (
     CEP_WEIGHTS,
@@ -37,12 +37,17 @@ class Frames:
     cep: np.ndarray  # (T, N_CEP)
     log_f0: np.ndarray  # (T,), 0 where unvoiced
     voiced: np.ndarray  # (T,) float 0/1
+    voice: np.ndarray  # (EMBEDDING_DIM,) d-vector of the utterance (zeros when not used)
 
 
-def analyse(examples: list, sample_rate: int, frame_rate: float, stats) -> list[Frames]:
-    """Envelope and F0 of every token frame (the fallback's analysis), fed to ``stats`` too."""
+def analyse(examples: list, cfg: EnvelopeConfig, stats) -> list[Frames]:
+    """Envelope and F0 of every token frame (the fallback's analysis), fed to ``stats`` too,
+    and each utterance's d-vector when the network is conditioned on the voice."""
     from speechlm.progress import progress_bar
+    from speechlm.speaker import EMBEDDING_DIM, voice_embedding
 
+    sample_rate, frame_rate = cfg.sample_rate, cfg.frame_rate
+    no_voice = np.zeros(EMBEDDING_DIM, np.float32)
     out = []
     for ex in progress_bar(examples, unit="utt", desc="analysing frames"):
         units = np.repeat(ex.units, ex.durations)
@@ -52,10 +57,21 @@ def analyse(examples: list, sample_rate: int, frame_rate: float, stats) -> list[
         stats.add_frames(ex.units, ex.durations, env, f0, ex.f0)
         bins = np.repeat(ex.f0, ex.durations) if ex.f0 is not None else np.zeros_like(units)
         voiced = f0 > 0
+        voice = no_voice
+        if cfg.voice:
+            try:
+                voice = voice_embedding(ex.wav, "training utterance", sample_rate, min_seconds=0)
+            except AudioError:  # nothing left after silence trimming: the mean voice
+                voice = None
         out.append(Frames(units, position_features(ex.durations), bins,
                           envelope_to_cepstrum(env),
                           np.where(voiced, np.log(np.maximum(f0, 1e-3)), 0.0).astype(np.float32),
-                          voiced.astype(np.float32)))
+                          voiced.astype(np.float32), voice))
+    known = [f.voice for f in out if f.voice is not None]
+    mean = np.mean(known, 0).astype(np.float32) if known else no_voice
+    for f in out:
+        if f.voice is None:
+            f.voice = mean
     return out
 
 
@@ -92,6 +108,7 @@ def batch(frames: list[Frames], pick: np.ndarray, seg: int, rng: np.random.Gener
     pos, bins = np.zeros((b, seg, 2), np.float32), np.zeros((b, seg), np.int64)
     cep, lf0 = np.zeros((b, seg, N_CEP), np.float32), np.zeros((b, seg), np.float32)
     voiced, mask = np.zeros((b, seg), np.float32), np.zeros((b, seg), np.float32)
+    voice = np.stack([frames[i].voice for i in pick])
     for row, i in enumerate(pick):
         f = frames[i]
         start = 0 if rng is None else int(rng.integers(0, max(1, len(f.units) - seg + 1)))
@@ -101,14 +118,14 @@ def batch(frames: list[Frames], pick: np.ndarray, seg: int, rng: np.random.Gener
         cep[row, :n], lf0[row, :n], voiced[row, :n] = f.cep[sl], f.log_f0[sl], f.voiced[sl]
         mask[row, :n] = 1.0
     t = torch.from_numpy
-    return t(units), t(pos), t(bins), t(cep), t(lf0), t(voiced), t(mask)
+    return t(units), t(pos), t(bins), t(voice), t(cep), t(lf0), t(voiced), t(mask)
 
 
-def losses(net: EnvelopeNet, units, pos, bins, cep, lf0, voiced, mask) -> dict:
+def losses(net: EnvelopeNet, units, pos, bins, voice, cep, lf0, voiced, mask) -> dict:
     """Envelope MSE (cepstral, Parseval-weighted), voiced log-F0 MSE, voicing BCE; masked."""
     import torch.nn.functional as F
 
-    y = net(units, pos, bins if net.f0 is not None else None)
+    y = net(units, pos, bins if net.f0 is not None else None, voice)
     cep_n = (cep - net.cep_mean) / net.cep_std
     w = CEP_WEIGHTS.to(y) * net.cep_std**2  # back to log-envelope units
     env = (((y[..., :N_CEP] - cep_n) ** 2 * w).sum(-1) * mask).sum() / mask.sum()
@@ -126,6 +143,7 @@ def set_statistics(net: EnvelopeNet, frames: list[Frames]) -> None:
 
     cep = np.concatenate([f.cep for f in frames])
     lf0 = np.concatenate([f.log_f0[f.voiced > 0] for f in frames])
+    net.voice_mean.copy_(torch.from_numpy(np.mean([f.voice for f in frames], 0)))
     net.cep_mean.copy_(torch.from_numpy(cep.mean(0)))
     net.cep_std.copy_(torch.from_numpy(cep.std(0) + 1e-3))
     if len(lf0) > 1:
@@ -143,7 +161,7 @@ def validation_loss(net: EnvelopeNet, frames: list[Frames], seg: int, pad_unit: 
         for f in frames:
             for start in range(0, len(f.units), seg):
                 part = Frames(*(a[start:start + seg] for a in (
-                    f.units, f.position, f.f0_bins, f.cep, f.log_f0, f.voiced)))
+                    f.units, f.position, f.f0_bins, f.cep, f.log_f0, f.voiced)), f.voice)
                 n = len(part.units)
                 total += float(losses(net, *batch([part], np.array([0]), n, None, pad_unit))
                                ["loss"]) * n
@@ -193,7 +211,7 @@ def train_envelope(manifest: str | Path, tokenizer_dir: str | Path, out_dir: str
     saved.write_text(json.dumps(cfg.to_dict(), indent=2))
 
     stats = FallbackStats(cfg.n_units, cfg.frame_rate, cfg.sample_rate)
-    frames = analyse(examples, cfg.sample_rate, cfg.frame_rate, stats)
+    frames = analyse(examples, cfg, stats)
     durations = stats.finish()
     train, valid, split_by = split(frames, [ex.speaker for ex in examples], cfg.valid_fraction,
                                    cfg.seed)

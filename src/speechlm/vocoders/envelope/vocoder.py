@@ -31,9 +31,24 @@ class EnvelopeVocoder:
                           else FallbackVocoder.load(durations))
         self._basis = cepstrum_basis(dsp.N_FFT // 2 + 1).to(torch.float64)
 
-    def synthesize(self, streams: Any, seed: int = 0) -> np.ndarray:
+    def voice_of(self, wav: np.ndarray, sample_rate: int) -> np.ndarray | None:
+        """The d-vector to speak ``wav``'s voice with (None: not conditioned on voices, or no
+        speech left after silence trimming, so the training voices' mean is used)."""
+        from speechlm.errors import AudioError
+        from speechlm.speaker import voice_embedding
+
+        if not self.cfg.voice:
+            return None
+        try:
+            return voice_embedding(wav, "voice reference", sample_rate, min_seconds=0)
+        except AudioError:
+            return None
+
+    def synthesize(self, streams: Any, seed: int = 0, voice: np.ndarray | None = None
+                   ) -> np.ndarray:
         """Audio (float32, ``sample_rate``); durations predicted when ``streams.durations`` is
-        None, the tokens' F0 bins used when the network was trained with them."""
+        None, the tokens' F0 bins used when the network was trained with them, in the voice of
+        the d-vector ``voice`` (see ``voice_of``; default: the training voices' mean)."""
         import torch
 
         from speechlm.vocoders.envelope.model import position_features
@@ -56,8 +71,9 @@ class EnvelopeVocoder:
         if self.cfg.n_f0_bins and bins is not None and len(bins) == len(units):
             f0_bins = torch.as_tensor(np.repeat(np.asarray(bins, np.int64), durs))[None]
         with torch.inference_mode():
+            v = None if voice is None else torch.as_tensor(voice, dtype=torch.float32)[None]
             y = self.net(torch.as_tensor(np.repeat(units, durs))[None],
-                         torch.from_numpy(position_features(durs))[None], f0_bins)
+                         torch.from_numpy(position_features(durs))[None], f0_bins, v)
             cep, f0, voicing = (t[0].double() for t in self.net.decode(y))
             log_env = (cep @ self._basis).numpy()
         n_samples = int(round(n * self.sample_rate / self.cfg.frame_rate))
