@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from speechlm.codec.cli import codec_app
 from speechlm.corpus.cli import corpus_app, synth_app
 from speechlm.evaluate.cli import eval_app
 from speechlm.generate.cli import generate, resynth
@@ -34,6 +35,7 @@ app.add_typer(eval_app, name="eval", help="Zero-shot evaluation (sWUGGY, sBLIMP,
 app.add_typer(vocoder_app, name="vocoder", help="Train unit-to-speech vocoders.")
 app.add_typer(ssl_app, name="ssl",
               help="Pre-train self-supervised speech encoders (HuBERT, wav2vec 2.0, CPC).")
+app.add_typer(codec_app, name="codec", help="Train neural audio codecs (DAC, residual VQ).")
 app.command("generate")(generate)
 app.command("resynth")(resynth)
 app.command("run")(run)

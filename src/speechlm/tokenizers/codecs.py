@@ -110,7 +110,10 @@ class CodecTokenizer(Tokenizer):
     def save_weights(self, out_dir: Path) -> None:
         src, dst = Path(self.model_ref), out_dir / CODEC_DIR
         if src.is_dir() and src.resolve() != dst.resolve():
-            shutil.copytree(src, dst, dirs_exist_ok=True)
+            # a codec trained here (`speechlm codec train`) keeps its training state beside the
+            # weights: the tokenizer needs the weights only
+            shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns(
+                "checkpoints", "log.jsonl", "errors.jsonl", "metrics.json", "train_config.json"))
 
     @classmethod
     def from_spec(cls, spec: dict, directory: Path) -> CodecTokenizer:
