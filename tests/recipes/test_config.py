@@ -103,8 +103,7 @@ def test_a_typo_in_any_hf_model_config_fails_at_load(recipe, scale):
     ("tokenizer.frame_rate=33", "tokenizer.frame_rate: 33.0 Hz does not divide 16000 Hz"),
     ("tokenizer.kind=hubert", "tokenizer.model: kind 'hubert' needs model="),
     ("tokenizer.prosody.n_pich=8", "tokenizer.prosody.n_pich: unknown key"),
-    ("vocoder.preset=paper", "vocoder.preset: only for the trained kinds envelope and hifigan"),
-    ("vocoder.envelope.channels=8", "vocoder.envelope: only for kind envelope"),
+    ("vocoder.hifigan.max_steps=8", "vocoder.hifigan: only for kind hifigan"),
 ])
 def test_bad_values_name_the_key_at_load(recipe, bad, message):
     with pytest.raises(ConfigError) as err:
@@ -167,6 +166,8 @@ def test_envelope_options_are_validated_at_load():
         with pytest.raises(ConfigError) as err:
             load_recipe("gslm", "tiny", [*base, bad])
         assert str(err.value).startswith(message), str(err.value)
+    with pytest.raises(ConfigError, match="vocoder.preset: only for the trained kinds"):
+        load_recipe("gslm", "tiny", ["vocoder.kind=fallback", "vocoder.preset=paper"])
 
 
 # ---- the stage list ---------------------------------------------------------------------------

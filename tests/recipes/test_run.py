@@ -25,6 +25,9 @@ SMALL = [
     "train.model.num_key_value_heads=2", "train.seq_len=64", "train.batch_size=4",
     "train.warmup_steps=2", "train.logging_steps=2", "generate.max_seconds=1.0",
     "generate.min_seconds=0.5", "generate.speech_utterances=0",
+    # the recipe's envelope vocoder, two steps at toy width
+    "vocoder.envelope.max_steps=2", "vocoder.envelope.save_steps=1",
+    "vocoder.envelope.channels=16", "vocoder.envelope.batch_size=2",
 ]
 FINISHED = [*SMALL, "train.max_steps=8", "train.save_steps=4", "train.eval_steps=4",
             "generate.speech_utterances=2"]
@@ -165,7 +168,8 @@ def test_trained_vocoder_stage_trains_and_is_installed(finished_run, tmp_path, k
     for d in ("vocoder", "generate", "model/vocoder"):
         shutil.rmtree(out / d)
     sizes = ["vocoder.envelope.channels=16"] if kind == "envelope" else []
-    proc = speechlm("run", "gslm", "--out", str(out), *FINISHED, f"vocoder.kind={kind}",
+    base = [a for a in FINISHED if not a.startswith("vocoder.envelope.")]
+    proc = speechlm("run", "gslm", "--out", str(out), *base, f"vocoder.kind={kind}",
                     f"vocoder.{kind}.max_steps=2", f"vocoder.{kind}.save_steps=1",
                     f"vocoder.{kind}.batch_size=2", *sizes)
     log, _ = proc.communicate(timeout=300)
@@ -239,7 +243,8 @@ def test_small_corpus_keeps_the_best_checkpoint_not_the_last(tmp_path):
     proc = speechlm("run", "gslm", "--out", str(out), "corpus.hours=0.05",
                     "data.valid_fraction=0.2", "benchmark.pairs=8", "tokenizer.units=20",
                     "vocoder.max_hours=0.01", "train.seq_len=64", "train.batch_size=4",
-                    "generate.max_seconds=1.0", "generate.min_seconds=0.5")
+                    "generate.max_seconds=1.0", "generate.min_seconds=0.5",
+                    "vocoder.envelope.max_steps=2", "generate.speech_utterances=0")
     log, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, log[-3000:]
     m = json.loads((out / "model" / "metrics.json").read_text())
@@ -278,7 +283,8 @@ def test_slam_aligns_the_pretrained_model_with_dpo(tmp_path):
 # ---- the ssl stage: a recipe pre-trains its own encoder and tokenizes through it -------------
 
 TINY_SSL = [
-    *FINISHED, "ssl.max_steps=3", "ssl.batch_size=4", "ssl.crop_seconds=1",
+    *FINISHED, "generate.speech_utterances=0", "ssl.max_steps=3", "ssl.batch_size=4",
+    "ssl.crop_seconds=1",
     "ssl.min_seconds=0.5", "ssl.warmup_steps=1", "ssl.save_steps=2", "ssl.precision=fp32",
     "ssl.model.hidden_size=32", "ssl.model.num_hidden_layers=2",
     "ssl.model.num_attention_heads=2", "ssl.model.intermediate_size=64",

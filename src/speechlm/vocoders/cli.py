@@ -38,7 +38,7 @@ def train(
     preset: str = typer.Option("tiny", "--preset", help="tiny (CPU, minutes) or paper."),
     max_hours: float = typer.Option(None, "--max-hours",
                                     help="Audio used at most (hours; default 10 hifigan, "
-                                    "2 envelope)."),
+                                    "0.5 envelope)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
     overrides: list[str] = typer.Argument(None, help="key=value config overrides (JSON values)."),
 ) -> None:
@@ -62,7 +62,7 @@ def train(
         from speechlm.vocoders.envelope.train import train_envelope
 
         d = train_envelope(manifest, tokenizer, out, envelope_preset(preset, **kv),
-                           max_hours=2.0 if max_hours is None else max_hours, device=device)
+                           max_hours=0.5 if max_hours is None else max_hours, device=device)
     elif kind == "hifigan":
         from speechlm.vocoders.hifigan.config import preset as make_preset
         from speechlm.vocoders.hifigan.train import train_hifigan

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from speechlm.config import Config, at_least, choice, positive
-from speechlm.errors import ConfigError
+from speechlm.errors import ConfigError, SpeechLMError
 from speechlm.recipes.stages import STAGES, RunContext, Stage, config_values
 from speechlm.recipes.stages.corpus import VALID
 
@@ -161,8 +161,12 @@ def speech_quality(tokenizer, vocoder, utts: list, prompt_utt, files: dict[str, 
     manifest = score_dir / "manifest.jsonl"
     score_dir.mkdir(parents=True, exist_ok=True)
     manifest.write_text("".join(u.to_json() + "\n" for u in pick))
-    agg = evaluate_speech(wav_dir, manifest, score_dir, metrics="wer,speaker",
-                          progress=False)["aggregate"]
+    try:
+        agg = evaluate_speech(wav_dir, manifest, score_dir, metrics="wer,speaker",
+                              progress=False)["aggregate"]
+    except SpeechLMError:  # nothing scorable (e.g. a barely trained vocoder's silence): the
+        # figures say so, the reasons are in speech.json; the continuation itself still stands
+        agg = json.loads((score_dir / "speech.json").read_text())["aggregate"]
 
     prompt = load_audio(files["prompt"], SAMPLE_RATE)
     words = _prompt_words(prompt_utt, len(prompt) / SAMPLE_RATE)

@@ -32,7 +32,7 @@ POSITIVE = ("batch_size", "max_steps", "save_steps", "logging_steps", "segment_f
 
 @dataclass
 class VocoderConfig(Config):
-    """``kind``; ``max_hours`` of audio used at most (default: 1 h fallback, 2 h envelope,
+    """``kind``; ``max_hours`` of audio used at most (default: 1 h fallback, 0.5 h envelope,
     10 h hifigan); for the trained kinds: ``preset`` (default tiny), key overrides under the
     kind's name and ``device`` (default: cuda when available)."""
 

@@ -185,7 +185,7 @@ def last_checkpoint(out_dir: Path) -> Path | None:
 
 
 def train_envelope(manifest: str | Path, tokenizer_dir: str | Path, out_dir: str | Path,
-                   cfg: EnvelopeConfig | None = None, max_hours: float = 2.0,
+                   cfg: EnvelopeConfig | None = None, max_hours: float = 0.5,
                    device: str = "cpu") -> Path:
     """Train (or resume) the envelope vocoder on a manifest's audio; returns its directory."""
     import torch
