@@ -66,7 +66,7 @@ def test_run_writes_every_stage_model_and_report(finished_run):
     assert '<audio controls preload="metadata" src="generate/resynth.wav">' in (
         out / "report.html").read_text()
     # the listening machines scored held-out resynthesis and every file the stage wrote
-    speech = results["generation"]["speech"]
+    speech = results["speech"]  # DESIGN's names: speech.KIND.wer ...
     assert speech["utterances"] + speech["skipped"] == 2
     assert speech["original"]["wer"] is not None and speech["resynth"]["cer"] is not None
     assert speech["resynth"]["wer"] == json.loads((out / "generate" / "speech" / "speech.json")

@@ -50,7 +50,9 @@ def write_report(ctx: RunContext) -> dict:
                                                  "accuracy_by_scoring") if k in r}
                        for task, r in _info(stages, "eval").items()
                        if isinstance(r, dict) and "accuracy" in r},
-        "generation": _info(stages, "generate"),
+        "generation": (generation := _info(stages, "generate")),
+        # DESIGN's figure names: speech.KIND.wer, .cer, .speaker_similarity, .mos
+        "speech": generation.pop("speech", {}),
         "stage_seconds": {name: round(s["seconds"], 1) for name, s in stages.items()},
     }
     results["wall_seconds"] = round(sum(results["stage_seconds"].values()), 1)
@@ -231,7 +233,7 @@ def _markdown(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict]
         ]
         if "spectrograms" in figures:
             lines += [f"![spectrograms]({figures['spectrograms']})", ""]
-        if speech := _speech_rows(g):
+        if speech := _speech_rows(r["speech"], g):
             header, rows = speech
             lines += ["## Speech quality (listening machines)", "",
                       "| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
@@ -256,9 +258,11 @@ SPEECH_NOTE = ("WER: pocketsphinx with a bigram LM of the held-out transcripts (
                "Per file: generate/speech/speech.md.")
 
 
-def _speech_rows(g: dict[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
-    """The generate stage's speech scores as (header, rows), None when it has none."""
-    sp, files = g.get("speech"), g.get("audio_metrics")
+def _speech_rows(sp: dict[str, Any], g: dict[str, Any]
+                 ) -> tuple[list[str], list[list[Any]]] | None:
+    """The speech scores (``sp``) and the generate stage's per-file ones as (header, rows),
+    None when there are none."""
+    files = g.get("audio_metrics")
     if not sp or not files:
         return None
     n = sp.get("utterances")
@@ -341,7 +345,7 @@ def _html(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict],
                 f"<figure><figcaption>{_e(AUDIO[name][1])}, {_seconds(a)}</figcaption>"
                 f'<audio controls preload="metadata" src="{html.escape(a["src"])}"></audio>'
                 f"{_img(a['spectrogram'], f'spectrogram of the {AUDIO[name][0]}')}</figure>")
-        if speech := _speech_rows(g):
+        if speech := _speech_rows(r["speech"], g):
             parts += ["<h3>Speech quality (listening machines)</h3>", _html_table(*speech),
                       f'<p class="note">{_e(SPEECH_NOTE)}</p>']
         if units:

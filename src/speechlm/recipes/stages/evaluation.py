@@ -160,7 +160,9 @@ def speech_quality(tokenizer, vocoder, utts: list, prompt_utt, files: dict[str, 
                    vocoder.sample_rate)
     manifest = score_dir / "manifest.jsonl"
     score_dir.mkdir(parents=True, exist_ok=True)
-    manifest.write_text("".join(u.to_json() + "\n" for u in pick))
+    # every held-out transcript builds the ASR's LM (a few would make it recite them) and every
+    # held-out utterance may serve the speaker baselines; only the picked ones have audio here
+    manifest.write_text("".join(u.to_json() + "\n" for u in texted))
     try:
         agg = evaluate_speech(wav_dir, manifest, score_dir, metrics="wer,speaker",
                               progress=False)["aggregate"]
