@@ -64,6 +64,26 @@ def test_presets_build_and_tiny_has_50hz_frames(tmp_path):
     assert dac.n_codebooks == 12 and cfg.batch_size == 72  # paper: DAC 16 kHz
 
 
+def test_a_24khz_codec_trains_and_codes_at_its_rate(tiny_corpus, tmp_path):
+    """``model.sampling_rate`` sets the codec's rate: crops, losses and codes follow it
+    (50 Hz frames at 24 kHz with a hop of 480)."""
+    from speechlm.audio import load_audio
+    from speechlm.corpus.manifest import read_manifest
+    from speechlm.tokenizers.codecs import CodecTokenizer
+
+    model = {**TINY["model"], "sampling_rate": 24000, "downsampling_ratios": [2, 4, 6, 10]}
+    cfg = tiny_cfg(tiny_corpus / "manifest.jsonl", tmp_path / "c24", model=model, max_steps=2)
+    assert cfg.sample_rate == 24000 and cfg.crop_samples == int(0.16 * 24000) // 480 * 480
+    train_codec(cfg)
+    tok = CodecTokenizer("dac", str(tmp_path / "c24"), device="cpu")
+    assert (tok.sample_rate, tok.frame_rate) == (24000, 50)
+    wav = load_audio(read_manifest(tiny_corpus / "manifest.jsonl")[0].audio, 16000)
+    s = tok.encode([wav], 16000)[0]  # resampled to 24 kHz by the tokenizer
+    assert s.codes.shape == (4, round(len(wav) * 1.5) // 480)
+    with pytest.raises(ConfigError, match=r"^model\.sampling_rate: an integer rate"):
+        tiny_cfg("m", tmp_path, model={**TINY["model"], "sampling_rate": 100})
+
+
 # ---- the saved codec ------------------------------------------------------------------------
 def test_saved_codec_is_a_dac_tokenizer_with_exact_roundtrip(trained, tiny_corpus, tmp_path):
     from speechlm.audio import load_audio
@@ -84,6 +104,8 @@ def test_saved_codec_is_a_dac_tokenizer_with_exact_roundtrip(trained, tiny_corpu
 
     fitted = fit_tokenizer(tiny_corpus / "manifest.jsonl", "dac", 0, tmp_path / "tok",
                            model=str(trained), n_codebooks=2)
+    copied = {p.name for p in (tmp_path / "tok" / "codec").iterdir()}
+    assert copied == {"config.json", "model.safetensors"}  # the weights, not the training state
     again = load_tokenizer(fitted)
     s2 = again.encode([wav], 16000)[0]
     np.testing.assert_array_equal(s2.codes, s.codes)

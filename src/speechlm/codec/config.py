@@ -11,7 +11,7 @@ from typing import Any
 from speechlm.config import Config, at_least, choice, mapping, positive
 from speechlm.errors import ConfigError
 
-SAMPLE_RATE = 16000  # the crops come from speechlm.ssl.data.CropDataset, which reads at 16 kHz
+SAMPLE_RATE = 16000  # DAC 16 kHz's; ``model.sampling_rate`` sets another (24000 for EnCodec's)
 
 # Descript Audio Codec, 16 kHz model (descript/dac_16khz): 50 Hz frames (hop 320), 12 codebooks
 # of 1024 8-d codes, quantizer dropout 0.5. ``model`` keys are laid over these.
@@ -34,9 +34,9 @@ def dac_config(model: dict[str, Any], key: str = "model") -> Any:
         raise ConfigError(f"{key}.model_type: the codec trainer trains 'dac' models, "
                           f"not '{model['model_type']}'")
     config = check_hf_config({**DAC_16KHZ, **model, "model_type": "dac"}, key)
-    if config.sampling_rate != SAMPLE_RATE:
-        raise ConfigError(f"{key}.sampling_rate: only {SAMPLE_RATE} Hz codecs are trained here "
-                          f"(got {config.sampling_rate})")
+    if not isinstance(config.sampling_rate, int) or config.sampling_rate < 8000:
+        raise ConfigError(f"{key}.sampling_rate: an integer rate in Hz >= 8000, got "
+                          f"{config.sampling_rate!r}")
     if config.n_codebooks < 1 or config.codebook_size < 2:
         raise ConfigError(f"{key}.n_codebooks/codebook_size: need >= 1 codebook of >= 2 codes")
     if config.codebook_size & (config.codebook_size - 1):
@@ -98,7 +98,7 @@ class CodecTrainConfig(Config):
         config = self.dac_config()
         if self.crop_samples < 2 * config.hop_length:
             raise ConfigError(f"crop_seconds: {self.crop_seconds} s is under two codec frames "
-                              f"({2 * config.hop_length / SAMPLE_RATE:g} s)")
+                              f"({2 * config.hop_length / config.sampling_rate:g} s)")
         if not (len(self.betas) == 2 and all(isinstance(b, int | float) and 0 <= b < 1
                                              for b in self.betas)):
             raise ConfigError(f"betas: two numbers in [0, 1), got {self.betas!r}")
@@ -125,8 +125,14 @@ class CodecTrainConfig(Config):
     @property
     def crop_samples(self) -> int:
         """Samples per crop: ``crop_seconds`` rounded down to whole codec frames."""
-        hop = int(dac_config(self.model).hop_length)
-        return int(round(self.crop_seconds * SAMPLE_RATE)) // hop * hop
+        config = dac_config(self.model)
+        hop = int(config.hop_length)
+        return int(round(self.crop_seconds * config.sampling_rate)) // hop * hop
+
+    @property
+    def sample_rate(self) -> int:
+        """The codec's audio rate (``model.sampling_rate``, DAC 16 kHz's by default)."""
+        return int(dac_config(self.model).sampling_rate)
 
 
 # DAC (Kumar et al. 2023), 16 kHz: the settings above are its defaults (the GAN phase aside).

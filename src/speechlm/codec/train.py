@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from speechlm.codec.config import SAMPLE_RATE, CodecTrainConfig
+from speechlm.codec.config import CodecTrainConfig
 from speechlm.errors import SpeechLMError
 
 # keys that may differ on a resume: where things are, how verbose, how long the run is
@@ -56,8 +56,8 @@ def usable_utterances(cfg: CodecTrainConfig, out: Path) -> list:
         if seconds >= cfg.max_hours * 3600:
             break
         try:
-            seconds += len(load_audio(u.audio, SAMPLE_RATE, start=u.start, end=u.end)) / \
-                SAMPLE_RATE
+            seconds += len(load_audio(u.audio, cfg.sample_rate, start=u.start, end=u.end)) / \
+                cfg.sample_rate
         except AudioError as e:
             errors.append({"id": u.id, "audio": u.audio, "error": str(e)})
             continue
@@ -102,7 +102,7 @@ class CodecTrainer:
                 self.model.decoder.conv2.weight.mul_(0.1)
         if cfg.weight_norm:
             self.model.apply_weight_norm()  # DAC's: every conv as g * v / |v|
-        self.mel = MultiScaleMelLoss(SAMPLE_RATE, cfg.mel_scales).to(self.device)
+        self.mel = MultiScaleMelLoss(cfg.sample_rate, cfg.mel_scales).to(self.device)
         self.opt = torch.optim.AdamW(self.model.parameters(), cfg.lr, betas=tuple(cfg.betas))
         self.step = 0
         q = self.model.config
@@ -224,10 +224,11 @@ def train_codec(cfg: CodecTrainConfig, device: str = "cpu") -> dict:
     utts = usable_utterances(cfg, out)
     trainer = CodecTrainer(cfg, device)
     hop = int(trainer.model.config.hop_length)
-    dataset = CropDataset(None, utts, cfg.crop_samples, hop, min_samples=hop, seed=cfg.seed)
+    dataset = CropDataset(None, utts, cfg.crop_samples, hop, min_samples=hop, seed=cfg.seed,
+                          sample_rate=cfg.sample_rate)
     if found:
         trainer.load_checkpoint(found[-1])
-    seconds_per_step = cfg.batch_size * cfg.crop_samples / SAMPLE_RATE
+    seconds_per_step = cfg.batch_size * cfg.crop_samples / cfg.sample_rate
     t0, first, window = time.perf_counter(), trainer.step, []  # log lines: window means
     with open(out / "log.jsonl", "a") as log, progress_bar(
             total=cfg.max_steps, initial=trainer.step, unit="step", desc="codec",

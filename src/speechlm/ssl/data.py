@@ -29,12 +29,13 @@ class CropDataset(torch.utils.data.Dataset):
     of the window are frames ``first ..`` of the whole utterance, where the labels were made.
     ``labels`` is the label dataset (id, duration, units, durations per row) or None, for
     objectives without targets. Utterances shorter than ``min_samples`` are left out
-    (``skipped``).
+    (``skipped``). Audio is read at ``sample_rate`` (the encoders': 16 kHz; a codec's may differ).
     """
 
     def __init__(self, labels: Any | None, utts: list[Utterance], crop: int, hop: int,
-                 min_samples: int, seed: int) -> None:
+                 min_samples: int, seed: int, sample_rate: int = SAMPLE_RATE) -> None:
         self.labels = labels
+        self.sample_rate = sample_rate
         self.utts = {u.id: u for u in utts}
         self.crop, self.hop, self.seed = crop, hop, seed
         self.epoch = 0
@@ -44,7 +45,7 @@ class CropDataset(torch.utils.data.Dataset):
             ids, seconds = labels["id"], labels["duration"]
         # (label row, utterance id, seconds) of each kept utterance
         self.rows = [(r, uid, s) for r, (uid, s) in enumerate(zip(ids, seconds, strict=True))
-                     if s * SAMPLE_RATE >= min_samples]
+                     if s * sample_rate >= min_samples]
         self.skipped = len(seconds) - len(self.rows)
 
     def set_epoch(self, epoch: int) -> None:
@@ -59,13 +60,14 @@ class CropDataset(torch.utils.data.Dataset):
 
         row, uid, seconds = self.rows[i]
         utt = self.utts[uid]
-        n = int(round(seconds * SAMPLE_RATE))
+        sr = self.sample_rate
+        n = int(round(seconds * sr))
         rng = np.random.default_rng([self.seed, self.epoch, i])
         first = int(rng.integers(0, max(0, n - self.crop) // self.hop + 1))  # model frame
         start = first * self.hop
         offset = utt.start or 0.0
-        wav = load_audio(utt.audio, SAMPLE_RATE, start=offset + start / SAMPLE_RATE,
-                         end=offset + min(n, start + self.crop) / SAMPLE_RATE)
+        wav = load_audio(utt.audio, sr, start=offset + start / sr,
+                         end=offset + min(n, start + self.crop) / sr)
         item = {"wav": wav, "first": first, "mask_seed": int(rng.integers(2**63))}
         if self.labels is not None:
             item["labels"] = frame_units(self.labels[row])
