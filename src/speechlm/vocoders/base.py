@@ -95,6 +95,29 @@ def load_vocoder(vocoder_dir: str | Path) -> Vocoder:
     return LOADERS[kind](d)
 
 
+RUN_LENGTH_KEYS = ("max_steps", "save_steps", "logging_steps")  # may change on resume
+TRAIN_CONFIG = "train_config.json"
+
+
+def begin_run(out_dir: Path, settings: dict) -> None:
+    """Start or resume a trained vocoder's run in ``out_dir``: refuse a folder that holds a
+    run with other settings (only ``RUN_LENGTH_KEYS`` may change), then record ``settings``."""
+    saved = out_dir / TRAIN_CONFIG
+    model = lambda d: {k: v for k, v in d.items() if k not in RUN_LENGTH_KEYS}  # noqa: E731
+    if saved.is_file() and model(json.loads(saved.read_text())) != model(settings):
+        raise ConfigError(f"{saved}: {out_dir} holds a run with a different config; use a new "
+                          "--out or the same settings to resume")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(settings, indent=2))
+
+
+def last_checkpoint(out_dir: Path) -> Path | None:
+    """The newest complete ``checkpoints/step-N`` (one with its state.json), or None."""
+    ckpts = sorted((out_dir / "checkpoints").glob("step-*"), key=lambda p: int(p.name[5:]))
+    complete = [c for c in ckpts if (c / "state.json").is_file()]
+    return complete[-1] if complete else None
+
+
 def write_config(out_dir: str | Path, cfg: dict) -> Path:
     """Write ``vocoder.json`` (creating the folder) and return the folder."""
     d = Path(out_dir)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from speechlm.errors import AudioError, ConfigError
+from speechlm.errors import AudioError
 from speechlm.vocoders import dsp
+from speechlm.vocoders.base import begin_run, last_checkpoint
 from speechlm.vocoders.envelope.model import (
     CEP_WEIGHTS,
     N_CEP,
@@ -170,20 +171,6 @@ def validation_loss(net: EnvelopeNet, frames: list[Frames], seg: int, pad_unit: 
     return total / max(weight, 1.0)
 
 
-RUN_LENGTH_KEYS = ("max_steps", "save_steps", "logging_steps")  # may change on resume
-
-
-def _model_keys(d: dict) -> dict:
-    return {k: v for k, v in d.items() if k not in RUN_LENGTH_KEYS}
-
-
-def last_checkpoint(out_dir: Path) -> Path | None:
-    """The newest complete ``checkpoints/step-N`` (one with its state.json), or None."""
-    ckpts = sorted((out_dir / "checkpoints").glob("step-*"), key=lambda p: int(p.name[5:]))
-    complete = [c for c in ckpts if (c / "state.json").is_file()]
-    return complete[-1] if complete else None
-
-
 def train_envelope(manifest: str | Path, tokenizer_dir: str | Path, out_dir: str | Path,
                    cfg: EnvelopeConfig | None = None, max_hours: float = 0.5,
                    device: str = "cpu") -> Path:
@@ -203,12 +190,7 @@ def train_envelope(manifest: str | Path, tokenizer_dir: str | Path, out_dir: str
     cfg = EnvelopeConfig.from_dict(replace(
         cfg, n_units=int(tok.n_units), frame_rate=float(tok.frame_rate),
         sample_rate=int(tok.sample_rate), n_f0_bins=n_f0).to_dict(), prefix="envelope.")
-    saved = out / "train_config.json"
-    if saved.is_file() and _model_keys(json.loads(saved.read_text())) != _model_keys(cfg.to_dict()):
-        raise ConfigError(f"{saved}: {out} holds a run with a different config; use a new --out "
-                          "or the same settings to resume")
-    out.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(cfg.to_dict(), indent=2))
+    begin_run(out, cfg.to_dict())
 
     stats = FallbackStats(cfg.n_units, cfg.frame_rate, cfg.sample_rate)
     frames = analyse(examples, cfg, stats)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from speechlm.errors import ConfigError, SpeechLMError
+from speechlm.errors import SpeechLMError
+from speechlm.vocoders.base import begin_run, last_checkpoint
 from speechlm.vocoders.hifigan.config import HifiganConfig
 
 
@@ -184,19 +185,6 @@ class Trainer:
         self.step = json.loads((d / "state.json").read_text())["step"]
 
 
-RUN_LENGTH_KEYS = ("max_steps", "save_steps", "logging_steps")  # may change on resume
-
-
-def _model_keys(d: dict) -> dict:
-    return {k: v for k, v in d.items() if k not in RUN_LENGTH_KEYS}
-
-
-def last_checkpoint(out_dir: Path) -> Path | None:
-    ckpts = sorted((out_dir / "checkpoints").glob("step-*"), key=lambda p: int(p.name[5:]))
-    complete = [c for c in ckpts if (c / "state.json").is_file()]
-    return complete[-1] if complete else None
-
-
 def train_hifigan(manifest: str | Path, tokenizer_dir: str | Path, out_dir: str | Path,
                   cfg: HifiganConfig | None = None, max_hours: float = 10.0,
                   device: str = "cpu") -> Path:
@@ -215,12 +203,7 @@ def train_hifigan(manifest: str | Path, tokenizer_dir: str | Path, out_dir: str 
                   n_f0_bins=max(cfg.n_f0_bins, n_f0) if cfg.use_f0 else cfg.n_f0_bins,
                   n_speakers=len(speakers) if cfg.n_speakers else 0)
     cfg = HifiganConfig.from_dict(cfg.to_dict())  # re-validate with the tokenizer's rates
-    saved = out / "train_config.json"
-    if saved.is_file() and _model_keys(json.loads(saved.read_text())) != _model_keys(cfg.to_dict()):
-        raise ConfigError(f"{saved}: {out} holds a run with a different config; use a new --out "
-                          "or the same settings to resume")
-    out.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(cfg.to_dict(), indent=2))
+    begin_run(out, cfg.to_dict())
     trainer = Trainer(cfg, device)
     if (ckpt := last_checkpoint(out)) is not None:
         trainer.load_checkpoint(ckpt)
