@@ -42,10 +42,12 @@ def voice_embedding(wav: np.ndarray, where: str, sample_rate: int = SAMPLE_RATE,
         raise AudioError(f"{where}: silent, no voice to embed")  # volume normalising would NaN
     encoder, preprocess_wav = _resemblyzer()
     speech = preprocess_wav(wav, source_sr=sample_rate)
-    if len(speech) == 0 or len(speech) < min_seconds * SAMPLE_RATE:
+    if len(speech) == 0:
+        raise AudioError(f"{where}: no speech left after silence trimming")
+    if len(speech) < min_seconds * SAMPLE_RATE:
         raise AudioError(f"{where}: {len(speech) / SAMPLE_RATE:.2f} s of speech after "
                          f"silence trimming, too short for the speaker encoder "
-                         f"(needs {max(min_seconds, 1 / SAMPLE_RATE):g} s)")
+                         f"(needs {min_seconds:g} s)")
     # a 3-layer LSTM over a few 1.6 s windows: ~0.05 s on one thread, while two OpenMP
     # threads on cores shared with other work (the ASR, DNSMOS, other jobs) took 7-23 s
     with single_thread():

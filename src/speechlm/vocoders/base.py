@@ -162,9 +162,14 @@ def frame_units(streams: Any, mean_durations: np.ndarray | None) -> np.ndarray:
     return np.repeat(units, durs)
 
 
-def check_units(streams: Any) -> np.ndarray:
-    """``streams.units`` as int64, or a clear error when the streams carry none."""
+def check_units(streams: Any, n_units: int | None = None) -> np.ndarray:
+    """``streams.units`` as int64, or a clear error when the streams carry none or (given the
+    vocoder's ``n_units``) ids it has no entry for."""
     units = getattr(streams, "units", None)
     if units is None:
         raise SpeechLMError("streams have no 'units'; this vocoder needs unit tokens")
-    return np.asarray(units, dtype=np.int64).reshape(-1)
+    units = np.asarray(units, dtype=np.int64).reshape(-1)
+    if n_units is not None and units.size and (units.min() < 0 or units.max() >= n_units):
+        raise SpeechLMError(f"unit ids must be in [0, {n_units}) for this vocoder, got "
+                            f"[{units.min()}, {units.max()}]: was it made on the same tokenizer?")
+    return units

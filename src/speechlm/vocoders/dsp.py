@@ -63,6 +63,13 @@ def f0_track(wav: np.ndarray, centers: np.ndarray, sample_rate: int) -> np.ndarr
     return freq[nearest].astype(np.float32)
 
 
+def limit_peak(wav: np.ndarray, peak: float = 0.95) -> np.ndarray:
+    """``wav`` scaled down to ``peak`` when it goes above it (summed pulses and filters can
+    overshoot a file's [-1, 1]); quieter audio is left as it is."""
+    top = float(np.abs(wav).max()) if wav.size else 0.0
+    return wav * (peak / top) if top > peak else wav
+
+
 def smooth(x: np.ndarray, width: int) -> np.ndarray:
     """Moving average along axis 0 with edge padding (``width`` frames, odd)."""
     if width <= 1 or len(x) == 0:

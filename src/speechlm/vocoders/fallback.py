@@ -56,12 +56,7 @@ class FallbackVocoder:
         ``streams.f0`` (per-unit F0 token bins, 0 = unvoiced) drives the pitch when present and
         the vocoder was fitted on a tokenizer that emits them.
         """
-        units = check_units(streams)
-        if units.size and (units.min() < 0 or units.max() >= self.n_units):
-            raise SpeechLMError(
-                f"unit ids must be in [0, {self.n_units}) for this vocoder, got "
-                f"[{units.min()}, {units.max()}]: was it fitted on the same tokenizer?"
-            )
+        units = check_units(streams, self.n_units)
         if getattr(streams, "durations", None) is None and self.pair_dur is not None:
             from dataclasses import replace
 
@@ -72,8 +67,7 @@ class FallbackVocoder:
         wav = dsp.source_filter(
             self.log_env[fu], f0, voicing, self.frame_rate, self.sample_rate, n_samples, seed
         )
-        peak = float(np.abs(wav).max()) if wav.size else 0.0
-        return wav * (0.95 / peak) if peak > 0.95 else wav
+        return dsp.limit_peak(wav)
 
     def predict_durations(self, units: np.ndarray) -> np.ndarray:
         """Frame counts for de-duplicated units: mean run length given the previous unit."""

@@ -53,11 +53,7 @@ class EnvelopeVocoder:
 
         from speechlm.vocoders.envelope.model import position_features
 
-        units = check_units(streams)
-        if units.size and (units.min() < 0 or units.max() >= self.cfg.n_units):
-            raise SpeechLMError(f"unit ids must be in [0, {self.cfg.n_units}) for this vocoder, "
-                                f"got [{units.min()}, {units.max()}]: was it trained on the "
-                                "same tokenizer?")
+        units = check_units(streams, self.cfg.n_units)
         durs = getattr(streams, "durations", None)
         durs = (self.durations.predict_durations(units) if durs is None
                 else np.asarray(durs, dtype=np.int64))
@@ -79,8 +75,7 @@ class EnvelopeVocoder:
         n_samples = int(round(n * self.sample_rate / self.cfg.frame_rate))
         wav = dsp.source_filter(log_env, f0.numpy(), voicing.numpy(), self.cfg.frame_rate,
                                 self.sample_rate, n_samples, seed)
-        peak = float(np.abs(wav).max()) if wav.size else 0.0
-        return wav * (0.95 / peak) if peak > 0.95 else wav
+        return dsp.limit_peak(wav)
 
     def save(self, out_dir: str | Path, extra: dict | None = None) -> Path:
         """``vocoder.json``, ``weights.safetensors`` and the duration tables in ``durations/``."""

@@ -43,10 +43,7 @@ class HifiganVocoder:
         """Audio of ``len(frames) * hop`` samples; durations predicted when absent."""
         import torch
 
-        units = check_units(streams)
-        if units.size and (units.min() < 0 or units.max() >= self.cfg.n_units):
-            raise SpeechLMError(f"unit ids must be in [0, {self.cfg.n_units}) for this vocoder, "
-                                f"got [{units.min()}, {units.max()}]")
+        units = check_units(streams, self.cfg.n_units)
         durs = streams.durations
         durs = self.durations(units) if durs is None else np.asarray(durs, dtype=np.int64)
         if len(durs) != len(units):
