@@ -20,7 +20,21 @@ def train(
 
     cfg = TrainConfig.from_yaml(config, overrides or [])
     metrics = run_training(cfg)
+    _end_process_group()
     summary = {k: metrics.get(k) for k in ("steps", "final_train_loss", "final_eval_loss",
                                            "tokens_per_second", "parameters")}
     if int(os.environ.get("RANK", "0")) == 0:  # one summary line under torchrun
         typer.echo(json.dumps(summary))
+
+
+def _end_process_group() -> None:
+    """Under torchrun: wait for every rank, then close the process group.
+
+    Rank 0 writes the model card after the others finish; a rank that exits with gloo still
+    open aborts at interpreter shutdown ("terminate called without an active exception").
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
