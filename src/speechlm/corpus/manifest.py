@@ -2,7 +2,8 @@
 
 Fields: ``id``, ``audio`` (path, relative paths resolve against the manifest's folder),
 optional ``start``/``end`` (seconds inside the file), ``duration`` (seconds), ``sample_rate``,
-``text``, ``speaker``, and optional ``words``/``phones`` as ``[label, start, end]`` lists
+``text``, ``speaker``, ``style`` (a speaking-style label, e.g. ``happy``: see
+``speechlm.corpus.styles``), and optional ``words``/``phones`` as ``[label, start, end]`` lists
 (seconds from the start of the utterance).
 """
 
@@ -32,6 +33,7 @@ class Utterance:
     end: float | None = None
     words: Alignment | None = None
     phones: Alignment | None = None
+    style: str | None = None
 
     def to_json(self) -> str:
         d = {k: v for k, v in asdict(self).items() if v is not None}
@@ -39,7 +41,8 @@ class Utterance:
 
 
 _REQUIRED = {"id": str, "audio": str, "duration": (int, float), "sample_rate": int}
-_OPTIONAL = {"text": str, "speaker": str, "start": (int, float), "end": (int, float)}
+_OPTIONAL = {"text": str, "speaker": str, "start": (int, float), "end": (int, float),
+             "style": str}
 _KNOWN = {f.name for f in fields(Utterance)}
 
 
@@ -86,7 +89,7 @@ def parse_utterance(obj: object, where: str) -> Utterance:
     return Utterance(
         id=obj["id"], audio=obj["audio"], duration=float(obj["duration"]),
         sample_rate=obj["sample_rate"], text=obj.get("text"), speaker=obj.get("speaker"),
-        start=obj.get("start"), end=obj.get("end"), **aligned,
+        start=obj.get("start"), end=obj.get("end"), style=obj.get("style"), **aligned,
     )
 
 
