@@ -20,11 +20,17 @@ def synth_corpus(
     hours: float = typer.Option(..., help="Hours of speech to make."),
     seed: int = typer.Option(0, help="Same seed, same corpus, byte for byte."),
     workers: int = typer.Option(None, help="Worker processes (default: up to 4 CPUs)."),
+    styles: str = typer.Option(
+        None, help="Speaking styles, comma-separated (neutral,happy,sad,angry) or 'all': each "
+                   "utterance is spoken and worded in one, labelled in the manifest."),
 ) -> None:
     """Speak grammar text with espeak-ng training voices, with gold word/phone alignments."""
+    from speechlm.corpus.styles import STYLES
     from speechlm.corpus.synth import synthesize_corpus
 
-    summary = synthesize_corpus(out, hours=hours, seed=seed, workers=workers)
+    names = None if styles is None else (
+        list(STYLES) if styles.strip() == "all" else [s.strip() for s in styles.split(",")])
+    summary = synthesize_corpus(out, hours=hours, seed=seed, workers=workers, styles=names)
     typer.echo(json.dumps(summary, indent=2))
 
 

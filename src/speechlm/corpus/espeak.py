@@ -28,7 +28,7 @@ from speechlm.errors import SpeechLMError
 AUDIO_OUTPUT_SYNCHRONOUS = 2
 INITIALIZE_PHONEME_EVENTS = 0x0001
 INITIALIZE_DONT_EXIT = 0x8000
-RATE, VOLUME, PITCH, RANGE = 1, 2, 3, 4
+RATE, VOLUME, PITCH, RANGE, WORDGAP = 1, 2, 3, 4, 7
 CHARS_UTF8 = 1
 PHONEMES = 0x100  # allow [[...]] phoneme input
 ENDPAUSE = 0x1000
@@ -150,8 +150,15 @@ class Espeak:
         return self._counts[word]
 
     def speak(self, text: str, voice: str, rate: int = 175, pitch: int = 50,
-              sample_rate: int = 16000, seed: int = 0) -> Spoken:
+              sample_rate: int = 16000, seed: int = 0, range: int = 50, volume: int = 100,
+              wordgap: int = 0) -> Spoken:
         """Synthesise ``text`` (``[[...]]`` spans are phoneme mnemonics) with alignments.
+
+        ``rate`` is in words per minute; ``pitch`` and ``range`` (0 is monotone) on espeak's
+        0-100 scale, relative to the voice's own pitch; ``volume`` 0-200 (espeak clips its int16
+        output, so loud settings saturate rather than overflow); ``wordgap`` adds pauses between
+        words in units of 10 ms. The defaults are libespeak-ng's own (``param_defaults``), so a
+        call without them sounds as espeak does out of the box.
 
         ``seed`` seeds the C library's ``rand()``, which espeak uses for voice roughness and
         noise, so the same call gives the same samples.
@@ -162,6 +169,11 @@ class Espeak:
         self.set_voice(voice)
         self.lib.espeak_SetParameter(RATE, int(rate), 0)
         self.lib.espeak_SetParameter(PITCH, int(pitch), 0)
+        # set on every call: parameters persist in the library, so a styled utterance would
+        # otherwise leak its delivery into the next one
+        self.lib.espeak_SetParameter(RANGE, int(range), 0)
+        self.lib.espeak_SetParameter(VOLUME, int(volume), 0)
+        self.lib.espeak_SetParameter(WORDGAP, int(wordgap), 0)
         self._samples, self._events = [], []
         self.libc.srand(ctypes.c_uint(seed))
         data = text.encode() + b"\0"

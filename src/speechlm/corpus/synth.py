@@ -2,15 +2,17 @@
 
 ``synthesize_corpus`` writes ``out_dir/wav/<id>.wav`` (16 kHz, 16-bit), ``out_dir/manifest.jsonl``
 (with ``words`` and ``phones`` alignments) and ``out_dir/summary.json``. Texts, voices, rates and
-pitches are all drawn in the parent from the seed before any audio is made. libespeak-ng keeps
-hidden state between utterances (its output depends slightly on what it spoke before, even after
-re-initialising), so utterances are made in fixed chunks of ``CHUNK``, each in a fresh process:
-the corpus is then byte-identical for any worker count.
+pitches (and, for a styled corpus, styles and their delivery) are all drawn in the parent from
+the seed before any audio is made. libespeak-ng keeps hidden state between utterances (its output
+depends slightly on what it spoke before, even after re-initialising), so utterances are made in
+fixed chunks of ``CHUNK``, each in a fresh process: the corpus is then byte-identical for any
+worker count.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -24,6 +26,7 @@ import numpy as np
 
 from speechlm.corpus.grammar import Grammar, words_of
 from speechlm.corpus.manifest import Utterance, write_manifest
+from speechlm.corpus.styles import check_styles, delivery, styled_text
 from speechlm.errors import ConfigError
 
 SAMPLE_RATE = 16000
@@ -64,6 +67,10 @@ class Job:
     pitch: int
     path: str
     seed: int  # for the C rand() espeak uses for roughness/noise
+    style: str | None = None
+    range: int = 50  # espeak's defaults: an unstyled job sounds as before styles existed
+    volume: int = 100
+    wordgap: int = 0
 
 
 def speak_chunk(jobs: list[Job]) -> list[dict]:
@@ -75,7 +82,8 @@ def speak_chunk(jobs: list[Job]) -> list[dict]:
     results = []
     for job in jobs:
         spoken = espeak.speak(job.text, job.voice, job.rate, job.pitch, SAMPLE_RATE,
-                              seed=job.seed)
+                              seed=job.seed, range=job.range, volume=job.volume,
+                              wordgap=job.wordgap)
         save_audio(job.path, spoken.wav, SAMPLE_RATE)
         results.append({"id": job.id, "duration": round(spoken.duration, 4),
                         "words": [list(w) for w in spoken.words],
@@ -115,24 +123,37 @@ def _main_imports() -> list[str]:
     return sorted(n for n in names if n in sys.modules)
 
 
-def _jobs(out: Path, seed: int, voices: list[str]) -> Iterator[Job]:
+def _jobs(out: Path, seed: int, voices: list[str], styles: list[str] | None) -> Iterator[Job]:
     grammar = Grammar(np.random.default_rng([seed, 0]))
     params = np.random.default_rng([seed, 1])
+    # styles and their jitter from a stream of their own: the unstyled draws stay as they were
+    style_rng = np.random.default_rng([seed, 2])
     i = 0
     while True:
-        text = grammar.utterance()
+        style = styles[int(style_rng.integers(len(styles)))] if styles else None
+        text = styled_text(grammar, style) if style else grammar.utterance()
         voice = voices[int(params.integers(len(voices)))]
         rate = int(params.integers(*RATE_RANGE))
         pitch = int(params.integers(*PITCH_RANGE))
         uid = f"syn{i:07d}"
-        yield Job(uid, text, voice, rate, pitch, str(out / "wav" / f"{uid}.wav"),
+        job = Job(uid, text, voice, rate, pitch, str(out / "wav" / f"{uid}.wav"),
                   int(params.integers(2**31)))
+        if style:  # the style's delivery replaces the voice-variety rate and pitch
+            d = delivery(style, style_rng)
+            job = dataclasses.replace(job, style=style, rate=d.rate, pitch=d.pitch,
+                                      range=d.range, volume=d.volume, wordgap=d.wordgap)
+        yield job
         i += 1
 
 
 def synthesize_corpus(out_dir: str | Path, hours: float, seed: int = 0,
-                      workers: int | None = None, voices: list[str] | None = None) -> dict:
+                      workers: int | None = None, voices: list[str] | None = None,
+                      styles: list[str] | None = None) -> dict:
     """Make about ``hours`` of speech in ``out_dir``; returns the summary (also summary.json).
+
+    With ``styles`` (names from ``speechlm.corpus.styles.STYLES``), each utterance draws one of
+    them uniformly: its delivery is the style's (jittered) and its text carries the style's
+    words; the manifest's ``style`` field holds the label.
 
     Stops at the first utterance that brings the total to ``hours``. A finished corpus with the
     same settings is not made again. Workers are ``forkserver`` processes, so a script calling
@@ -144,20 +165,24 @@ def synthesize_corpus(out_dir: str | Path, hours: float, seed: int = 0,
         raise ConfigError(f"hours: must be > 0, got {hours!r}")
     if workers is not None and workers < 1:
         raise ConfigError(f"workers: must be >= 1, got {workers}")
+    check_styles(styles)
     out = Path(out_dir)
     voices = list(voices or TRAIN_VOICES)
     settings = {"hours_requested": hours, "seed": seed, "voices": voices}
+    if styles:  # only then: an unstyled summary stays byte-identical to older ones
+        settings["styles"] = list(styles)
     summary_path = out / "summary.json"
     if summary_path.exists():
         old = json.loads(summary_path.read_text())
-        if all(old.get(k) == v for k, v in settings.items()):
+        # "styles" is compared even when not set: a styled corpus is no unstyled one
+        if all(old.get(k) == settings.get(k) for k in [*settings, "styles"]):
             return old
     (out / "wav").mkdir(parents=True, exist_ok=True)
     workers = workers or min(4, os.cpu_count() or 1)
     target = hours * 3600.0
     utts: list[Utterance] = []
     total = 0.0
-    jobs = _jobs(out, seed, voices)
+    jobs = _jobs(out, seed, voices, styles)
     # maxtasksperchild=1: every chunk starts from a fresh espeak (see the module docstring);
     # forkserver children start with the modules preloaded, so a fresh process is cheap
     ctx = mp.get_context("forkserver")
@@ -183,7 +208,7 @@ def synthesize_corpus(out_dir: str | Path, hours: float, seed: int = 0,
                     utts.append(Utterance(
                         id=job.id, audio=f"wav/{job.id}.wav", duration=res["duration"],
                         sample_rate=SAMPLE_RATE, text=job.text, speaker=job.voice,
-                        words=res["words"], phones=res["phones"]))
+                        words=res["words"], phones=res["phones"], style=job.style))
                     total += res["duration"]
                     bar.update(res["duration"])
     finally:

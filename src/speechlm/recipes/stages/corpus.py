@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from speechlm.config import Config, choice, fraction, positive
+from speechlm.corpus.styles import check_styles
 from speechlm.corpus.synth import TRAIN_VOICES
 from speechlm.errors import ConfigError
 from speechlm.recipes.stages import STAGES, RunContext, Stage, config_values
@@ -37,9 +38,12 @@ class CorpusConfig(Config):
     seed: int = 0
     # the voice set is part of what the corpus is: recorded, so other voices mean another corpus
     voices: list = field(default_factory=lambda: list(TRAIN_VOICES))
+    # speaking styles (speechlm.corpus.styles.STYLES) each utterance draws one of; None: unstyled
+    styles: list | None = None
 
     def validate(self) -> None:
         _check_voices(self.voices)
+        check_styles(self.styles)
 
 
 def _parse_corpus(section: Any, prefix: str) -> CorpusConfig | None:
@@ -73,7 +77,8 @@ def _run_corpus(ctx: RunContext, conf: CorpusConfig | None, d: Path) -> dict:
                           "no synthetic corpus: pass --manifest with an imported corpus")
     from speechlm.corpus.synth import synthesize_corpus
 
-    return synthesize_corpus(d, hours=conf.hours, seed=conf.seed, voices=conf.voices)
+    return synthesize_corpus(d, hours=conf.hours, seed=conf.seed, voices=conf.voices,
+                             styles=conf.styles)
 
 
 def _plan_corpus(ctx: RunContext, conf: CorpusConfig | None) -> dict:
