@@ -1,4 +1,4 @@
-"""``speechlm eval zerospeech|storycloze|all|abx|generation|asr|speech``.
+"""``speechlm eval zerospeech|storycloze|all|abx|generation|asr|speech|style``.
 
 Heavy imports (torch, transformers, pocketsphinx, resemblyzer, onnxruntime) stay inside the
 functions so that ``speechlm --help`` is fast.
@@ -214,3 +214,50 @@ def speech(
         typer.echo(f"{agg['n_skipped']} file(s) skipped: listed in {out / 'speech.json'}",
                    err=True)
     typer.echo(f"report: {out / 'speech.md'}")
+
+
+@eval_app.command("style")
+def style(
+    model: Path = typer.Option(..., help="Model directory (with vocoder/, or pass --vocoder)."),
+    manifest: Path = typer.Option(..., help="Utterances labelled with 'style' (held-out voices): "
+                                            "split into classifier-fitting and prompt parts."),
+    out: Path = typer.Option(..., help="Output folder: style.json/.md, f0_<style>.png, audio/, "
+                                       "classifier/ (when fitted here)."),
+    prompts_per_style: int = typer.Option(10, help="Prompts per style."),
+    samples: int = typer.Option(3, help="Continuations per prompt (min-MAE is over these)."),
+    prompt_seconds: float = typer.Option(3.0, help="Prompt length (cut at the nearest word end "
+                                                   "when the manifest has word alignments)."),
+    max_seconds: float = typer.Option(4.0, help="Continuation length at most."),
+    min_seconds: float = typer.Option(1.0, help="Continuation length at least."),
+    temperature: float = typer.Option(1.0),
+    seed: int = typer.Option(0, help="Seed of the split and of sampling."),
+    classifier: Path = typer.Option(None, help="A fitted style classifier directory (default: fit "
+                                               "one on the manifest's classifier part)."),
+    classifier_fraction: float = typer.Option(0.5, help="Share of each style's utterances that "
+                                                        "fit the classifier."),
+    asr_lm: str = typer.Option("domain", help="pocketsphinx LM: domain (a bigram LM of the "
+                                              "manifest's transcripts) or generic (English)."),
+    vocoder: Path = typer.Option(None, help="Vocoder directory (default: MODEL/vocoder)."),
+    device: str = _DEVICE,
+) -> None:
+    """Style keeping (SpiRit-LM STSP S->S, pGSLM F0 figures): continue styled prompts, label the
+    continuations' style from audio and transcript, compare with the prompts' labels."""
+    from speechlm.evaluate.style import evaluate_style
+
+    r = evaluate_style(model, manifest, out, prompts_per_style=prompts_per_style,
+                       prompt_seconds=prompt_seconds, continuation_seconds=max_seconds,
+                       samples=samples, seed=seed, classifier_fraction=classifier_fraction,
+                       classifier=classifier, temperature=temperature, min_seconds=min_seconds,
+                       asr_lm=asr_lm, vocoder=vocoder, device=device)
+    s = r["summary"]
+    for k in ("style_accuracy", "rest_style_accuracy", "resynth_style_accuracy",
+              "sentiment_accuracy", "chance", "majority_rate", "f0_corr", "rest_f0_corr",
+              "f0_min_mae_st", "resynth_f0_mae_st"):
+        v = s[k]
+        typer.echo(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
+    cv = (r["classifier"].get("cross_validation") or {}).get("accuracy")
+    typer.echo(f"classifier leave-one-speaker-out accuracy: {cv}")
+    if r["skipped"]:
+        typer.echo(f"{len(r['skipped'])} prompt(s) skipped: listed in {out / 'style.json'}",
+                   err=True)
+    typer.echo(f"report: {out / 'style.md'}")
