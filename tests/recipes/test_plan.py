@@ -85,7 +85,7 @@ def test_a_typo_through_the_cli_is_one_line_and_no_traceback(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [
-        "error: corpus.hourz: unknown key; valid keys: hours, seed, voices"]
+        "error: corpus.hourz: unknown key; valid keys: hours, seed, voices, styles"]
     assert not (tmp_path / "run").exists()  # failed before any work
 
 

@@ -96,7 +96,8 @@ class Architecture(ABC):
 
 
 ARCHITECTURES: Registry[Architecture] = Registry(
-    "architecture", ("speechlm.models.causal_lm", "speechlm.models.multistream"))
+    "architecture", ("speechlm.models.causal_lm", "speechlm.models.multistream",
+                     "speechlm.models.expressive"))
 
 
 def get_architecture(name: str, key: str = "architecture") -> Architecture:

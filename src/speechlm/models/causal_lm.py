@@ -30,8 +30,12 @@ logger = logging.getLogger("speechlm")
 
 
 def score_sequences(model, seqs: Sequence[Sequence[int]], batch_size: int = 32,
-                    max_tokens: int = 16384, progress: bool = False) -> np.ndarray:
+                    max_tokens: int = 16384, progress: bool = False,
+                    targets: tuple[int, int] | None = None) -> np.ndarray:
     """Summed and mean log-probability of every token after the first, shape (N, 2), float64.
+
+    ``targets`` (offset, size) counts only the tokens with ids in that range (e.g. the units of
+    a sequence that also holds other tokens); the others still condition what follows.
 
     ``model`` is a ``transformers`` causal LM or anything with one in ``.model`` (a ``SpeechLM``).
     A sequence of one token has sum 0 and mean NaN (there is nothing to predict).
@@ -61,13 +65,30 @@ def score_sequences(model, seqs: Sequence[Sequence[int]], batch_size: int = 32,
             ids, mask = ids.to(device), mask.to(device)
             logits = lm(input_ids=ids, attention_mask=mask, use_cache=False).logits
             token_lp = next_token_logprobs(logits, ids)  # (B, T-1)
-            valid = mask[:, 1:].to(token_lp.dtype)  # a target counts iff it is a real token
+            valid = mask[:, 1:] > 0  # a target counts iff it is a real token (in ``targets``)
+            if targets is not None:
+                valid &= (ids[:, 1:] >= targets[0]) & (ids[:, 1:] < targets[0] + targets[1])
+            valid = valid.to(token_lp.dtype)
             sums = (token_lp * valid).sum(1).double().cpu().numpy()
             counts = valid.sum(1).double().cpu().numpy()
             for row, i in enumerate(batch):
                 out[i, SUM] = sums[row]
                 out[i, MEAN] = sums[row] / counts[row] if counts[row] else np.nan
     return out
+
+
+def left_padded(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
+    """(B, width) ids and attention mask, left-padded: every prompt ends where generation
+    starts."""
+    import torch
+
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, x in enumerate(ids):
+        input_ids[i, width - len(x):] = torch.as_tensor(x, dtype=torch.long)
+        mask[i, width - len(x):] = 1
+    return input_ids, mask
 
 
 def next_token_logprobs(logits, ids):
@@ -192,13 +213,9 @@ class CausalLM(Architecture):
         context = context_length(model.config)
         ids = [fit_context(lm.speech_example(p).input_ids, context, max(max_new), i)
                for i, p in enumerate(prompts)]
-        width = max(len(x) for x in ids)
+        input_ids, mask = left_padded(ids, vocab.pad_id)
+        width = input_ids.shape[1]
         device = next(model.parameters()).device
-        input_ids = torch.full((len(ids), width), vocab.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(ids), width), dtype=torch.long)
-        for i, x in enumerate(ids):  # left padding: every prompt ends where generation starts
-            input_ids[i, width - len(x):] = torch.tensor(x)
-            mask[i, width - len(x):] = 1
         offset, n_units = vocab.range("units")
         allowed = [*range(offset, offset + n_units), vocab.eos_id]
         torch.manual_seed(sampling.seed)

@@ -128,9 +128,10 @@ def warm_start(model, text_tokenizer, vocab: SpeechVocab, mode: str, seed: int =
 
 
 def warm_init(init_from: str, vocab_mode: str, n_units: int, seed: int = 0,
-              markers: tuple[str, ...] = DEFAULT_MARKERS):
+              markers: tuple[str, ...] = DEFAULT_MARKERS, n_pitch: int = 0, n_style: int = 0):
     """Load a text LM (local dir or hub id), build the vocabulary and warm-start it.
 
+    ``n_pitch`` / ``n_style`` add pitch and style tokens (SpiRit-LM Expressive).
     Returns ``(model, vocab, info)``.
     """
     from transformers import AutoModelForCausalLM
@@ -143,8 +144,9 @@ def warm_init(init_from: str, vocab_mode: str, n_units: int, seed: int = 0,
                                 attn_implementation="sdpa", dtype=torch.float32)
     except ConfigError as e:
         raise ConfigError(f"init_from: {e}") from None
-    vocab = (SpeechVocab.extend(text_tok, n_units, markers=markers) if vocab_mode == "extend"
-             else SpeechVocab.speech_only(n_units, markers=markers))
+    vocab = (SpeechVocab.extend(text_tok, n_units, n_pitch, n_style, markers=markers)
+             if vocab_mode == "extend"
+             else SpeechVocab.speech_only(n_units, n_pitch, n_style, markers=markers))
     info = warm_start(model, text_tok, vocab, vocab_mode, seed=seed)
     info["init_from"] = str(init_from)
     return model, vocab, info

@@ -37,7 +37,7 @@ from speechlm.sequences.vocab import SPEECH_MARKER, TEXT_MARKER, SpeechVocab
 TEXT = "text"  # the pseudo-range "text tokens of the text tokenizer" (extend vocabularies)
 # modules that register formats beyond the ones defined here
 FORMAT_MODULES = ("speechlm.sequences.formats", "speechlm.sequences.instruction",
-                  "speechlm.sequences.multistream")
+                  "speechlm.sequences.multistream", "speechlm.sequences.expressive")
 
 
 @dataclass(frozen=True)
@@ -119,18 +119,26 @@ def text_speech(row: Mapping, vocab: SpeechVocab, rng: np.random.Generator | Non
 def word_unit_spans(words, durations, frame_rate: float) -> list[tuple[int, int]]:
     """Split the unit sequence at word starts: ``[(first_unit, end_unit)]`` per word.
 
-    Unit ``k`` starts at ``sum(durations[:k]) / frame_rate`` seconds; it belongs to the last word
-    that starts at or before that time (units before the first word go to the first word), so
-    every span boundary is a word start and spans tile the whole unit sequence.
+    Unit ``k`` starts at ``sum(durations[:k]) / frame_rate`` seconds (see
+    :func:`word_token_spans`).
     """
     starts = np.concatenate([[0], np.cumsum(np.asarray(durations, dtype=np.int64))[:-1]])
-    unit_times = starts / float(frame_rate)
+    return word_token_spans(words, starts / float(frame_rate))
+
+
+def word_token_spans(words, times: np.ndarray) -> list[tuple[int, int]]:
+    """``[(first, end)]`` per word over tokens at sorted ``times`` (seconds), cut at word starts.
+
+    A token belongs to the last word that starts at or before its time (tokens before the
+    first word go to the first word), so every span boundary is a word start and the spans
+    tile the whole sequence.
+    """
     word_starts = np.asarray([w["start"] for w in words], dtype=np.float64)
-    # first unit whose start time is >= each word start (word 0 takes everything before it)
-    cuts = np.searchsorted(unit_times, word_starts - 1e-9, side="left")
+    # first token whose time is >= each word start (word 0 takes everything before it)
+    cuts = np.searchsorted(times, word_starts - 1e-9, side="left")
     cuts[0] = 0
     cuts = np.maximum.accumulate(cuts)
-    ends = np.append(cuts[1:], len(unit_times))
+    ends = np.append(cuts[1:], len(times))
     return [(int(a), int(b)) for a, b in zip(cuts, ends, strict=True)]
 
 

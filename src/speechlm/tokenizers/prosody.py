@@ -24,6 +24,7 @@ F0_RATE = 100.0
 PITCH_WINDOW = 8  # F0 frames per pitch token: 100 / 8 = 12.5 Hz
 STYLE_WINDOW = 100  # F0 frames per style token: 1 Hz
 PROSODY_FILE = "prosody.safetensors"
+PROSODY_INFO = ("n_pitch", "n_style", "pitch_rate", "style_rate")  # what token datasets need
 
 
 def extract_f0(wav: np.ndarray, sample_rate: int, fmin: float = 60.0,
@@ -44,6 +45,17 @@ def extract_f0(wav: np.ndarray, sample_rate: int, fmin: float = 60.0,
     f0 = np.zeros(n, np.float32)
     f0[inside] = values[j[inside]]
     return f0
+
+
+def prosody_info(tokenizer_dir: str | Path) -> dict[str, float]:
+    """Sizes and rates of the pitch and style tokens the tokenizer saved in ``tokenizer_dir``
+    writes (:data:`PROSODY_INFO`); empty when it writes none or the folder holds no tokenizer."""
+    from speechlm.tokenizers.base import SPEC_FILE, read_spec
+
+    if not (Path(tokenizer_dir) / SPEC_FILE).is_file():
+        return {}
+    spec = read_spec(tokenizer_dir).get("prosody") or {}
+    return {k: spec[k] for k in PROSODY_INFO if k in spec}
 
 
 def frame_energy(wav: np.ndarray, sample_rate: int, n: int) -> np.ndarray:
@@ -131,6 +143,26 @@ class Prosody:
             if len(v) and v.mean() >= 0.5:
                 out[i] = 1 + int(np.searchsorted(self.f0_edges, nlf[lo:hi][v].mean()))
         return out
+
+    def unit_bins_from_pitch(self, pitch: np.ndarray, pitch_rate: float, durations: np.ndarray,
+                             frame_rate: float) -> np.ndarray:
+        """Per-unit F0 bins (as ``annotate``'s ``f0``) from pitch tokens: (N,) int64.
+
+        ``pitch`` is a stream at its fixed rate (token ``j`` covers ``[j, j + 1) / pitch_rate``
+        s, as ``annotate`` writes it and ``split_expressive`` re-expands a generated one). Each
+        token becomes its centroid's window of (normalised log-F0, voicing) frames at 100 Hz,
+        voiced where the centroid's voicing is at least one half; the units are then binned as
+        from a real F0 contour. This lets an F0-conditioned (pGSLM-style) vocoder speak the
+        pitch an expressive LM generated.
+        """
+        if abs(pitch_rate * PITCH_WINDOW - F0_RATE) > 1e-6:
+            raise ValueError(f"pitch_rate {pitch_rate} Hz: this codebook's tokens are windows "
+                             f"of {PITCH_WINDOW} frames at {F0_RATE:g} Hz "
+                             f"({F0_RATE / PITCH_WINDOW:g} Hz)")
+        windows = self.pitch.centroids.numpy()[np.asarray(pitch, dtype=np.int64)]  # (J, 2W)
+        nlf = windows[:, :PITCH_WINDOW].reshape(-1)  # (J * W,) frames at F0_RATE
+        voiced = windows[:, PITCH_WINDOW:].reshape(-1) >= 0.5
+        return self._unit_bins(nlf, voiced, np.asarray(durations, dtype=np.int64), frame_rate)
 
     # -- fitting and storage --------------------------------------------------------------
     @classmethod

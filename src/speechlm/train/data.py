@@ -34,14 +34,18 @@ WRITER_BATCH = 1000
 
 
 def read_info(data_dir: str | Path) -> dict:
-    """The token dataset's ``info.json``, with ``tokenizer`` resolved to an absolute path."""
+    """The token dataset's ``info.json``, with ``tokenizer`` resolved to an absolute path and,
+    for a tokenizer with prosody, its pitch/style sizes and rates (``prosody_info``)."""
     p = Path(data_dir) / "info.json"
     info = load_json(p, "data must be a token dataset written by `speechlm tokenize`")
     for key in ("n_units", "frame_rate"):
         if key not in info:
             raise ConfigError(f"{p}: missing key {key!r}")
     if info.get("tokenizer"):  # stored relative to the dataset, so a moved run still works
+        from speechlm.tokenizers.prosody import prosody_info
+
         info["tokenizer"] = str((Path(data_dir) / info["tokenizer"]).resolve())
+        info = {**prosody_info(info["tokenizer"]), **info}
     return info
 
 
@@ -84,7 +88,7 @@ def format_examples(data_dir: str | Path, vocab: SpeechVocab, uses: Sequence[For
     with _progress_bars(progress):
         ds = load_rows(data_dir)
     check_formats(uses, vocab, ds.column_names, where=f"{key} ({data_dir})")
-    context = {"frame_rate": float(info["frame_rate"])}
+    context = {k: float(info[k]) for k in ("frame_rate", "pitch_rate", "style_rate") if k in info}
     cols = sorted({c for u in uses for c in u.spec.columns} & set(ds.column_names))
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)

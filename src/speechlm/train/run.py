@@ -15,6 +15,7 @@ from transformers import TrainerCallback
 from speechlm.config import Config
 from speechlm.errors import ConfigError
 from speechlm.models.architecture import Architecture, get_architecture
+from speechlm.models.causal_lm import CausalLM
 from speechlm.sequences.formats import FormatUse, check_formats, format_tokens, parse_formats
 from speechlm.sequences.vocab import SpeechVocab, with_default_markers
 from speechlm.train.config import TrainConfig
@@ -22,14 +23,16 @@ from speechlm.train.hardware import resolve_precision
 
 
 def _data_ranges(info: dict, names: list[str], data: str) -> dict[str, int]:
-    """Sizes of the vocabulary ranges the formats need, from the token dataset's info.json."""
+    """Sizes of the vocabulary ranges the formats need, from the token dataset's info
+    (``read_info``: pitch and style sizes come from its tokenizer)."""
     sizes = {"units": int(info["n_units"])}
     for name in names:
         if name in ("units", "text"):
             continue
         if f"n_{name}" not in info:
             raise ConfigError(f"formats: need '{name}' tokens but {Path(data) / 'info.json'} has "
-                              f"no n_{name} (tokenise with a tokenizer that makes them)")
+                              f"no n_{name} (tokenise with a tokenizer that makes them: pitch "
+                              "and style need its `prosody` option)")
         sizes[name] = int(info[f"n_{name}"])
     return sizes
 
@@ -55,11 +58,13 @@ def build_model(cfg: TrainConfig, info: dict, uses: list[FormatUse]
         return lm.architecture, lm.model, vocab, {"init": "from_model", **init_info}
     arch = get_architecture(cfg.architecture)
     if cfg.init == "warm":
-        if arch.name != "causal_lm":
-            raise ConfigError(f"init: warm start needs architecture causal_lm (a text LM), "
-                              f"not {arch.name}")
+        if not isinstance(arch, CausalLM):
+            raise ConfigError(f"init: warm start needs a causal-LM architecture (causal_lm, "
+                              f"expressive: a text LM), not {arch.name}")
         model, vocab, init_info = warm_init(cfg.init_from, cfg.vocab_mode, ranges["units"],
-                                            seed=cfg.seed, markers=tuple(markers))
+                                            seed=cfg.seed, markers=tuple(markers),
+                                            n_pitch=ranges.get("pitch", 0),
+                                            n_style=ranges.get("style", 0))
         return arch, model, vocab, {"init": "warm", **init_info}
     vocab = SpeechVocab.build(ranges, markers)
     model = arch.build(cfg.model, vocab, seed=cfg.seed)

@@ -18,21 +18,28 @@ from pathlib import Path
 
 import numpy as np
 
+TOY_PITCH_RATE, TOY_STYLE_RATE = 12.5, 1.0  # the rates a prosody tokenizer writes
+
 
 def write_toy_token_dataset(out_dir: str | Path, n_rows: int = 200, n_units: int = 20,
                             n_words: int = 30, frame_rate: float = 50.0, seed: int = 0,
-                            tokenizer_dir: str | Path | None = None, f0_bins: int = 0) -> Path:
+                            tokenizer_dir: str | Path | None = None, f0_bins: int = 0,
+                            n_pitch: int = 0, n_style: int = 0) -> Path:
     """Write ``out_dir/data/*.parquet`` + ``info.json`` (+ a placeholder tokenizer dir).
 
     ``f0_bins > 0`` adds an ``f0`` column as a prosody tokenizer writes it: a per-unit bin in
     ``1..f0_bins`` (0 = unvoiced), each word a fixed contour shifted by its speaker's register,
     drawn from a second generator so the other columns do not change.
+
+    ``n_pitch > 0`` with ``n_style > 0`` add ``pitch`` (12.5 Hz) and ``style`` (1 Hz) columns
+    (:func:`toy_prosody`), and their sizes and rates to ``info.json``.
     """
     import pyarrow as pa
 
     out = Path(out_dir)
     rng = np.random.default_rng(seed)
     lexicon = [rng.integers(0, n_units, size=rng.integers(2, 7)).tolist() for _ in range(n_words)]
+    expressive = bool(n_pitch and n_style)
     f0_rng = np.random.default_rng([seed, 1])
     contours = [f0_rng.integers(0, f0_bins + 1, size=len(w)) for w in lexicon] if f0_bins else []
     rows = []
@@ -51,23 +58,44 @@ def write_toy_token_dataset(out_dir: str | Path, n_rows: int = 200, n_units: int
         rows.append({"id": f"toy{i:05d}", "speaker": f"s{i % 4}",
                      "text": " ".join(w["label"] for w in words), "duration": t,
                      "units": units, "durations": durs, "words": words,
-                     **({"f0": f0} if f0_bins else {})})
+                     **({"f0": f0} if f0_bins else {}),
+                     **(toy_prosody(words, i, n_pitch, n_style) if expressive else {})})
     schema = pa.schema([
         ("id", pa.string()), ("speaker", pa.string()), ("text", pa.string()),
         ("duration", pa.float64()), ("units", pa.list_(pa.int32())),
         ("durations", pa.list_(pa.int32())),
         ("words", pa.list_(pa.struct([("label", pa.string()), ("start", pa.float64()),
                                       ("end", pa.float64())]))),
-    ] + ([("f0", pa.list_(pa.int32()))] if f0_bins else []))
-    return write_token_rows(out, rows, schema, n_units, frame_rate, tokenizer_dir)
+    ] + ([("f0", pa.list_(pa.int32()))] if f0_bins else [])
+      + ([("pitch", pa.list_(pa.int32())), ("style", pa.list_(pa.int32()))]
+         if expressive else []))
+    info = ({"n_pitch": n_pitch, "n_style": n_style, "pitch_rate": TOY_PITCH_RATE,
+             "style_rate": TOY_STYLE_RATE} if expressive else {})
+    return write_token_rows(out, rows, schema, n_units, frame_rate, tokenizer_dir, **info)
+
+
+def toy_prosody(words: list[dict], row: int, n_pitch: int, n_style: int) -> dict[str, list[int]]:
+    """``pitch`` and ``style`` columns of one toy row, over its words' time span.
+
+    Each word has its own pitch token (from its label) held over its time, so pitch changes at
+    word boundaries; style is the speaker's (``row % 4``) and steps by one every two seconds.
+    """
+    end = words[-1]["end"]
+    starts = np.asarray([w["start"] for w in words])
+    steps = np.arange(int(np.ceil(end * TOY_PITCH_RATE))) / TOY_PITCH_RATE
+    word = np.searchsorted(starts, steps, side="right") - 1  # the word at each pitch step
+    pitch = [int(words[k]["label"][1:]) % n_pitch for k in word]
+    style = [(row % 4 + k // 2) % n_style for k in range(int(np.ceil(end * TOY_STYLE_RATE)))]
+    return {"pitch": pitch, "style": style}
 
 
 def write_token_rows(out_dir: str | Path, rows: list[dict], schema, n_units: int,
-                     frame_rate: float = 50.0, tokenizer_dir: str | Path | None = None) -> Path:
+                     frame_rate: float = 50.0, tokenizer_dir: str | Path | None = None,
+                     **info) -> Path:
     """Write ``rows`` as a one-part token dataset: Parquet, ``info.json``, ``errors.jsonl``.
 
     Without ``tokenizer_dir`` a placeholder speech-tokenizer folder is made inside ``out_dir``
-    (the model directory copies it; nothing loads it).
+    (the model directory copies it; nothing loads it). ``info`` adds keys to ``info.json``.
     """
     import pyarrow as pa
 
@@ -80,7 +108,7 @@ def write_token_rows(out_dir: str | Path, rows: list[dict], schema, n_units: int
         (Path(tokenizer_dir) / "config.json").write_text(json.dumps(
             {"kind": "toy", "n_units": n_units, "frame_rate": frame_rate}))
     return write_token_table(out, pa.Table.from_pylist(rows, schema=schema), tokenizer_dir,
-                             n_units, frame_rate)
+                             n_units, frame_rate, **info)
 
 
 def toy_answer(prompt_units: list[int], n_units: int) -> list[int]:

@@ -111,10 +111,11 @@ def continue_heldout_prompt(model_dir: Path, valid_manifest: Path, out_dir: Path
     save_audio(files["prompt"], wav, SAMPLE_RATE)
     save_audio(files["continuation"], audio, sr)
     save_audio(files["resynth"], resynth, sr)
-    units = [] if streams.units is None else np.asarray(streams.units).tolist()
+    # every stream the model made (units; durations, F0, pitch, style for prosody models)
+    made = {name: np.asarray(getattr(streams, name)).tolist() for name in streams.names()}
     (out_dir / "continuation.json").write_text(json.dumps(
         {"prompt_id": utt.id, "prompt_text": utt.text, "prompt_seconds": conf.prompt_seconds,
-         "units": units}, indent=1))
+         "units": [], **made}, indent=1))
     info = {"prompt_id": utt.id, "prompt_text": utt.text, "sample_rate": sr,
             "prompt_seconds": len(wav) / SAMPLE_RATE, "continuation_seconds": len(audio) / sr,
             "resynth_seconds": len(resynth) / sr,
