@@ -110,7 +110,7 @@ def test_moved_run_directory_report_still_finds_its_files(tmp_path):
     shutil.copytree(out, moved)
     shutil.rmtree(out)
     links = _links((moved / "report.html").read_text(encoding="utf-8"))
-    assert len(links) == 10  # results.json, 3 players, 3 spectrograms, 2 plots, the units
+    assert len(links) == 11  # results.json, 3 players, 3 spectrograms, 3 plots (F0), the units
     assert all((moved / link).is_file() for link in links)
 
 

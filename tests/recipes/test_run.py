@@ -330,3 +330,41 @@ def test_tokenizer_kind_must_read_the_trained_encoder():
     with pytest.raises(ConfigError, match="stages: 'tokenizer' reads the output of stage 'ssl', "
                                           "which is missing"):
         load_recipe("gslm", "tiny", ["tokenizer.kind=hubert", "tokenizer.model=<ssl>"])
+
+
+STYLE_SMALL = ["style.hours=0.03", "style.prompts_per_style=1", "style.samples=2",
+               "style.prompt_seconds=1.5", "style.max_seconds=1.0", "style.min_seconds=0.5"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe, streams", [("pgslm", {"durations", "f0"}),
+                                             ("spiritlm-expressive", {"pitch", "style"})])
+def test_prosody_recipes_generate_their_streams_and_measure_style(tmp_path, recipe, streams):
+    """pGSLM and SpiRit-LM Expressive end to end at toy size: the model reads the prosody
+    streams, the continuation carries them, the report plots its F0 and the style stage
+    scores style keeping on labelled held-out-voice speech."""
+    out = tmp_path / recipe
+    small = [*SMALL, "train.max_steps=4", "train.save_steps=100", "train.eval_steps=100",
+             "tokenizer.prosody.n_pitch=8", "tokenizer.prosody.n_style=4", *STYLE_SMALL]
+    if recipe == "pgslm":
+        small.remove("tokenizer.prosody.n_pitch=8")
+        small.remove("tokenizer.prosody.n_style=4")
+    proc = speechlm("run", recipe, "--out", str(out), *small)
+    log, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, log[-3000:]
+    meta = json.loads((out / "model" / "speechlm.json").read_text())
+    assert meta["architecture"] == {"pgslm": "multistream"}.get(recipe, "expressive")
+    made = json.loads((out / "generate" / "continuation.json").read_text())
+    assert streams <= set(made) and len(made["units"]) > 0
+    if recipe == "pgslm":  # one duration and one F0 bin per generated unit
+        assert len(made["durations"]) == len(made["f0"]) == len(made["units"])
+    style = json.loads((out / "results.json").read_text())["style"]
+    rows = json.loads((out / "style" / "style.json").read_text())["prompts"]
+    scored = [(r["style"], s["audio_label"]) for r in rows for s in r["samples"]
+              if s.get("audio_label")]
+    assert style["style_accuracy"] == pytest.approx(
+        sum(a == b for a, b in scored) / len(scored))
+    assert style["chance"] == 0.25
+    report = (out / "report.md").read_text()
+    assert "![F0 contours](plots/f0.png)" in report and (out / "plots" / "f0.png").is_file()
+    assert "## Style keeping" in report

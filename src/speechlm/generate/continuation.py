@@ -137,6 +137,7 @@ def continue_speech_batch(
         outs = speech_lm.generate(chunk, batch_sampling, budgets, min_new=floors)
         for p, (streams, stopped) in zip(chunk, outs, strict=True):
             n_new = 0 if streams.units is None else len(streams.units)
+            streams = f0_from_pitch(streams, tok, voc) if n_new else streams
             audio = speak(voc, streams, wavs[len(results)], sample_rate) if n_new \
                 else np.zeros(0, np.float32)
             audio = audio[: int(sampling.max_seconds * voc.sample_rate)]
@@ -150,6 +151,25 @@ def units_per_second(prompt: Any) -> float:
     if seconds <= 0 or prompt.units is None or len(prompt.units) == 0:
         return float(prompt.frame_rate)
     return len(prompt.units) / seconds
+
+
+def f0_from_pitch(streams: Any, tokenizer: Any, vocoder: Any) -> Any:
+    """Generated pitch tokens (an expressive LM's) as per-unit F0 bins, so an F0-conditioned
+    vocoder speaks the pitch the LM chose; durations come from the vocoder's tables.
+
+    ``streams`` comes back unchanged unless it has pitch tokens and no F0, the tokenizer has
+    the pitch codebook (``prosody``) and the vocoder predicts durations.
+    """
+    prosody = getattr(tokenizer, "prosody", None)
+    tables = getattr(vocoder, "durations", None)
+    if (streams.pitch is None or streams.f0 is not None or prosody is None
+            or not hasattr(tables, "predict_durations")):
+        return streams
+    durations = (tables.predict_durations(streams.units) if streams.durations is None
+                 else streams.durations)
+    f0 = prosody.unit_bins_from_pitch(streams.pitch, streams.pitch_rate, durations,
+                                      streams.frame_rate)
+    return dataclasses.replace(streams, durations=durations, f0=f0)
 
 
 def speak(vocoder: Any, streams: Any, reference: np.ndarray, sample_rate: int) -> np.ndarray:

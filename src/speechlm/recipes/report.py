@@ -53,6 +53,7 @@ def write_report(ctx: RunContext) -> dict:
         "generation": (generation := _info(stages, "generate")),
         # DESIGN's figure names: speech.KIND.wer, .cer, .speaker_similarity, .mos
         "speech": generation.pop("speech", {}),
+        "style": _info(stages, "style"),
         "stage_seconds": {name: round(s["seconds"], 1) for name, s in stages.items()},
     }
     results["wall_seconds"] = round(sum(results["stage_seconds"].values()), 1)
@@ -72,6 +73,18 @@ def write_report(ctx: RunContext) -> dict:
     if audio:
         _plot_spectrograms(audio, plots / "spectrograms.png")
         figures["spectrograms"] = "plots/spectrograms.png"
+    if "prompt" in audio and "continuation" in audio:
+        from speechlm.evaluate.style import plot_f0_contours
+
+        p, c = audio["prompt"], audio["continuation"]
+        plot_f0_contours(p["wav"], c["wav"], p["sample_rate"], plots / "f0.png",
+                         "F0 of the prompt, then of the continuation",
+                         continuation_rate=c["sample_rate"])
+        figures["f0"] = "plots/f0.png"
+    # eval style's own plots: one prompt and its first continuation per style
+    if "style" in stages:
+        figures.update({f"style_{f.stem}": f"style/{f.name}"
+                        for f in sorted((out / "style").glob("f0_*.png"))})
     (out / "report.md").write_text(_markdown(results, figures, audio))
     units = (out / "generate" / "continuation.json").is_file()
     (out / "report.html").write_text(_html(results, figures, audio, units), encoding="utf-8")
@@ -233,12 +246,18 @@ def _markdown(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict]
         ]
         if "spectrograms" in figures:
             lines += [f"![spectrograms]({figures['spectrograms']})", ""]
+        if "f0" in figures:
+            lines += [f"![F0 contours]({figures['f0']})", ""]
         if speech := _speech_rows(r["speech"], g):
             header, rows = speech
             lines += ["## Speech quality (listening machines)", "",
                       "| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
                       *["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows], "",
                       SPEECH_NOTE, ""]
+    if r["style"]:
+        lines += ["## Style keeping (eval style)", "", "| figure | value |", "| --- | --- |",
+                  *[f"| {k} | {_fmt(v)} |" for k, v in r["style"].items()], "", STYLE_NOTE, "",
+                  *[f"![{k}]({v})" for k, v in figures.items() if k.startswith("style_")], ""]
     lines += [
         "## Wall time per stage (seconds)",
         "",
@@ -249,6 +268,17 @@ def _markdown(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict]
         "",
     ]
     return "\n".join(lines)
+
+
+STYLE_NOTE = ("Prompts by held-out voices in four labelled styles, each continued several times. "
+              "style_accuracy: a delivery classifier (fitted on other held-out-voice speech) "
+              "labels the continuation's audio as the prompt's style; sentiment_accuracy: the "
+              "continuation's transcript carries the prompt's style words; rest_* and "
+              "resynth_*: the same on the prompt utterance's own remaining audio and on it "
+              "through the tokenizer and vocoder (what a perfect continuation could score). "
+              "f0_corr: Pearson correlation across prompts of the prompt's and the "
+              "continuation's mean log-F0; f0_min_mae_st: the closest sample's mean-F0 error in "
+              "semitones. Per prompt: style/style.md.")
 
 
 SPEECH_NOTE = ("WER: pocketsphinx with a bigram LM of the held-out transcripts (the prompt "
@@ -348,10 +378,18 @@ def _html(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict],
         if speech := _speech_rows(r["speech"], g):
             parts += ["<h3>Speech quality (listening machines)</h3>", _html_table(*speech),
                       f'<p class="note">{_e(SPEECH_NOTE)}</p>']
+        if "f0" in figures:
+            parts.append(_img(figures["f0"], "F0 contour of the prompt, then the continuation"))
         if units:
             parts.append('<p class="note">Units of the continuation: '
                          '<a href="generate/continuation.json">generate/continuation.json</a>.'
                          "</p>")
+    if r["style"]:
+        parts += ["<h2>Style keeping</h2>",
+                  _html_table(["figure", "value"], list(r["style"].items())),
+                  f'<p class="note">{_e(STYLE_NOTE)}</p>',
+                  *[_img(v, f"F0 contours, {k[len('style_f0_'):]} prompt")
+                    for k, v in figures.items() if k.startswith("style_")]]
     if r["model"]:
         parts += ["<h2>Training</h2>", _img(figures["loss"], "train and held-out loss by step")]
         if kept := _kept(r["model"]):

@@ -24,6 +24,7 @@ F0_RATE = 100.0
 PITCH_WINDOW = 8  # F0 frames per pitch token: 100 / 8 = 12.5 Hz
 STYLE_WINDOW = 100  # F0 frames per style token: 1 Hz
 PROSODY_FILE = "prosody.safetensors"
+N_F0_BINS, N_PITCH, N_STYLE = 32, 64, 16  # default codebook sizes (pGSLM's 32 F0 bins)
 PROSODY_INFO = ("n_pitch", "n_style", "pitch_rate", "style_rate")  # what token datasets need
 
 
@@ -167,7 +168,8 @@ class Prosody:
     # -- fitting and storage --------------------------------------------------------------
     @classmethod
     def fit(cls, audio: list[tuple[np.ndarray, str | None]], sample_rate: int, seed: int = 0,
-            n_f0_bins: int = 32, n_pitch: int = 64, n_style: int = 16) -> Prosody:
+            n_f0_bins: int = N_F0_BINS, n_pitch: int = N_PITCH,
+            n_style: int = N_STYLE) -> Prosody:
         """Fit speaker statistics, F0 bin edges and the pitch/style codebooks on ``audio``."""
         f0s = [extract_f0(w, sample_rate) for w, _ in audio]
         by_spk: dict[str, list[np.ndarray]] = {}

@@ -45,6 +45,7 @@ STAGE_MODULES = (
     "speechlm.recipes.stages.vocoder",  # vocoder
     "speechlm.recipes.stages.evaluation",  # eval, generate
     "speechlm.recipes.stages.alignment",  # preferences, align
+    "speechlm.recipes.stages.style",  # style
 )
 
 

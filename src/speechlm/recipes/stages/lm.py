@@ -135,12 +135,13 @@ def _plan_model(ctx: RunContext, conf: TrainConfig) -> dict:
     facts = {"init": conf.init if conf.init == "cold" else f"{conf.init} from {conf.init_from}"}
     markers, ranges = format_tokens(parse_formats(conf.formats))
     markers = with_default_markers(markers)
-    other = [r for r in ranges if r not in ("units", "text")]
-    if other:  # pitch/style/codec ranges are sized by the fitted tokenizer
-        facts["parameters"] = f"unknown before tokenising (the formats need {', '.join(other)})"
-        return facts
     units = ctx.conf("tokenizer").units
-    vocab = SpeechVocab.build({"units": units}, markers)
+    sizes = {"units": units, **_prosody_sizes(ctx.conf("tokenizer").prosody)}
+    other = [r for r in ranges if r not in ("units", "text")]
+    if unknown := [r for r in other if r not in sizes]:  # codec ranges: sized by the tokenizer
+        facts["parameters"] = f"unknown before tokenising (the formats need {', '.join(unknown)})"
+        return facts
+    vocab = SpeechVocab.build({r: sizes[r] for r in ("units", *other)}, markers)
     if conf.init == "cold":
         n = get_architecture(conf.architecture).count_parameters(conf.model, vocab)
         return {**facts, "vocabulary": vocab.size, "parameters": _count(n)}
@@ -153,7 +154,7 @@ def _plan_model(ctx: RunContext, conf: TrainConfig) -> dict:
     if conf.init == "from_model":
         size, facts["vocabulary"] = cfg.vocab_size, f"{cfg.vocab_size} and any new markers"
     elif conf.vocab_mode == "extend":  # the text vocabulary with the speech tokens appended
-        size = cfg.vocab_size + len(markers) + units
+        size = cfg.vocab_size + len(markers) + units + sum(sizes[r] for r in other)
         facts["vocabulary"] = f"about {size}"
     else:
         size = facts["vocabulary"] = vocab.size
@@ -161,6 +162,16 @@ def _plan_model(ctx: RunContext, conf: TrainConfig) -> dict:
         return {**facts, "parameters": _count(count_causal_lm(cfg, size))}
     except ValueError:  # a checkpoint that is not an AutoModelForCausalLM (a multi-stream one)
         return {**facts, "parameters": f"unknown (not a causal LM: {cfg.model_type})"}
+
+
+def _prosody_sizes(prosody: bool | dict | None) -> dict[str, int]:
+    """Pitch and style codebook sizes a tokenizer with these ``prosody`` options fits."""
+    from speechlm.tokenizers.prosody import N_PITCH, N_STYLE
+
+    if not prosody:
+        return {}
+    given = prosody if isinstance(prosody, dict) else {}
+    return {"pitch": given.get("n_pitch", N_PITCH), "style": given.get("n_style", N_STYLE)}
 
 
 STAGES.add("model", Stage("model", _run_model, _plan_model, config=TrainConfig, section="train",
