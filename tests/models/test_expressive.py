@@ -114,3 +114,29 @@ def test_pitch_tokens_give_the_per_unit_f0_bins_back():
     assert np.corrcoef(bins, s.f0)[0, 1] > 0.9
     with pytest.raises(ValueError, match="windows of 8 frames"):
         prosody.unit_bins_from_pitch(s.pitch, 25.0, s.durations, s.frame_rate)
+
+
+def test_generated_pitch_reaches_the_vocoder_as_f0_bins():
+    """An expressive continuation (units and pitch, no durations) gets durations from the
+    vocoder's tables and per-unit F0 bins from the tokenizer's pitch codebook."""
+    from types import SimpleNamespace
+
+    from speechlm.generate.continuation import f0_from_pitch
+    from speechlm.tokenizers.prosody import Prosody
+
+    prosody = Prosody.fit([(_glide(3.0, s), None) for s in range(4)], 16000, n_pitch=32,
+                          n_style=4)
+    ref = Streams(50.0, units=np.arange(36) % 5, durations=np.full(36, 4))
+    prosody.annotate(ref, _glide(3.0, 7), None)
+    generated = Streams(50.0, units=ref.units, pitch=ref.pitch, style=ref.style,
+                        pitch_rate=ref.pitch_rate, style_rate=ref.style_rate)
+    vocoder = SimpleNamespace(durations=SimpleNamespace(
+        predict_durations=lambda units: np.full(len(units), 4)))
+    spoken = f0_from_pitch(generated, SimpleNamespace(prosody=prosody), vocoder)
+    assert np.array_equal(spoken.durations, ref.durations)
+    assert np.array_equal(spoken.f0, prosody.unit_bins_from_pitch(
+        ref.pitch, ref.pitch_rate, ref.durations, 50.0))
+    assert np.corrcoef(spoken.f0, ref.f0)[0, 1] > 0.9  # the pitch the tokens carry
+    # nothing to do: a tokenizer without prosody, or streams that already have F0
+    assert f0_from_pitch(generated, SimpleNamespace(prosody=None), vocoder) is generated
+    assert f0_from_pitch(ref, SimpleNamespace(prosody=prosody), vocoder) is ref
