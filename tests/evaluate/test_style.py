@@ -33,7 +33,7 @@ def _speak(text: str, voice: str, delivery: tuple[int, int, float], seed: int = 
 
 
 def test_features_differ_for_a_clearly_different_delivery():
-    from speechlm.evaluate.style import FEATURES, style_features
+    from speechlm.evaluate.delivery import FEATURES, style_features
 
     names = list(FEATURES)
     slow = style_features(_speak(SENTENCES[0], "en-us+m7", SLOW_LOW_QUIET)[0], 16000)
@@ -52,14 +52,14 @@ def test_features_differ_for_a_clearly_different_delivery():
 
 def test_silence_has_no_style_features():
     from speechlm.errors import AudioError
-    from speechlm.evaluate.style import style_features
+    from speechlm.evaluate.delivery import style_features
 
     with pytest.raises(AudioError, match="voiced"):
         style_features(np.zeros(16000, np.float32), 16000)
 
 
 def test_classifier_separates_deliveries_on_an_unseen_voice_and_round_trips(tmp_path):
-    from speechlm.evaluate.style import StyleClassifier, leave_one_speaker_out, style_features
+    from speechlm.evaluate.delivery import StyleClassifier, leave_one_speaker_out, style_features
 
     train_voices, test_voice = ["en-us+Mike", "en-us+linda", "en-us+anika"], "en-us+m7"
     styles = {"slow": SLOW_LOW_QUIET, "fast": FAST_HIGH_LOUD}
@@ -129,7 +129,8 @@ def labelled(tmp_path_factory):
 
 
 def test_evaluate_style_end_to_end(model_with_vocoder, labelled, tmp_path):
-    from speechlm.evaluate.style import StyleClassifier, evaluate_style
+    from speechlm.evaluate.delivery import StyleClassifier
+    from speechlm.evaluate.style import evaluate_style
 
     manifest, short_id = labelled
     out = tmp_path / "style"

@@ -74,7 +74,7 @@ def write_report(ctx: RunContext) -> dict:
         _plot_spectrograms(audio, plots / "spectrograms.png")
         figures["spectrograms"] = "plots/spectrograms.png"
     if "prompt" in audio and "continuation" in audio:
-        from speechlm.evaluate.style import plot_f0_contours
+        from speechlm.evaluate.delivery import plot_f0_contours
 
         p, c = audio["prompt"], audio["continuation"]
         plot_f0_contours(p["wav"], c["wav"], p["sample_rate"], plots / "f0.png",
