@@ -191,3 +191,18 @@ def test_evaluate_style_end_to_end(model_with_vocoder, labelled, tmp_path):
     assert not again["classifier"]["fitted_here"] and again["summary"]["n_prompts"] == 4
     assert {r["id"] for r in again["prompts"]} <= {r["id"] for r in rows}
     assert "style_accuracy" in res.output and "leave-one-speaker-out" in res.output
+
+    # a classifier that lacks a style: that style's prompts are skipped, each with the reason
+    spec = json.loads((out / "classifier" / "classifier.json").read_text())
+    keep = [i for i, c in enumerate(spec["classes"]) if c != "angry"]
+    spec |= {"classes": [spec["classes"][i] for i in keep],
+             "coef": [spec["coef"][i] for i in keep],
+             "intercept": [spec["intercept"][i] for i in keep]}
+    (tmp_path / "three").mkdir()
+    (tmp_path / "three" / "classifier.json").write_text(json.dumps(spec))
+    third = evaluate_style(model_with_vocoder, manifest, tmp_path / "no-angry", prompts_per_style=1,
+                           prompt_seconds=1.0, continuation_seconds=1.0, samples=1,
+                           classifier=tmp_path / "three", progress=False)
+    assert {r["style"] for r in third["prompts"]} == {"neutral", "happy", "sad"}
+    angry = [x for x in third["skipped"] if x["style"] == "angry"]
+    assert angry and all("not a class of the classifier" in x["reason"] for x in angry)

@@ -210,6 +210,12 @@ def evaluate_style(model_dir: Any, manifest: str | Path, out_dir: str | Path,
     # prompts: the first prompts_per_style usable candidates of each style, in split order
     prompts, skipped = [], []
     for style in STYLES:
+        if style not in clf.classes and any(u.style == style for u in prompt_part):
+            # the classifier could never say this style: its prompts would count as misses
+            skipped += [{"id": u.id, "style": style, "reason": f"style '{style}' is not a "
+                         f"class of the classifier ({', '.join(clf.classes)}); refit it on "
+                         "speech of every style"} for u in prompt_part if u.style == style]
+            continue
         taken = 0
         for u in (u for u in prompt_part if u.style == style):
             if taken == prompts_per_style:
