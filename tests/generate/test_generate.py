@@ -337,3 +337,30 @@ def test_eval_generation_cli_and_recipe_stage_pass_the_repetition_penalty(monkey
     for bad in (0, -1):
         with pytest.raises(ConfigError, match="^generate.repetition_penalty: must be > 0"):
             GenerateConfig.from_dict({"repetition_penalty": bad}, prefix="generate.")
+
+
+def test_continuations_speak_in_the_prompt_voice_or_the_mean_voice(lm, prompt):
+    """A voice-conditioned vocoder gets the prompt's d-vector, or none (its mean voice) with
+    prompt_voice=False; the continuations' units do not change."""
+    from speechlm.generate.continuation import continue_speech_batch
+    from speechlm.models.sampling import Sampling
+
+    class Recording:
+        sample_rate = 16000
+        seen: list = []
+
+        def voice_of(self, wav, sample_rate):
+            return np.full(4, float(len(wav)), np.float32)
+
+        def synthesize(self, streams, seed=0, voice=None):
+            self.seen.append(voice)
+            return np.zeros(160 * len(streams.units), np.float32)
+
+    from speechlm.audio import load_audio
+
+    voc, wav = Recording(), load_audio(prompt[0])[:16000]
+    sampling = Sampling(1.0, 1.0, seed=0, min_seconds=0.5)
+    with_voice = continue_speech_batch(lm, [wav], 16000, sampling, vocoder=voc)
+    mean = continue_speech_batch(lm, [wav], 16000, sampling, vocoder=voc, prompt_voice=False)
+    assert voc.seen[0] is not None and voc.seen[0][0] == len(wav) and voc.seen[1] is None
+    assert np.array_equal(with_voice[0].streams.units, mean[0].streams.units)

@@ -239,6 +239,10 @@ def style(
                                               "manifest's transcripts) or generic (English)."),
     vocoder: Path = typer.Option(None, help="Vocoder directory (default: MODEL/vocoder)."),
     device: str = _DEVICE,
+    prompt_voice: bool = typer.Option(True, "--prompt-voice/--mean-voice", help="Speak "
+                                      "continuations (and the resynthesised control) in the "
+                                      "prompt's voice, or in the vocoder's mean voice: then "
+                                      "only the model's tokens carry the prompt's delivery."),
 ) -> None:
     """Style keeping (SpiRit-LM STSP S->S, pGSLM F0 figures): continue styled prompts, label the
     continuations' style from audio and transcript, compare with the prompts' labels."""
@@ -248,7 +252,8 @@ def style(
                        prompt_seconds=prompt_seconds, continuation_seconds=max_seconds,
                        samples=samples, seed=seed, classifier_fraction=classifier_fraction,
                        classifier=classifier, temperature=temperature, min_seconds=min_seconds,
-                       asr_lm=asr_lm, vocoder=vocoder, device=device)
+                       asr_lm=asr_lm, vocoder=vocoder, device=device,
+                       prompt_voice=prompt_voice)
     s = r["summary"]
     for k in ("style_accuracy", "rest_style_accuracy", "resynth_style_accuracy",
               "sentiment_accuracy", "chance", "majority_rate", "f0_corr", "rest_f0_corr",

@@ -165,7 +165,7 @@ def evaluate_style(model_dir: Any, manifest: str | Path, out_dir: str | Path,
                    temperature: float = 1.0, min_seconds: float = 1.0,
                    asr_lm: str = "domain", vocoder: str | Path | None = None,
                    device: str | None = None, batch_size: int = 8,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, prompt_voice: bool = True) -> dict:
     """Run the style benchmark of ``model_dir`` on the styled utterances of ``manifest``.
 
     The manifest's labelled utterances are split by :func:`split_labelled`; the classifier is
@@ -175,7 +175,9 @@ def evaluate_style(model_dir: Any, manifest: str | Path, out_dir: str | Path,
     ``continuation_seconds``). Writes ``style.json``, ``style.md``, ``f0_<style>.png`` and
     ``audio/`` under ``out_dir`` and returns the JSON's content. A prompt that cannot be used
     (too short, unvoiced prompt or rest) is skipped and listed; so is a sample that came out
-    empty or unvoiced.
+    empty or unvoiced. ``prompt_voice=False`` speaks continuations and the resynthesised rest
+    in the vocoder's mean voice, so the prompt's voice (its register, much of a style) cannot
+    reach the audio except through the model's tokens.
     """
     from speechlm.audio import save_audio
     from speechlm.corpus.manifest import read_manifest
@@ -237,7 +239,7 @@ def evaluate_style(model_dir: Any, manifest: str | Path, out_dir: str | Path,
         speech_lm, [p["prompt"] for p in prompts] * samples, rate,
         Sampling(continuation_seconds, temperature, seed=seed,
                  min_seconds=min(min_seconds, continuation_seconds)),
-        vocoder=voc, batch_size=batch_size)
+        vocoder=voc, batch_size=batch_size, prompt_voice=prompt_voice)
     asr = _transcriber(asr_lm, utts, out)
     rest_texts = asr.transcribe_batch([p["rest"] for p in prompts], rate, progress=progress)
 
@@ -256,7 +258,7 @@ def evaluate_style(model_dir: Any, manifest: str | Path, out_dir: str | Path,
                "rest_transcript": rest_texts[i], "rest_text_label": label_of_text(rest_texts[i]),
                "resynth_audio_label": None, "resynth_f0_st": None, "resynth_error": None}
         try:
-            resynth = resynthesize(tok, voc, p["rest"], rate)[1]
+            resynth = resynthesize(tok, voc, p["rest"], rate, own_voice=prompt_voice)[1]
             row["resynth_audio_label"], row["resynth_f0_st"] = _measure(clf, resynth, voc_rate)
         except SpeechLMError as e:
             row["resynth_error"] = str(e)
@@ -287,6 +289,7 @@ def evaluate_style(model_dir: Any, manifest: str | Path, out_dir: str | Path,
               "continuation_seconds": continuation_seconds, "min_seconds": min_seconds,
               "samples": samples, "seed": seed, "temperature": temperature,
               "classifier_fraction": classifier_fraction, "asr_lm": asr_lm,
+              "voice": "prompt" if prompt_voice else "mean",
               "classifier": {"path": str(classifier or out / "classifier"),
                              "fitted_here": classifier is None, "classes": clf.classes,
                              "n_fit_part": len(fit_part), "skipped": fit_skipped, **clf.info},

@@ -108,8 +108,13 @@ def continue_speech_batch(
     sampling: Sampling | None = None,
     vocoder: Any = None,
     batch_size: int = 8,
+    prompt_voice: bool = True,
 ) -> list[Continuation]:
     """Continue many prompts, ``batch_size`` at a time (one ``generate`` call per batch).
+
+    A voice-conditioned vocoder speaks each continuation in its prompt's voice, or, with
+    ``prompt_voice=False``, in the training voices' mean (then nothing of the prompt's sound
+    reaches the audio except through the model's tokens).
 
     A continuation the model ended at once comes back with empty audio (the caller decides
     whether that is an error or a listed skip).
@@ -138,7 +143,8 @@ def continue_speech_batch(
         for p, (streams, stopped) in zip(chunk, outs, strict=True):
             n_new = 0 if streams.units is None else len(streams.units)
             streams = f0_from_pitch(streams, tok, voc) if n_new else streams
-            audio = speak(voc, streams, wavs[len(results)], sample_rate) if n_new \
+            reference = wavs[len(results)] if prompt_voice else None
+            audio = speak(voc, streams, reference, sample_rate) if n_new \
                 else np.zeros(0, np.float32)
             audio = audio[: int(sampling.max_seconds * voc.sample_rate)]
             results.append(Continuation(p, streams, audio, int(voc.sample_rate), stopped))
@@ -172,18 +178,21 @@ def f0_from_pitch(streams: Any, tokenizer: Any, vocoder: Any) -> Any:
     return dataclasses.replace(streams, durations=durations, f0=f0)
 
 
-def speak(vocoder: Any, streams: Any, reference: np.ndarray, sample_rate: int) -> np.ndarray:
+def speak(vocoder: Any, streams: Any, reference: np.ndarray | None,
+          sample_rate: int) -> np.ndarray:
     """``vocoder.synthesize(streams)``, in the voice of ``reference`` (audio at
-    ``sample_rate``) when the vocoder is conditioned on voices (it has ``voice_of``)."""
-    if hasattr(vocoder, "voice_of"):
+    ``sample_rate``) when the vocoder is conditioned on voices (it has ``voice_of``); with no
+    reference, in the vocoder's default voice."""
+    if hasattr(vocoder, "voice_of") and reference is not None:
         return vocoder.synthesize(streams, voice=vocoder.voice_of(reference, sample_rate))
     return vocoder.synthesize(streams)
 
 
-def resynthesize(tokenizer: Any, vocoder: Any, wav: np.ndarray,
-                 sample_rate: int) -> tuple[Any, np.ndarray]:
+def resynthesize(tokenizer: Any, vocoder: Any, wav: np.ndarray, sample_rate: int,
+                 own_voice: bool = True) -> tuple[Any, np.ndarray]:
     """Tokeniser + vocoder only (no language model), in the input's voice when the vocoder
-    takes one: (Streams, audio at the vocoder's rate)."""
+    takes one (``own_voice=False``: its default voice): (Streams, audio at the vocoder's
+    rate)."""
     wav = check_waveform(wav, "input")
     streams = tokenizer.encode([wav], sample_rate)[0]
-    return streams, speak(vocoder, streams, wav, sample_rate)
+    return streams, speak(vocoder, streams, wav if own_voice else None, sample_rate)
