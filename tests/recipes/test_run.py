@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from speechlm.corpus.styles import label_of_text
 from speechlm.errors import ConfigError
 from speechlm.recipes.config import load_recipe
 
@@ -336,35 +337,56 @@ STYLE_SMALL = ["style.hours=0.03", "style.prompts_per_style=1", "style.samples=2
                "style.prompt_seconds=1.5", "style.max_seconds=1.0", "style.min_seconds=0.5"]
 
 
+TEXTLM_SMALL = ["textlm.n_sentences=200", "textlm.steps=5", "textlm.model.hidden_size=32",
+                "textlm.model.intermediate_size=64", "textlm.model.num_hidden_layers=2",
+                "textlm.model.num_attention_heads=2", "textlm.model.num_key_value_heads=2"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe, streams", [("pgslm", {"durations", "f0"}),
-                                             ("spiritlm-expressive", {"pitch", "style"})])
-def test_prosody_recipes_generate_their_streams_and_measure_style(tmp_path, recipe, streams):
+@pytest.mark.parametrize("name, scale_name, streams", [
+    ("pgslm", "tiny", {"durations", "f0"}),
+    ("spiritlm-expressive", "tiny", {"pitch", "style"}),
+    ("spiritlm-expressive", "tiny-interleaved", {"pitch", "style"})])
+def test_prosody_recipes_generate_their_streams_and_measure_style(tmp_path, name, scale_name,
+                                                                  streams):
     """pGSLM and SpiRit-LM Expressive end to end at toy size: the model reads the prosody
     streams, the continuation carries them, the report plots its F0 and the style stage
-    scores style keeping on labelled held-out-voice speech."""
-    out = tmp_path / recipe
+    scores style keeping on labelled held-out-voice speech (across modalities for the
+    interleaved model)."""
+    out = tmp_path / name
     small = [*SMALL, "train.max_steps=4", "train.save_steps=100", "train.eval_steps=100",
-             "tokenizer.prosody.n_pitch=8", "tokenizer.prosody.n_style=4", *STYLE_SMALL]
-    if recipe == "pgslm":
-        small.remove("tokenizer.prosody.n_pitch=8")
-        small.remove("tokenizer.prosody.n_style=4")
-    proc = speechlm("run", recipe, "--out", str(out), *small)
+             *STYLE_SMALL]
+    if name != "pgslm":
+        small += ["tokenizer.prosody.n_pitch=8", "tokenizer.prosody.n_style=4"]
+    if scale_name == "tiny-interleaved":  # the text LM's shape is the model's
+        small = [a for a in small if not a.startswith("train.model.")] + TEXTLM_SMALL
+    proc = speechlm("run", name, "--scale", scale_name, "--out", str(out), *small)
     log, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, log[-3000:]
     meta = json.loads((out / "model" / "speechlm.json").read_text())
-    assert meta["architecture"] == {"pgslm": "multistream"}.get(recipe, "expressive")
+    assert meta["architecture"] == {"pgslm": "multistream"}.get(name, "expressive")
     made = json.loads((out / "generate" / "continuation.json").read_text())
     assert streams <= set(made) and len(made["units"]) > 0
-    if recipe == "pgslm":  # one duration and one F0 bin per generated unit
+    if name == "pgslm":  # one duration and one F0 bin per generated unit
         assert len(made["durations"]) == len(made["f0"]) == len(made["units"])
     style = json.loads((out / "results.json").read_text())["style"]
-    rows = json.loads((out / "style" / "style.json").read_text())["prompts"]
+    result = json.loads((out / "style" / "style.json").read_text())
+    rows = result["prompts"]
     scored = [(r["style"], s["audio_label"]) for r in rows for s in r["samples"]
               if s.get("audio_label")]
     assert style["style_accuracy"] == pytest.approx(
         sum(a == b for a, b in scored) / len(scored))
     assert style["chance"] == 0.25
+    cross = result["summary"]["cross_modal"]
+    if scale_name == "tiny-interleaved":
+        assert set(cross) == {"S->T", "T->S", "T->T"}
+        written = [(r["style"], s) for r in rows for s in r["cross"]["T->T"]]
+        assert all(s["text_label"] == label_of_text(s["text"]) for _, s in written)
+        assert style["T->T sentiment_accuracy"] == pytest.approx(
+            sum(s["text_label"] == t for t, s in written) / len(written))
+        assert all(r["prompt_text"] for r in rows)  # the words inside the spoken prompt
+    else:
+        assert cross == {}
     report = (out / "report.md").read_text()
     assert "![F0 contours](plots/f0.png)" in report and (out / "plots" / "f0.png").is_file()
     assert "## Style keeping" in report

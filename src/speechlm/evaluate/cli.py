@@ -243,6 +243,9 @@ def style(
                                       "continuations (and the resynthesised control) in the "
                                       "prompt's voice, or in the vocoder's mean voice: then "
                                       "only the model's tokens carry the prompt's delivery."),
+    directions: str = typer.Option("S->S", help="Comma-separated prompt->continuation "
+                                   "modalities: S->S, and for a model with text tokens S->T, "
+                                   "T->S, T->T (SpiRit-LM's STSP table)."),
 ) -> None:
     """Style keeping (SpiRit-LM STSP S->S, pGSLM F0 figures): continue styled prompts, label the
     continuations' style from audio and transcript, compare with the prompts' labels."""
@@ -253,13 +256,17 @@ def style(
                        samples=samples, seed=seed, classifier_fraction=classifier_fraction,
                        classifier=classifier, temperature=temperature, min_seconds=min_seconds,
                        asr_lm=asr_lm, vocoder=vocoder, device=device,
-                       prompt_voice=prompt_voice)
+                       prompt_voice=prompt_voice,
+                       directions=[d.strip() for d in directions.split(",") if d.strip()])
     s = r["summary"]
     for k in ("style_accuracy", "rest_style_accuracy", "resynth_style_accuracy",
               "sentiment_accuracy", "chance", "majority_rate", "f0_corr", "rest_f0_corr",
               "f0_min_mae_st", "resynth_f0_mae_st"):
         v = s[k]
         typer.echo(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
+    for d, f in s["cross_modal"].items():
+        typer.echo(f"{d}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                       for k, v in f.items()))
     cv = (r["classifier"].get("cross_validation") or {}).get("accuracy")
     typer.echo(f"classifier leave-one-speaker-out accuracy: {cv}")
     if r["skipped"]:

@@ -34,6 +34,8 @@ from speechlm.evaluate.delivery import (
 )
 
 MIN_REST_SECONDS = 0.5  # original audio left after the prompt, for the controls
+DIRECTIONS = ("S->S", "S->T", "T->S", "T->T")  # prompt modality -> continuation modality
+TEXT_TOKENS = 24  # text tokens of a written continuation (a few words more than the rest has)
 
 
 # -- the benchmark --------------------------------------------------------------------------
@@ -165,7 +167,8 @@ def evaluate_style(model_dir: Any, manifest: str | Path, out_dir: str | Path,
                    temperature: float = 1.0, min_seconds: float = 1.0,
                    asr_lm: str = "domain", vocoder: str | Path | None = None,
                    device: str | None = None, batch_size: int = 8,
-                   progress: bool = True, prompt_voice: bool = True) -> dict:
+                   progress: bool = True, prompt_voice: bool = True,
+                   directions: Sequence[str] = ("S->S",)) -> dict:
     """Run the style benchmark of ``model_dir`` on the styled utterances of ``manifest``.
 
     The manifest's labelled utterances are split by :func:`split_labelled`; the classifier is
@@ -177,7 +180,8 @@ def evaluate_style(model_dir: Any, manifest: str | Path, out_dir: str | Path,
     (too short, unvoiced prompt or rest) is skipped and listed; so is a sample that came out
     empty or unvoiced. ``prompt_voice=False`` speaks continuations and the resynthesised rest
     in the vocoder's mean voice, so the prompt's voice (its register, much of a style) cannot
-    reach the audio except through the model's tokens.
+    reach the audio except through the model's tokens. ``directions`` adds SpiRit-LM's
+    cross-modal ones (S->T, T->S, T->T: :func:`_cross_modal`) for a model with text tokens.
     """
     from speechlm.audio import save_audio
     from speechlm.corpus.manifest import read_manifest
@@ -189,6 +193,8 @@ def evaluate_style(model_dir: Any, manifest: str | Path, out_dir: str | Path,
     if samples < 1 or prompts_per_style < 1:
         raise SpeechLMError(f"samples and prompts_per_style must be >= 1, got {samples} and "
                             f"{prompts_per_style}")
+    if bad := [d for d in directions if d not in DIRECTIONS]:
+        raise SpeechLMError(f"directions: {bad} unknown; valid: {', '.join(DIRECTIONS)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     utts = [u for u in read_manifest(manifest) if u.style is not None]
@@ -283,13 +289,17 @@ def evaluate_style(model_dir: Any, manifest: str | Path, out_dir: str | Path,
     for (s, _), text in zip(to_transcribe, texts, strict=True):
         s |= {"transcript": text, "text_label": label_of_text(text)}
 
+    if cross := [d for d in directions if d != "S->S"]:
+        _cross_modal(speech_lm, voc, asr, clf, prompts, rows, cross, Sampling(
+            continuation_seconds, temperature, seed=seed), samples, out, rate, progress)
+
     _plot_first_of_each_style(rows, prompts, conts, out, rate, voc_rate)
     result = {"model": str(speech_lm.dir), "manifest": str(manifest),
               "prompts_per_style": prompts_per_style, "prompt_seconds": prompt_seconds,
               "continuation_seconds": continuation_seconds, "min_seconds": min_seconds,
               "samples": samples, "seed": seed, "temperature": temperature,
               "classifier_fraction": classifier_fraction, "asr_lm": asr_lm,
-              "voice": "prompt" if prompt_voice else "mean",
+              "voice": "prompt" if prompt_voice else "mean", "directions": list(directions),
               "classifier": {"path": str(classifier or out / "classifier"),
                              "fitted_here": classifier is None, "classes": clf.classes,
                              "n_fit_part": len(fit_part), "skipped": fit_skipped, **clf.info},
@@ -312,6 +322,90 @@ def _plot_first_of_each_style(rows: list[dict], prompts: list[dict], conts: list
         plot_f0_contours(prompts[i]["prompt"], conts[scored[0] * n + i].audio, rate,
                          out / f"f0_{row['style']}.png",
                          f"{row['style']}: {row['id']}, sample {scored[0]}", voc_rate)
+
+
+def _cross_modal(lm: Any, voc: Any, asr: Any, clf: StyleClassifier, prompts: list[dict],
+                 rows: list[dict], directions: Sequence[str], sampling: Any, samples: int,
+                 out: Path, rate: int, progress: bool) -> None:
+    """SpiRit-LM's S->T, T->S and T->T: fill ``row["cross"][direction]`` with the samples.
+
+    A written prompt is the transcript words inside the spoken prompt (gold word times); the
+    continuation of a written prompt is spoken in the vocoder's mean voice (there is no voice to
+    follow). Text continuations are labelled by ``label_of_text``; spoken ones by the classifier
+    and by their transcript, as S->S continuations are.
+    """
+    import dataclasses
+
+    from speechlm.audio import save_audio
+    from speechlm.generate.continuation import f0_from_pitch, speak
+    from speechlm.generate.crossmodal import (
+        check_text_vocab,
+        continue_as_speech,
+        continue_as_text,
+        speech_prefix,
+        text_prefix,
+    )
+
+    check_text_vocab(lm)
+    tok = lm.speech_tokenizer
+    spoken_streams = tok.encode([p["prompt"] for p in prompts], rate)
+    written = [" ".join(w for w, _, end in p["utt"].words or [] if end <= p["cut"] + 1e-3)
+               for p in prompts]
+    prefixes = {"S": [speech_prefix(lm, s) for s in spoken_streams],
+                "T": [text_prefix(lm, t) for t in written]}
+    # speech tokens per second of the prompts (units, pitch and style), for the token budget
+    per_second = np.mean([len(x) / p["cut"] for x, p in zip(prefixes["S"], prompts,
+                                                                strict=True)])
+    frames = np.mean([np.mean(s.durations) for s in spoken_streams if s.durations is not None]
+                     or [2.0])
+    for row, text in zip(rows, written, strict=True):
+        row["prompt_text"], row["cross"] = text, {}
+    for d in directions:
+        source, target = d.split("->")
+        for k in range(samples):
+            run = dataclasses.replace(sampling, seed=sampling.seed + 1000 * (k + 1))
+            if target == "T":
+                texts = continue_as_text(lm, prefixes[source], run, TEXT_TOKENS)
+                for row, text in zip(rows, texts, strict=True):
+                    row["cross"].setdefault(d, []).append(
+                        {"sample": k, "text": text, "text_label": label_of_text(text)})
+                continue
+            made = continue_as_speech(lm, prefixes[source], run,
+                                      int(np.ceil(per_second * sampling.max_seconds)), frames)
+            audio = []
+            for row, streams in zip(rows, made, strict=True):
+                s = {"sample": k, "units": int(len(streams.units))}
+                wav = (speak(voc, f0_from_pitch(streams, tok, voc), None, rate)
+                       if len(streams.units) else np.zeros(0, np.float32))
+                wav = wav[: int(sampling.max_seconds * voc.sample_rate)]
+                try:
+                    if not len(wav):
+                        raise AudioError("the model ended the continuation at once")
+                    s["audio_label"], s["f0_st"] = _measure(clf, wav, voc.sample_rate)
+                    s["audio"] = f"audio/{row['id']}_{source}2{target}{k}.wav"
+                    save_audio(out / s["audio"], wav, voc.sample_rate)
+                    audio.append((s, wav))
+                except AudioError as e:
+                    s["skipped"] = str(e)
+                row["cross"].setdefault(d, []).append(s)
+            texts = asr.transcribe_batch([w for _, w in audio], voc.sample_rate,
+                                         progress=progress)
+            for (s, _), text in zip(audio, texts, strict=True):
+                s |= {"transcript": text, "text_label": label_of_text(text)}
+
+
+def _cross_summary(rows: Sequence[dict]) -> dict:
+    """Per cross-modal direction: the share of samples whose label (audio for speech, text for
+    text continuations) and whose text label are the prompt's style."""
+    out: dict[str, dict] = {}
+    for d in sorted({d for r in rows for d in r.get("cross", {})}):
+        got = [(r["style"], s) for r in rows for s in r["cross"].get(d, [])
+               if "skipped" not in s]
+        out[d] = {"n_samples": len(got),
+                  "sentiment_accuracy": _rate([(s.get("text_label"), t) for t, s in got])}
+        if d.endswith("->S"):
+            out[d]["style_accuracy"] = _rate([(s["audio_label"], t) for t, s in got])
+    return out
 
 
 def summarise(rows: Sequence[dict], classes: Sequence[str]) -> dict:
@@ -354,6 +448,7 @@ def summarise(rows: Sequence[dict], classes: Sequence[str]) -> dict:
                          "sentiment_accuracy": _rate([(s["text_label"], t) for r, s in scored
                                                       if r["style"] == t])}
                      for t in labels if t in truth},
+        "cross_modal": _cross_summary(rows),
         "confusion": {
             "continuation_audio": _confusion([(r["style"], s["audio_label"])
                                               for r, s in scored], labels),
@@ -393,6 +488,17 @@ def write_markdown(path: Path, result: dict) -> None:
           markdown_table(["style", "prompts", "style accuracy", "sentiment accuracy"],
                          [[k, v["n_prompts"], v["style_accuracy"], v["sentiment_accuracy"]]
                           for k, v in s["by_style"].items()]), ""]
+    if s["cross_modal"]:
+        md += ["## Across modalities (SpiRit-LM's STSP directions)", "",
+               "Written prompts are the words inside the spoken prompt; speech from a written "
+               "prompt is spoken in the vocoder's mean voice.", "",
+               markdown_table(["direction", "samples", "style accuracy (audio)",
+                               "sentiment accuracy (text)"],
+                              [["S->S", s["n_samples_scored"], s["style_accuracy"],
+                                s["sentiment_accuracy"]],
+                               *[[d, f["n_samples"], f.get("style_accuracy"),
+                                  f["sentiment_accuracy"]]
+                                 for d, f in s["cross_modal"].items()]]), ""]
     for name, table in s["confusion"].items():
         labels = list(table)
         md += [f"## Confusion: {name.replace('_', ' ')} (rows: prompt style)", "",

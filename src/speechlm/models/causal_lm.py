@@ -172,6 +172,34 @@ class CausalLMStepper:
         return out.logits[:, -1]
 
 
+def sample_ids(model, prefixes: Sequence[Sequence[int]], vocab, allowed: Sequence[int],
+               sampling, max_new: int, min_new: int = 0) -> np.ndarray:
+    """Left-padded batched sampling after each id prefix, of ``allowed`` ids and EOS only:
+    (B, <= max_new) new ids (rows that ended early are padded after their EOS).
+
+    EOS is not sampled before ``min_new`` tokens. HF applies the repetition penalty to every id
+    of the input (the prefix too) before ``AllowOnly`` and the warpers; a penalised pad or
+    marker stays -inf under ``AllowOnly``.
+    """
+    import torch
+    from transformers import LogitsProcessorList
+
+    input_ids, mask = left_padded(prefixes, vocab.pad_id)
+    width = input_ids.shape[1]
+    device = next(model.parameters()).device
+    torch.manual_seed(sampling.seed)
+    with torch.inference_mode():
+        out = model.generate(
+            input_ids=input_ids.to(device), attention_mask=mask.to(device), do_sample=True,
+            temperature=sampling.temperature, top_k=sampling.top_k,  # 0: off
+            top_p=sampling.top_p, max_new_tokens=max_new, use_cache=True,
+            min_new_tokens=min_new, repetition_penalty=float(sampling.repetition_penalty),
+            eos_token_id=vocab.eos_id, pad_token_id=vocab.pad_id,
+            logits_processor=LogitsProcessorList([AllowOnly([*allowed, vocab.eos_id])]),
+        )
+    return out[:, width:].cpu().numpy()
+
+
 class CausalLM(Architecture):
     """Any ``AutoModelForCausalLM`` (Llama, Qwen2, OPT, GPT-2, ...) over one token stream."""
 
@@ -204,8 +232,6 @@ class CausalLM(Architecture):
 
     def generate(self, lm, prompts, sampling, max_new, min_new=None) -> list[tuple[Any, bool]]:
         """Left-padded batched sampling of unit tokens (and EOS) after each prompt."""
-        import torch
-        from transformers import LogitsProcessorList
 
         from speechlm.tokenizers.streams import Streams
 
@@ -213,25 +239,9 @@ class CausalLM(Architecture):
         context = context_length(model.config)
         ids = [fit_context(lm.speech_example(p).input_ids, context, max(max_new), i)
                for i, p in enumerate(prompts)]
-        input_ids, mask = left_padded(ids, vocab.pad_id)
-        width = input_ids.shape[1]
-        device = next(model.parameters()).device
         offset, n_units = vocab.range("units")
-        allowed = [*range(offset, offset + n_units), vocab.eos_id]
-        torch.manual_seed(sampling.seed)
-        with torch.inference_mode():
-            out = model.generate(
-                input_ids=input_ids.to(device), attention_mask=mask.to(device), do_sample=True,
-                temperature=sampling.temperature, top_k=sampling.top_k,  # 0: off
-                top_p=sampling.top_p, max_new_tokens=max(max_new), use_cache=True,
-                min_new_tokens=min(min_new) if min_new else 0,  # EOS suppressed before it
-                # HF penalises every id of input_ids (the prompt too) before AllowOnly and the
-                # warpers; a left pad or marker penalised stays -inf under AllowOnly
-                repetition_penalty=float(sampling.repetition_penalty),
-                eos_token_id=vocab.eos_id, pad_token_id=vocab.pad_id,
-                logits_processor=LogitsProcessorList([AllowOnly(allowed)]),
-            )
-        new = out[:, width:].cpu().numpy()
+        new = sample_ids(model, ids, vocab, [*range(offset, offset + n_units)], sampling,
+                         max(max_new), min(min_new) if min_new else 0)
         results = []
         for row, budget, prompt in zip(new, max_new, prompts, strict=True):
             row = row[:budget]

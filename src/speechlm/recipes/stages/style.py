@@ -8,10 +8,11 @@ Outputs: ``RUN/style/corpus/`` (the labelled set) and ``speechlm eval style``'s 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from speechlm.config import Config, at_least, choice, fraction, positive
+from speechlm.errors import ConfigError
 from speechlm.recipes.stages import STAGES, RunContext, Stage
 
 # the figures recorded in .done and shown in the report (style.json holds every figure)
@@ -36,6 +37,16 @@ class StyleConfig(Config):
     temperature: float = positive(0.8)
     classifier_fraction: float = fraction(0.5)
     model: str = choice("model", "model", "align")  # the stage whose model continues
+    # S->S; S->T, T->S, T->T for a model with text tokens (interleaved training)
+    directions: list = field(default_factory=lambda: ["S->S"])
+
+    def validate(self) -> None:
+        from speechlm.evaluate.style import DIRECTIONS
+
+        if not (isinstance(self.directions, list) and self.directions
+                and set(self.directions) <= set(DIRECTIONS)):
+            raise ConfigError(f"directions: expected a list from {', '.join(DIRECTIONS)}, "
+                              f"got {self.directions!r}")
 
 
 def _run_style(ctx: RunContext, conf: StyleConfig, d: Path) -> dict:
@@ -50,14 +61,18 @@ def _run_style(ctx: RunContext, conf: StyleConfig, d: Path) -> dict:
         prompts_per_style=conf.prompts_per_style, prompt_seconds=conf.prompt_seconds,
         continuation_seconds=conf.max_seconds, samples=conf.samples, seed=conf.seed,
         classifier_fraction=conf.classifier_fraction, temperature=conf.temperature,
-        min_seconds=conf.min_seconds)
-    return {k: result["summary"].get(k) for k in HEADLINE}
+        min_seconds=conf.min_seconds, directions=conf.directions)
+    figures = {k: result["summary"].get(k) for k in HEADLINE}
+    for d, f in result["summary"]["cross_modal"].items():  # e.g. "T->S style_accuracy"
+        figures |= {f"{d} {k}": v for k, v in f.items() if k != "n_samples"}
+    return figures
 
 
 def _plan_style(ctx: RunContext, conf: StyleConfig) -> dict:
     return {"style": f"{conf.hours:g} h of labelled speech by held-out voices; "
                      f"{conf.prompts_per_style} prompts per style x {conf.samples} samples, "
-                     f"{conf.prompt_seconds:g} s -> up to {conf.max_seconds:g} s"}
+                     f"{conf.prompt_seconds:g} s -> up to {conf.max_seconds:g} s; "
+                     f"{', '.join(conf.directions)}"}
 
 
 STAGES.add("style", Stage("style", _run_style, _plan_style, config=StyleConfig,
