@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from speechlm.corpus.styles import label_of_text
+from speechlm.errors import SpeechLMError
 
 SENTENCES = ["the girl laughed and smiled at the lovely garden today",
              "a tearful boy cried and sighed by the gloomy river",
@@ -206,3 +207,14 @@ def test_evaluate_style_end_to_end(model_with_vocoder, labelled, tmp_path):
     assert {r["style"] for r in third["prompts"]} == {"neutral", "happy", "sad"}
     angry = [x for x in third["skipped"] if x["style"] == "angry"]
     assert angry and all("not a class of the classifier" in x["reason"] for x in angry)
+
+    # the classifier can listen through the model's own tokenizer and vocoder
+    heard = evaluate_style(model_with_vocoder, manifest, tmp_path / "resynth", prompts_per_style=1,
+                           prompt_seconds=1.0, continuation_seconds=1.0, samples=1,
+                           classifier_audio="resynth", progress=False)
+    refit = StyleClassifier.load(tmp_path / "resynth" / "classifier")
+    assert heard["classifier"]["audio"] == "resynth" and refit.classes == clf.classes
+    assert not np.allclose(refit.mean, clf.mean)  # fitted on other audio than the original
+    with pytest.raises(SpeechLMError, match="classifier_audio"):
+        evaluate_style(model_with_vocoder, manifest, tmp_path / "bad", classifier_audio="mp3",
+                       progress=False)

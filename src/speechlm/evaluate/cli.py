@@ -246,6 +246,9 @@ def style(
     directions: str = typer.Option("S->S", help="Comma-separated prompt->continuation "
                                    "modalities: S->S, and for a model with text tokens S->T, "
                                    "T->S, T->T (SpiRit-LM's STSP table)."),
+    classifier_audio: str = typer.Option("original", help="Fit the classifier on the original "
+                                         "audio, or 'resynth': on it through the model's "
+                                         "tokenizer and vocoder, as continuations sound."),
 ) -> None:
     """Style keeping (SpiRit-LM STSP S->S, pGSLM F0 figures): continue styled prompts, label the
     continuations' style from audio and transcript, compare with the prompts' labels."""
@@ -257,7 +260,8 @@ def style(
                        classifier=classifier, temperature=temperature, min_seconds=min_seconds,
                        asr_lm=asr_lm, vocoder=vocoder, device=device,
                        prompt_voice=prompt_voice,
-                       directions=[d.strip() for d in directions.split(",") if d.strip()])
+                       directions=[d.strip() for d in directions.split(",") if d.strip()],
+                       classifier_audio=classifier_audio)
     s = r["summary"]
     for k in ("style_accuracy", "rest_style_accuracy", "resynth_style_accuracy",
               "sentiment_accuracy", "chance", "majority_rate", "f0_corr", "rest_f0_corr",

@@ -111,16 +111,19 @@ def _transcriber(asr_lm: str, utterances: Sequence[Utterance], out: Path):
     return domain_transcriber(texts, out / "asr_lm")
 
 
-def _fit_classifier(utts: Sequence[Utterance], rate: int, progress: bool) -> tuple[
-        StyleClassifier, list[dict]]:
-    """Fit on ``utts`` (unusable ones listed, not fatal) with its leave-one-speaker-out CV."""
+def _fit_classifier(utts: Sequence[Utterance], rate: int, progress: bool,
+                    render: Any = None) -> tuple[StyleClassifier, list[dict]]:
+    """Fit on ``utts`` (unusable ones listed, not fatal) with its leave-one-speaker-out CV.
+
+    ``render(wav) -> (wav, rate)`` changes the audio first (e.g. a resynthesis)."""
     from speechlm.audio import load_audio
     from speechlm.progress import progress_bar
 
     feats, labels, speakers, skipped = [], [], [], []
     for u in progress_bar(utts, unit="utt", desc="classifier features", disable=not progress):
         try:
-            feats.append(style_features(load_audio(u.audio, rate, u.start, u.end), rate))
+            wav = load_audio(u.audio, rate, u.start, u.end)
+            feats.append(style_features(*(render(wav) if render else (wav, rate))))
         except SpeechLMError as e:
             skipped.append({"id": u.id, "reason": f"{u.audio}: {e}"})
             continue
@@ -168,7 +171,8 @@ def evaluate_style(model_dir: Any, manifest: str | Path, out_dir: str | Path,
                    asr_lm: str = "domain", vocoder: str | Path | None = None,
                    device: str | None = None, batch_size: int = 8,
                    progress: bool = True, prompt_voice: bool = True,
-                   directions: Sequence[str] = ("S->S",)) -> dict:
+                   directions: Sequence[str] = ("S->S",),
+                   classifier_audio: str = "original") -> dict:
     """Run the style benchmark of ``model_dir`` on the styled utterances of ``manifest``.
 
     The manifest's labelled utterances are split by :func:`split_labelled`; the classifier is
@@ -182,6 +186,9 @@ def evaluate_style(model_dir: Any, manifest: str | Path, out_dir: str | Path,
     in the vocoder's mean voice, so the prompt's voice (its register, much of a style) cannot
     reach the audio except through the model's tokens. ``directions`` adds SpiRit-LM's
     cross-modal ones (S->T, T->S, T->T: :func:`_cross_modal`) for a model with text tokens.
+    ``classifier_audio="resynth"`` fits the classifier on its utterances resynthesised by the
+    model's tokenizer and vocoder (in the voice ``prompt_voice`` picks) instead of the original
+    audio, so it listens in the domain of the continuations.
     """
     from speechlm.audio import save_audio
     from speechlm.corpus.manifest import read_manifest
@@ -193,6 +200,9 @@ def evaluate_style(model_dir: Any, manifest: str | Path, out_dir: str | Path,
     if samples < 1 or prompts_per_style < 1:
         raise SpeechLMError(f"samples and prompts_per_style must be >= 1, got {samples} and "
                             f"{prompts_per_style}")
+    if classifier_audio not in ("original", "resynth"):
+        raise SpeechLMError(f"classifier_audio: 'original' or 'resynth', got "
+                            f"{classifier_audio!r}")
     if bad := [d for d in directions if d not in DIRECTIONS]:
         raise SpeechLMError(f"directions: {bad} unknown; valid: {', '.join(DIRECTIONS)}")
     out = Path(out_dir)
@@ -212,7 +222,12 @@ def evaluate_style(model_dir: Any, manifest: str | Path, out_dir: str | Path,
     if classifier is not None:
         clf = StyleClassifier.load(classifier)
     else:
-        clf, fit_skipped = _fit_classifier(fit_part, rate, progress)
+        # "resynth": the classifier hears the fitting speech through this model's tokenizer and
+        # vocoder, as it will hear the continuations (the vocoders flatten delivery)
+        render = None if classifier_audio == "original" else (
+            lambda w: (resynthesize(tok, voc, w, rate, own_voice=prompt_voice)[1], voc_rate))
+        clf, fit_skipped = _fit_classifier(fit_part, rate, progress, render)
+        clf.info["audio"] = classifier_audio
         clf.save(out / "classifier")
 
     # prompts: the first prompts_per_style usable candidates of each style, in split order
