@@ -22,8 +22,8 @@ def run(
         typer.Option("--manifest", help="Train on this imported corpus, not synthetic speech."),
     ] = None,
     scale: Annotated[str, typer.Option(
-        "--scale", help="tiny (CPU), paper, or another scale the recipe lists "
-                        "(slam: tiny-interleaved).")] = "tiny",
+        "--scale", help="tiny (CPU), paper, or another scale the recipe lists (slam, "
+                        "spiritlm-expressive: tiny-interleaved; gslm: tiny-ssl).")] = "tiny",
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Validate the recipe and print the plan (stages, "
