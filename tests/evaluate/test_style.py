@@ -218,3 +218,10 @@ def test_evaluate_style_end_to_end(model_with_vocoder, labelled, tmp_path):
     with pytest.raises(SpeechLMError, match="classifier_audio"):
         evaluate_style(model_with_vocoder, manifest, tmp_path / "bad", classifier_audio="mp3",
                        progress=False)
+    # cross-modal directions need text tokens: refused before any work
+    from speechlm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="vocabulary with text tokens"):
+        evaluate_style(model_with_vocoder, manifest, tmp_path / "text", directions=["S->T"],
+                       progress=False)
+    assert not (tmp_path / "text" / "classifier").exists()

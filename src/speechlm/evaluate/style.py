@@ -213,6 +213,10 @@ def evaluate_style(model_dir: Any, manifest: str | Path, out_dir: str | Path,
         raise SpeechLMError(f"{manifest}: styles {unknown or 'none'} given; eval style needs "
                             f"utterances labelled with 'style' among {', '.join(STYLES)}")
     speech_lm = load_model(model_dir, device)
+    if any(d != "S->S" for d in directions):  # refused before any work, not after S->S
+        from speechlm.generate.crossmodal import check_text_vocab
+
+        check_text_vocab(speech_lm)
     voc = resolve_vocoder(speech_lm, vocoder)
     tok = speech_lm.speech_tokenizer
     rate, voc_rate = int(tok.sample_rate), int(voc.sample_rate)
