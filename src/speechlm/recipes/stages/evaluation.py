@@ -39,8 +39,8 @@ def _run_eval(ctx: RunContext, conf: EvalConfig, d: Path) -> dict:
     return evaluate_all(ctx.dir(conf.model), ctx.dir("benchmark"), d, **kwargs)
 
 
-def _model_stage(conf) -> tuple[str, ...]:
-    """The stage whose model an eval or generate stage uses (``model`` unless it says)."""
+def model_stage(conf) -> tuple[str, ...]:
+    """The stage whose model an eval, generate or style stage uses (``model`` unless it says)."""
     return (conf.model,)
 
 
@@ -50,7 +50,7 @@ def _plan_eval(ctx: RunContext, conf: EvalConfig) -> dict:
 
 
 STAGES.add("eval", Stage("eval", _run_eval, _plan_eval, config=EvalConfig,
-                         needs=("benchmark",), extra_needs=_model_stage))
+                         needs=("benchmark",), extra_needs=model_stage))
 
 
 @dataclass
@@ -221,4 +221,4 @@ def _plan_generate(ctx: RunContext, conf: GenerateConfig) -> dict:
 
 
 STAGES.add("generate", Stage("generate", _run_generate, _plan_generate, config=GenerateConfig,
-                             needs=("data", "vocoder"), extra_needs=_model_stage))
+                             needs=("data", "vocoder"), extra_needs=model_stage))

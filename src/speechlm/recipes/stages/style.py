@@ -14,6 +14,7 @@ from pathlib import Path
 from speechlm.config import Config, at_least, choice, fraction, positive
 from speechlm.errors import ConfigError
 from speechlm.recipes.stages import STAGES, RunContext, Stage
+from speechlm.recipes.stages.evaluation import model_stage
 
 # the figures recorded in .done and shown in the report (style.json holds every figure)
 HEADLINE = ("style_accuracy", "sentiment_accuracy", "rest_style_accuracy",
@@ -76,4 +77,4 @@ def _plan_style(ctx: RunContext, conf: StyleConfig) -> dict:
 
 
 STAGES.add("style", Stage("style", _run_style, _plan_style, config=StyleConfig,
-                          needs=("vocoder",), extra_needs=lambda conf: (conf.model,)))
+                          needs=("vocoder",), extra_needs=model_stage))
