@@ -309,8 +309,9 @@ def evaluate_style(model_dir: Any, manifest: str | Path, out_dir: str | Path,
         s |= {"transcript": text, "text_label": label_of_text(text)}
 
     if cross := [d for d in directions if d != "S->S"]:
-        _cross_modal(speech_lm, voc, asr, clf, prompts, rows, cross, Sampling(
-            continuation_seconds, temperature, seed=seed), samples, out, rate, progress)
+        _cross_modal(speech_lm, voc, asr, clf, prompts, [c.prompt for c in conts[:n]], rows,
+                     cross, Sampling(continuation_seconds, temperature, seed=seed), samples,
+                     out, rate, progress)
 
     _plot_first_of_each_style(rows, prompts, conts, out, rate, voc_rate)
     result = {"model": str(speech_lm.dir), "manifest": str(manifest),
@@ -344,14 +345,15 @@ def _plot_first_of_each_style(rows: list[dict], prompts: list[dict], conts: list
 
 
 def _cross_modal(lm: Any, voc: Any, asr: Any, clf: StyleClassifier, prompts: list[dict],
-                 rows: list[dict], directions: Sequence[str], sampling: Any, samples: int,
-                 out: Path, rate: int, progress: bool) -> None:
+                 spoken_streams: list[Any], rows: list[dict], directions: Sequence[str],
+                 sampling: Any, samples: int, out: Path, rate: int, progress: bool) -> None:
     """SpiRit-LM's S->T, T->S and T->T: fill ``row["cross"][direction]`` with the samples.
 
     A written prompt is the transcript words inside the spoken prompt (gold word times); the
     continuation of a written prompt is spoken in the vocoder's mean voice (there is no voice to
     follow). Text continuations are labelled by ``label_of_text``; spoken ones by the classifier
-    and by their transcript, as S->S continuations are.
+    and by their transcript, as S->S continuations are. ``spoken_streams``: the prompts as the
+    S->S continuation tokenised them.
     """
     import dataclasses
 
@@ -367,7 +369,6 @@ def _cross_modal(lm: Any, voc: Any, asr: Any, clf: StyleClassifier, prompts: lis
 
     check_text_vocab(lm)
     tok = lm.speech_tokenizer
-    spoken_streams = tok.encode([p["prompt"] for p in prompts], rate)
     written = [" ".join(w for w, _, end in p["utt"].words or [] if end <= p["cut"] + 1e-3)
                for p in prompts]
     prefixes = {"S": [speech_prefix(lm, s) for s in spoken_streams],
