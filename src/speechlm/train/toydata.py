@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-TOY_PITCH_RATE, TOY_STYLE_RATE = 12.5, 1.0  # the rates a prosody tokenizer writes
+from speechlm.sequences.expressive import PITCH_RATE, STYLE_RATE  # a prosody tokenizer's rates
 
 
 def write_toy_token_dataset(out_dir: str | Path, n_rows: int = 200, n_units: int = 20,
@@ -69,8 +69,8 @@ def write_toy_token_dataset(out_dir: str | Path, n_rows: int = 200, n_units: int
     ] + ([("f0", pa.list_(pa.int32()))] if f0_bins else [])
       + ([("pitch", pa.list_(pa.int32())), ("style", pa.list_(pa.int32()))]
          if expressive else []))
-    info = ({"n_pitch": n_pitch, "n_style": n_style, "pitch_rate": TOY_PITCH_RATE,
-             "style_rate": TOY_STYLE_RATE} if expressive else {})
+    info = ({"n_pitch": n_pitch, "n_style": n_style, "pitch_rate": PITCH_RATE,
+             "style_rate": STYLE_RATE} if expressive else {})
     return write_token_rows(out, rows, schema, n_units, frame_rate, tokenizer_dir, **info)
 
 
@@ -82,10 +82,10 @@ def toy_prosody(words: list[dict], row: int, n_pitch: int, n_style: int) -> dict
     """
     end = words[-1]["end"]
     starts = np.asarray([w["start"] for w in words])
-    steps = np.arange(int(np.ceil(end * TOY_PITCH_RATE))) / TOY_PITCH_RATE
+    steps = np.arange(int(np.ceil(end * PITCH_RATE))) / PITCH_RATE
     word = np.searchsorted(starts, steps, side="right") - 1  # the word at each pitch step
     pitch = [int(words[k]["label"][1:]) % n_pitch for k in word]
-    style = [(row % 4 + k // 2) % n_style for k in range(int(np.ceil(end * TOY_STYLE_RATE)))]
+    style = [(row % 4 + k // 2) % n_style for k in range(int(np.ceil(end * STYLE_RATE)))]
     return {"pitch": pitch, "style": style}
 
 
