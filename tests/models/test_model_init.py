@@ -98,3 +98,33 @@ def test_warm_replace_keeps_body_and_special_rows(text_lm):
     assert torch.allclose(units.mean(0), ref_emb.mean(0), atol=0.05)
     assert units.std(0).mean() > 0
     assert model.config.vocab_size == vocab.size and info["vocab_mode"] == "replace"
+
+
+def test_new_rows_options_start_as_documented(text_lm):
+    """mean: near-identical rows at the text mean; normal: the text rows' spread; copy: distinct
+    text tokens' rows, input and output rows from the same token."""
+    ref = AutoModelForCausalLM.from_pretrained(text_lm)
+    ref_in = ref.get_input_embeddings().weight.detach()
+    ref_out = ref.get_output_embeddings().weight.detach()
+    spread = ref_in.std(0).mean().item()
+    rows = {}
+    for how in ("mean", "normal", "copy"):
+        model, vocab, info = warm_init(str(text_lm), "replace", n_units=12, new_rows=how)
+        assert info["new_row_init"] == how
+        rows[how] = (model.get_input_embeddings().weight.detach()[vocab.unit_offset:],
+                     model.get_output_embeddings().weight.detach()[vocab.unit_offset:])
+    assert rows["mean"][0].std(0).mean().item() == pytest.approx(0.02 * spread, rel=0.5)
+    assert rows["normal"][0].std(0).mean().item() == pytest.approx(spread, rel=0.5)
+    units_in, units_out = rows["copy"]
+    picks = [int(torch.nonzero((ref_in == r).all(1))[0]) for r in units_in]
+    assert len(set(picks)) == len(picks)  # distinct text tokens (there are more than 12)
+    tied = ref.get_output_embeddings().weight is ref.get_input_embeddings().weight
+    if not tied:
+        assert all(torch.equal(units_out[i], ref_out[p]) for i, p in enumerate(picks))
+
+
+def test_new_rows_rejects_an_unknown_option(text_lm):
+    from speechlm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="^new_rows: must be one of mean, normal, copy"):
+        warm_init(str(text_lm), "replace", n_units=4, new_rows="zeros")

@@ -106,6 +106,10 @@ def test_a_typo_in_any_hf_model_config_fails_at_load(recipe, scale):
     ("vocoder.hifigan.max_steps=8", "vocoder.hifigan: only for kind hifigan"),
 ])
 def test_bad_values_name_the_key_at_load(recipe, bad, message):
+    section = bad.split(".")[0]
+    stage = "model" if section == "train" else section  # the model stage's section is train
+    if stage not in load_recipe(recipe, "tiny").confs:
+        pytest.skip(f"{recipe} has no {section} stage")
     with pytest.raises(ConfigError) as err:
         load_recipe(recipe, "tiny", [bad])
     assert str(err.value).startswith(message), str(err.value)

@@ -1,4 +1,5 @@
-"""``speechlm eval zerospeech|storycloze|all|abx|generation|asr|speech|style``.
+"""``speechlm eval zerospeech|storycloze|all|abx|generation|asr|speech|style|crossmodal|
+similarity``.
 
 Heavy imports (torch, transformers, pocketsphinx, resemblyzer, onnxruntime) stay inside the
 functions so that ``speechlm --help`` is fast.
@@ -277,3 +278,62 @@ def style(
         typer.echo(f"{len(r['skipped'])} prompt(s) skipped: listed in {out / 'style.json'}",
                    err=True)
     typer.echo(f"report: {out / 'style.md'}")
+
+
+@eval_app.command("crossmodal")
+def crossmodal(
+    model: Path = typer.Option(..., help="Model directory."),
+    out: Path = typer.Option(..., help="Output folder: crossmodal.json and crossmodal.md."),
+    stories: int = typer.Option(100, help="Stories made and spoken here; each gives a tSC item "
+                                          "(another story's ending) and an sSC item (another "
+                                          "scenario's ending, same character)."),
+    probes: int = typer.Option(100, help="Next-word probes: a sentence's first words, then its "
+                                         "next word or another word of the same class."),
+    seed: int = typer.Option(0, help="Seed of the items, voices and speaking rates."),
+    directions: str = typer.Option(
+        "S->S,S->T,T->S,T->T",
+        help="Comma-separated prompt->ending modalities (S: spoken, T: written). A model "
+             "without text tokens measures S->S; the others are reported as n/a."),
+    batch_size: int = _BATCH,
+    device: str = _DEVICE,
+) -> None:
+    """Cross-modal StoryCloze and next-word probes (SpiRit-LM's S->S, S->T, T->S, T->T) on
+    items spoken here by held-out voices: accuracy of the true ending over a wrong one."""
+    from speechlm.evaluate.crossmodal import accuracy_table, evaluate_crossmodal
+
+    r = evaluate_crossmodal(model, out, n_stories=stories, n_probes=probes, seed=seed,
+                            directions=[d.strip() for d in directions.split(",") if d.strip()],
+                            batch_size=batch_size, device=device)
+    header, rows = accuracy_table(r)
+    typer.echo("  ".join(f"{h:>8}" for h in header))
+    for row in rows:
+        typer.echo("  ".join(f"{v:>8.4f}" if isinstance(v, float) else f"{v!s:>8}"
+                             for v in row))
+    typer.echo(f"chance {r['chance']}")
+    if r["skipped"]:
+        typer.echo(f"{len(r['skipped'])} item(s) skipped: listed in {out / 'crossmodal.json'}",
+                   err=True)
+    typer.echo(f"report: {out / 'crossmodal.md'}")
+
+
+@eval_app.command("similarity")
+def similarity(
+    model: list[Path] = typer.Option(..., help="Model directory with text tokens; repeat "
+                                               "--model to compare several on one plot."),
+    out: Path = typer.Option(..., help="Output folder: similarity.json, .md and .png."),
+    sentences: int = typer.Option(40, help="Held-out sentences spoken here."),
+    seed: int = typer.Option(0, help="Seed of the sentences, voices and speaking rates."),
+    device: str = _DEVICE,
+) -> None:
+    """Per layer, the cosine of a word's hidden state spoken vs written (the same word, and
+    different words as the baseline): where a speech-text model aligns the two modalities."""
+    from speechlm.evaluate.similarity import evaluate_similarity
+
+    r = evaluate_similarity(model, out, n_sentences=sentences, seed=seed, device=device)
+    for m in r["models"]:
+        best = m["best_layer"]
+        typer.echo(f"{m['label']}: best layer {best}: matched {m['matched'][best]:.4f}, "
+                   f"mismatched {m['mismatched'][best]:.4f}, difference "
+                   f"{m['difference'][best]:.4f} ({m['n_words']} words)"
+                   if best is not None else f"{m['label']}: no difference measured")
+    typer.echo(f"report: {out / 'similarity.md'}")

@@ -16,8 +16,12 @@ import torch
 from speechlm.errors import ConfigError
 from speechlm.sequences.vocab import DEFAULT_MARKERS, SpeechVocab
 
-# std of the noise added to the mean embedding for new rows, relative to the rows' std
-NEW_ROW_NOISE = 0.02
+# How rows without a source start (``new_rows``). "mean": the old rows' mean plus noise of 0.02 x
+# their std, so every new token starts almost alike; "normal": the same mean with the old rows'
+# own spread (1.0 x std), so new tokens start as distinct as the old ones; "copy": copies of old
+# rows drawn at random (each new token inherits a trained row and its output logit).
+NEW_ROW_NOISE = {"mean": 0.02, "normal": 1.0}
+NEW_ROWS = ("mean", "normal", "copy")
 
 
 def cold_init(model_cfg: dict[str, Any], vocab: SpeechVocab, seed: int = 0):
@@ -39,21 +43,33 @@ def cold_init(model_cfg: dict[str, Any], vocab: SpeechVocab, seed: int = 0):
     return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
 
 
-def _new_rows(old: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` rows around the mean of ``old``: mean + small noise scaled by the rows' std."""
+def _new_rows(old: torch.Tensor, n: int, generator: torch.Generator, how: str = "mean",
+              picks: torch.Tensor | None = None) -> torch.Tensor:
+    """``n`` rows made from ``old`` as ``how`` (one of :data:`NEW_ROWS`) says; ``copy`` copies
+    the old rows ``picks``."""
+    if how == "copy":
+        return old[picks].clone()
     mean = old.mean(0, keepdim=True)
-    std = old.std(0, keepdim=True)
+    std = old.std(0, keepdim=True) if old.shape[0] > 1 else torch.zeros_like(mean)
     noise = torch.randn(n, old.shape[1], generator=generator, dtype=torch.float32)
-    return (mean.float() + NEW_ROW_NOISE * std.float() * noise).to(old.dtype)
+    return (mean.float() + NEW_ROW_NOISE[how] * std.float() * noise).to(old.dtype)
 
 
-def resize_vocab(model, size: int, mapping: dict[int, int], seed: int = 0) -> None:
+def _check_new_rows(how: str) -> None:
+    if how not in NEW_ROWS:
+        raise ConfigError(f"new_rows: must be one of {', '.join(NEW_ROWS)}, got {how!r}")
+
+
+def resize_vocab(model, size: int, mapping: dict[int, int], seed: int = 0,
+                 new_rows: str = "mean") -> None:
     """Give ``model`` ``size`` embedding rows: row ``new`` copies old row ``mapping[new]``.
 
-    The one place that resizes embeddings. Rows without a source start at the mean of the old
-    rows plus small noise; the output layer (when untied) is remapped the same way and its bias
-    zeroed. Transformer weights are untouched (checked); tied embeddings stay tied.
+    The one place that resizes embeddings. Rows without a source start as ``new_rows`` says
+    (:data:`NEW_ROWS`); the output layer (when untied) is remapped the same way (for ``copy``
+    from the same old tokens) and its bias zeroed. Transformer weights are untouched (checked); tied
+    embeddings stay tied.
     """
+    _check_new_rows(new_rows)
     g = torch.Generator().manual_seed(seed)
     old_in = model.get_input_embeddings().weight.data
     old_out_layer = model.get_output_embeddings()
@@ -61,8 +77,15 @@ def resize_vocab(model, size: int, mapping: dict[int, int], seed: int = 0) -> No
     old_out = None if old_out_layer is None or tied else old_out_layer.weight.data
     n_old, dim = old_in.shape
 
+    # "copy" takes both rows (input and output) of the same old token, distinct old tokens while
+    # there are enough (two new tokens with one row would start indistinguishable)
+    picks = None
+    if new_rows == "copy":
+        picks = (torch.randperm(n_old, generator=g)[:size] if n_old >= size
+                 else torch.randint(0, max(n_old, 1), (size,), generator=g))
+
     def remap(old: torch.Tensor) -> torch.Tensor:
-        new = _new_rows(old[: max(n_old, 1)], size, g)
+        new = _new_rows(old[: max(n_old, 1)], size, g, new_rows, picks)
         if mapping:
             dst = torch.tensor(list(mapping), dtype=torch.long)
             src = torch.tensor(list(mapping.values()), dtype=torch.long)
@@ -97,12 +120,14 @@ def _set_special_ids(model, vocab: SpeechVocab) -> None:
     model.config.pad_token_id = vocab.pad_id
 
 
-def warm_start(model, text_tokenizer, vocab: SpeechVocab, mode: str, seed: int = 0) -> dict:
+def warm_start(model, text_tokenizer, vocab: SpeechVocab, mode: str, seed: int = 0,
+               new_rows: str = "mean") -> dict:
     """Give a text causal LM the speech vocabulary; return what was done (for speechlm.json).
 
     ``extend``: rows ``[0, n_text)`` keep the text LM's embeddings (and output rows), the
-    appended markers/units get mean + noise. ``replace`` (TWIST): every row is new (mean + noise)
-    except BOS/EOS/PAD, which copy the text LM's rows for its own BOS/EOS/PAD when it has them.
+    appended markers/units are new. ``replace`` (TWIST): every row is new except BOS/EOS/PAD,
+    which copy the text LM's rows for its own BOS/EOS/PAD when it has them. New rows start as
+    ``new_rows`` says (:data:`NEW_ROWS`).
     """
     if mode not in ("extend", "replace"):
         raise ConfigError(f"vocab_mode: must be 'extend' or 'replace', got {mode!r}")
@@ -120,18 +145,19 @@ def warm_start(model, text_tokenizer, vocab: SpeechVocab, mode: str, seed: int =
                                (vocab.pad_id, text_tokenizer.pad_token_id)):
             if old_id is not None and old_id < n_old:
                 mapping[new_id] = old_id
-    resize_vocab(model, vocab.size, mapping, seed)
+    resize_vocab(model, vocab.size, mapping, seed, new_rows)
     _set_special_ids(model, vocab)
     return {"vocab_mode": mode, "text_vocab_size": n_old, "copied_rows": len(mapping),
-            "new_rows": vocab.size - len(mapping),
-            "new_row_init": f"mean+{NEW_ROW_NOISE}*std*noise"}
+            "new_rows": vocab.size - len(mapping), "new_row_init": new_rows}
 
 
 def warm_init(init_from: str, vocab_mode: str, n_units: int, seed: int = 0,
-              markers: tuple[str, ...] = DEFAULT_MARKERS, n_pitch: int = 0, n_style: int = 0):
+              markers: tuple[str, ...] = DEFAULT_MARKERS, n_pitch: int = 0, n_style: int = 0,
+              new_rows: str = "mean"):
     """Load a text LM (local dir or hub id), build the vocabulary and warm-start it.
 
-    ``n_pitch`` / ``n_style`` add pitch and style tokens (SpiRit-LM Expressive).
+    ``n_pitch`` / ``n_style`` add pitch and style tokens (SpiRit-LM Expressive); ``new_rows``
+    says how the rows of new tokens start (:data:`NEW_ROWS`).
     Returns ``(model, vocab, info)``.
     """
     from transformers import AutoModelForCausalLM
@@ -147,7 +173,7 @@ def warm_init(init_from: str, vocab_mode: str, n_units: int, seed: int = 0,
     vocab = (SpeechVocab.extend(text_tok, n_units, n_pitch, n_style, markers=markers)
              if vocab_mode == "extend"
              else SpeechVocab.speech_only(n_units, n_pitch, n_style, markers=markers))
-    info = warm_start(model, text_tok, vocab, vocab_mode, seed=seed)
+    info = warm_start(model, text_tok, vocab, vocab_mode, seed=seed, new_rows=new_rows)
     info["init_from"] = str(init_from)
     return model, vocab, info
 

@@ -54,8 +54,11 @@ def write_report(ctx: RunContext) -> dict:
         # DESIGN's figure names: speech.KIND.wer, .cer, .speaker_similarity, .mos
         "speech": generation.pop("speech", {}),
         "style": _info(stages, "style"),
+        "crossmodal": (cross := _info(stages, "crossmodal")),
         "stage_seconds": {name: round(s["seconds"], 1) for name, s in stages.items()},
     }
+    # DESIGN's names for the cross-modal figures: benchmarks.tsc_s2s, tsc_s2t, ...
+    results["benchmarks"].update(cross.pop("benchmarks", {}))
     results["wall_seconds"] = round(sum(results["stage_seconds"].values()), 1)
     (out / "results.json").write_text(json.dumps(results, indent=1))
 
@@ -66,8 +69,8 @@ def write_report(ctx: RunContext) -> dict:
                     title="Language-model loss",
                     kept_step=metrics.get("kept_step") if eval_loss else None)
         figures["loss"] = "plots/loss.png"
-    if results["benchmarks"]:
-        _plot_benchmarks(results["benchmarks"], plots / "benchmarks.png")
+    if zero_shot := _zero_shot(results):
+        _plot_benchmarks(zero_shot, plots / "benchmarks.png")
         figures["benchmarks"] = "plots/benchmarks.png"
     audio = _audio(out, plots) if "generate" in stages else {}
     if audio:
@@ -85,6 +88,8 @@ def write_report(ctx: RunContext) -> dict:
     if "style" in stages:
         figures.update({f"style_{f.stem}": f"style/{f.name}"
                         for f in sorted((out / "style").glob("f0_*.png"))})
+    if plot := (cross.get("similarity") or {}).get("plot"):
+        figures["similarity"] = plot
     (out / "report.md").write_text(_markdown(results, figures, audio))
     units = (out / "generate" / "continuation.json").is_file()
     (out / "report.html").write_text(_html(results, figures, audio, units), encoding="utf-8")
@@ -94,6 +99,16 @@ def write_report(ctx: RunContext) -> dict:
 def _info(stages: dict[str, dict], name: str) -> dict:
     """A stage's recorded figures ({} when the recipe has no such stage)."""
     return dict(stages[name]["info"]) if name in stages else {}
+
+
+def _zero_shot(r: dict[str, Any]) -> dict[str, dict]:
+    """The eval stage's benchmarks: the cross-modal ones (also under ``benchmarks`` in
+    ``results.json``) have a section of their own."""
+    from speechlm.evaluate.crossmodal import figure_name
+
+    cross = {figure_name(task, d) for task, by in r["crossmodal"].get("table", {}).items()
+             for d in by}
+    return {k: v for k, v in r["benchmarks"].items() if k not in cross}
 
 
 def _data_figures(out: Path, stages: dict[str, dict]) -> dict[str, Any]:
@@ -210,7 +225,7 @@ def _chance(v: dict[str, Any]) -> float:
 
 def _markdown(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict]) -> str:
     lines = [f"# speechlm run: {r['recipe']} ({r['scale']})", ""]
-    if r["benchmarks"]:
+    if zero_shot := _zero_shot(r):
         lines += [
             "## Zero-shot benchmarks (voices not in training; chance = 0.50)",
             "",
@@ -218,7 +233,7 @@ def _markdown(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict]
             "| --- | --- | --- | --- | --- | --- |",
             *[f"| {t} | **{v['accuracy']:.3f}** | {v.get('scoring', '')} | "
               f"{_by(v, 'sum')} | {_by(v, 'mean')} | {v['n_pairs']} |"
-              for t, v in r["benchmarks"].items()],
+              for t, v in zero_shot.items()],
             "",
             "The accuracy column uses the recipe's `eval.scoring`; both scorings come from one "
             "pass.",
@@ -258,6 +273,12 @@ def _markdown(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict]
         lines += ["## Style keeping (eval style)", "", "| figure | value |", "| --- | --- |",
                   *[f"| {k} | {_fmt(v)} |" for k, v in r["style"].items()], "", STYLE_NOTE, "",
                   *[f"![{k}]({v})" for k, v in figures.items() if k.startswith("style_")], ""]
+    if r["crossmodal"]:
+        header, rows = _crossmodal_rows(r["crossmodal"])
+        lines += ["## Cross-modal (eval crossmodal, eval similarity)", "",
+                  "| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
+                  *["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows], "",
+                  CROSSMODAL_NOTE, "", *_similarity_lines(r["crossmodal"], figures)]
     lines += [
         "## Wall time per stage (seconds)",
         "",
@@ -279,6 +300,43 @@ STYLE_NOTE = ("Prompts by held-out voices in four labelled styles, each continue
               "f0_corr: Pearson correlation across prompts of the prompt's and the "
               "continuation's mean log-F0; f0_min_mae_st: the closest sample's mean-F0 error in "
               "semitones. Per prompt: style/style.md.")
+
+
+CROSSMODAL_NOTE = ("Accuracy of the true ending over a wrong one (chance 0.50) on items spoken "
+                   "here by held-out voices, prompt -> ending modality (S: spoken, T: written): "
+                   "tsc, another story's ending; ssc, another scenario's ending about the same "
+                   "character; nextword, a sentence's next word against another word of its "
+                   "class. n/a: the model has no text tokens. Per item: crossmodal/"
+                   "crossmodal.md.")
+
+
+def _crossmodal_rows(cross: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """The task x direction accuracy table of the crossmodal stage (``n/a`` where it does not
+    apply)."""
+    table, na = cross.get("table", {}), set(cross.get("not_applicable", []))
+    directions = list(next(iter(table.values()), {}))
+
+    def cell(value: float | None, direction: str) -> str:
+        return "n/a" if direction in na else "-" if value is None else f"{value:.3f}"
+
+    return ["task", *directions], [[task, *(cell(by[d], d) for d in directions)]
+                                   for task, by in table.items()]
+
+
+def _similarity_lines(cross: dict[str, Any], figures: dict[str, str]) -> list[str]:
+    """The similarity's headline and plot (or why it does not apply) as Markdown lines."""
+    sim = cross.get("similarity")
+    if not sim:
+        return []
+    if "not_applicable" in sim:
+        return [f"Spoken vs written similarity: not applicable ({sim['not_applicable']}).", ""]
+    if sim["best_layer"] is None:  # every word had one label: no baseline to compare with
+        return ["Spoken vs written similarity: no pair of different words to compare.", ""]
+    return [f"Spoken vs written words by layer: at layer {sim['best_layer']} of "
+            f"{sim['layers'] - 1} the same word heard and read has mean cosine "
+            f"{sim['matched']:.3f}, different words {sim['mismatched']:.3f} (difference "
+            f"{sim['difference']:.3f}, {sim['n_words']} words).", "",
+            f"![similarity by layer]({figures['similarity']})", ""]
 
 
 SPEECH_NOTE = ("WER: pocketsphinx with a bigram LM of the held-out transcripts (the prompt "
@@ -355,9 +413,9 @@ def _html(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict],
              f'<p class="note">Wall time {_e(r["wall_seconds"])} s over '
              f"{len(r['stage_seconds'])} stages. Figures by name in "
              '<a href="results.json">results.json</a>.</p>']
-    if r["benchmarks"]:
+    if zero_shot := _zero_shot(r):
         rows = [[t, v["accuracy"], _chance(v), v.get("scoring", ""), _by(v, "sum"),
-                 _by(v, "mean"), v.get("n_pairs", "")] for t, v in r["benchmarks"].items()]
+                 _by(v, "mean"), v.get("n_pairs", "")] for t, v in zero_shot.items()]
         parts += ["<h2>Zero-shot benchmarks (voices not in training)</h2>",
                   _html_table(["benchmark", "accuracy", "chance", "scoring", "accuracy, sum",
                                "accuracy, mean", "pairs"], rows),
@@ -390,6 +448,13 @@ def _html(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict],
                   f'<p class="note">{_e(STYLE_NOTE)}</p>',
                   *[_img(v, f"F0 contours, {k[len('style_f0_'):]} prompt")
                     for k, v in figures.items() if k.startswith("style_")]]
+    if r["crossmodal"]:
+        parts += ["<h2>Cross-modal</h2>", _html_table(*_crossmodal_rows(r["crossmodal"])),
+                  f'<p class="note">{_e(CROSSMODAL_NOTE)}</p>']
+        if sim := _similarity_lines(r["crossmodal"], figures):
+            parts.append(f"<p>{_e(sim[0])}</p>")
+        if "similarity" in figures:
+            parts.append(_img(figures["similarity"], "spoken vs written cosine by layer"))
     if r["model"]:
         parts += ["<h2>Training</h2>", _img(figures["loss"], "train and held-out loss by step")]
         if kept := _kept(r["model"]):

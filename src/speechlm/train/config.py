@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from speechlm.config import Config, apply_overrides, choice, load_yaml, mapping, positive
+from speechlm.config import Config, apply_overrides, at_least, choice, load_yaml, mapping, positive
 from speechlm.errors import ConfigError
 
 DEFAULT_MODEL = {"model_type": "llama", "hidden_size": 256, "intermediate_size": 1024,
@@ -31,6 +31,9 @@ class TrainConfig(Config):
     budget is ``min(max_steps, max_epochs * steps per epoch)``); with ``eval_data``, ``keep:
     best`` keeps the checkpoint with the lowest held-out loss (not the last), and
     ``early_stopping_patience`` stops after that many evaluations without improvement.
+    A warm start's new token rows start as ``new_rows`` says (``mean``: the old rows' mean plus
+    small noise; ``normal``: with the old rows' spread; ``copy``: copies of old rows); for the
+    first ``freeze_body_steps`` steps only the embeddings and output layer learn.
     ``precision: auto`` trains in bf16 where the hardware computes it natively (CUDA with bf16,
     CPUs with AVX512-BF16 or AMX), fp32 elsewhere; the run records which.
     """
@@ -43,6 +46,8 @@ class TrainConfig(Config):
     model: dict = mapping(lambda: dict(DEFAULT_MODEL))
     init_from: str | None = None
     vocab_mode: str = choice("extend", "replace", "extend")
+    new_rows: str = choice("mean", "mean", "normal", "copy")
+    freeze_body_steps: int = at_least(0, 0)
     objective: str | None = None
     objective_args: dict = mapping()
     formats: dict | None = None  # default: the architecture's speech format alone
@@ -76,6 +81,12 @@ class TrainConfig(Config):
             what = "a text LM directory or hub id" if self.init == "warm" else \
                 "a speechlm model directory"
             raise ConfigError(f"init_from: required when init={self.init} ({what})")
+        if self.freeze_body_steps and self.init == "cold":
+            raise ConfigError("freeze_body_steps: only for init=warm or from_model (a cold "
+                              "body has nothing to keep)")
+        if self.freeze_body_steps and self.fsdp:
+            raise ConfigError("freeze_body_steps: not with fsdp (its parameters are flattened "
+                              "shards); use DDP or one process")
         if self.warmup_steps < 0:
             raise ConfigError(f"warmup_steps: must be >= 0, got {self.warmup_steps}")
         if self.eval_data and self.keep == "best" and self.save_steps % self.eval_steps:

@@ -64,7 +64,8 @@ def build_model(cfg: TrainConfig, info: dict, uses: list[FormatUse]
         model, vocab, init_info = warm_init(cfg.init_from, cfg.vocab_mode, ranges["units"],
                                             seed=cfg.seed, markers=tuple(markers),
                                             n_pitch=ranges.get("pitch", 0),
-                                            n_style=ranges.get("style", 0))
+                                            n_style=ranges.get("style", 0),
+                                            new_rows=cfg.new_rows)
         return arch, model, vocab, {"init": "warm", **init_info}
     vocab = SpeechVocab.build(ranges, markers)
     model = arch.build(cfg.model, vocab, seed=cfg.seed)
@@ -94,7 +95,7 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     from speechlm.train.data import read_info
     from speechlm.train.objectives import get_objective
     from speechlm.train.plot import plot_losses
-    from speechlm.train.trainer import ThroughputCallback
+    from speechlm.train.trainer import FreezeBody, ThroughputCallback
 
     out = Path(cfg.output_dir)
     info = read_info(cfg.data)
@@ -114,6 +115,8 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
 
     throughput = ThroughputCallback(cfg.batch_size * cfg.grad_accum * cfg.seq_len)
     cbs = [throughput, RelocatedCheckpoints(), *(callbacks or [])]
+    if cfg.freeze_body_steps:
+        cbs.append(FreezeBody(cfg.freeze_body_steps))
     if cfg.early_stopping_patience and eval_ds is not None:
         from transformers import EarlyStoppingCallback
 

@@ -1,7 +1,10 @@
 """A tiny text LM trained on the synthetic grammar's text: the "text checkpoint" of warm init.
 
 It is a plain HF causal LM + HF tokenizer directory, so warm init takes exactly the code path a
-user takes with OPT or Qwen (``init_from: DIR``).
+user takes with OPT or Qwen (``init_from: DIR``). ``source="digits"`` trains the same LM on a
+non-linguistic sequence source instead, TWIST's other-modality control (TWIST started from an
+image model): the 8 x 8 handwritten digits bundled with scikit-learn, one image per "sentence",
+a row per "word" and a letter per grey level, through the same BPE tokenizer and loop.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from typing import Any
+
+from speechlm.errors import ConfigError
 
 DEFAULT_MODEL = {"model_type": "llama", "hidden_size": 128, "intermediate_size": 512,
                  "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4,
@@ -30,7 +35,35 @@ def train_text_tokenizer(sentences: list[str], vocab_size: int = 1000):
                                    pad_token="<pad>", unk_token="<unk>")
 
 
-def _sentences(n: int, seed: int) -> list[str]:
+SOURCES = ("grammar", "digits")
+
+
+def digit_sentences(n: int, seed: int) -> list[str]:
+    """``n`` digit images as text: 8 words of 8 letters (``a`` .. ``q`` for grey 0 .. 16).
+
+    Images are drawn with replacement from scikit-learn's 1,797 and shifted by up to one pixel
+    in each direction (zero fill), so a large ``n`` is not the same few images repeated.
+    """
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    images = load_digits().images.astype(np.int64)  # (1797, 8, 8), grey levels 0..16
+    rng = np.random.default_rng([seed, 8])
+    out = []
+    for i in rng.integers(len(images), size=n):
+        dy, dx = rng.integers(-1, 2, size=2)
+        img = np.zeros((10, 10), dtype=np.int64)
+        img[1:9, 1:9] = images[i]
+        img = img[1 + dy:9 + dy, 1 + dx:9 + dx]
+        out.append(" ".join("".join(chr(ord("a") + int(v)) for v in row) for row in img))
+    return out
+
+
+def _sentences(n: int, seed: int, source: str = "grammar") -> list[str]:
+    if source == "digits":
+        return digit_sentences(n, seed)
+    if source != "grammar":
+        raise ConfigError(f"source: must be one of {', '.join(SOURCES)}, got {source!r}")
     from speechlm.corpus.grammar import sample_sentences
 
     return sample_sentences(n, seed)
@@ -39,8 +72,10 @@ def _sentences(n: int, seed: int) -> list[str]:
 def train_text_lm(out_dir: str | Path, n_sentences: int = 4000, seed: int = 0,
                   model: dict[str, Any] | None = None, steps: int = 300, seq_len: int = 128,
                   batch_size: int = 16, lr: float = 3e-3, vocab_size: int = 1000,
-                  sentences: list[str] | None = None, progress: bool = True) -> Path:
-    """Train a causal LM on grammar sentences (BOS text EOS, packed) and save it to ``out_dir``.
+                  sentences: list[str] | None = None, progress: bool = True,
+                  source: str = "grammar") -> Path:
+    """Train a causal LM on ``source``'s sentences (BOS text EOS, packed) and save it to
+    ``out_dir`` (``sentences`` given: those instead).
 
     Writes an HF model + tokenizer directory and ``text_lm.json`` (final loss, settings).
     """
@@ -53,7 +88,8 @@ def train_text_lm(out_dir: str | Path, n_sentences: int = 4000, seed: int = 0,
     from speechlm.progress import progress_bar
 
     out = Path(out_dir)
-    sentences = sentences if sentences is not None else _sentences(n_sentences, seed)
+    given = sentences is not None
+    sentences = sentences if given else _sentences(n_sentences, seed, source)
     tok = train_text_tokenizer(sentences, vocab_size)
     ids: list[int] = []
     for enc in tok(sentences, add_special_tokens=False)["input_ids"]:
@@ -88,6 +124,7 @@ def train_text_lm(out_dir: str | Path, n_sentences: int = 4000, seed: int = 0,
     lm.save_pretrained(out)
     tok.save_pretrained(out)
     (out / "text_lm.json").write_text(json.dumps({
-        "sentences": len(sentences), "tokens": len(ids), "steps": steps, "seed": seed,
+        "source": "given" if given else source, "sentences": len(sentences),
+        "tokens": len(ids), "steps": steps, "seed": seed,
         "final_loss": float(np.mean(losses[-20:]))}, indent=2))
     return out

@@ -51,6 +51,30 @@ class SpeechTrainerMixin:
         return TrainOutput(self.state.global_step, 0.0, {})
 
 
+class FreezeBody(TrainerCallback):
+    """For the first ``steps`` optimizer steps only the token embeddings and the output layer
+    learn: a warm-started body is not disturbed while the new rows are still random.
+
+    The body's gradients are dropped just before the optimizer step (a parameter without a
+    gradient is skipped by AdamW: no update, no weight decay, no moment change), so the body's
+    optimizer state starts when it is released, as it would for a later-added parameter group.
+    """
+
+    def __init__(self, steps: int):
+        self.steps = steps
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        if state.global_step >= self.steps or model is None:
+            return
+        keep = {id(model.get_input_embeddings().weight)}
+        out = model.get_output_embeddings()
+        if out is not None:
+            keep.add(id(out.weight))
+        for p in model.parameters():
+            if id(p) not in keep:
+                p.grad = None
+
+
 def run_finished(checkpoint: str | Path) -> bool:
     """Whether the run had ended (``max_steps`` or an early stop) when ``checkpoint`` was saved."""
     import json

@@ -46,6 +46,7 @@ STAGE_MODULES = (
     "speechlm.recipes.stages.evaluation",  # eval, generate
     "speechlm.recipes.stages.alignment",  # preferences, align
     "speechlm.recipes.stages.style",  # style
+    "speechlm.recipes.stages.crossmodal",  # crossmodal
 )
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from speechlm.config import Config, check_hf_config, positive
+from speechlm.config import Config, check_hf_config, choice, positive
 from speechlm.errors import ConfigError
 from speechlm.recipes.stages import STAGES, RunContext, Stage, config_values, offline_hf_config
 from speechlm.train.config import TrainConfig
@@ -29,9 +29,11 @@ FROM_TEXTLM = "<textlm>"  # train.init_from placeholder: the text LM of the text
 @dataclass
 class TextLMConfig(Config):
     """``init_from`` names a text LM (local folder or hub id); without it one is trained here on
-    the synthetic grammar's text (``train_text_lm``; unset keys take its defaults)."""
+    the synthetic grammar's text (``train_text_lm``; unset keys take its defaults), or with
+    ``source: digits`` on image rows (TWIST's other-modality control)."""
 
     init_from: str | None = None
+    source: str | None = choice(None, None, "grammar", "digits")
     n_sentences: int | None = positive(None)
     seed: int | None = None
     model: dict | None = None  # HF config kwargs (model_type + its keys)
