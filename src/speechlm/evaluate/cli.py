@@ -23,6 +23,13 @@ def _echo_result(name: str, r: dict) -> None:
                f"({r['n_items']} items, scoring={r.get('scoring')}, chance 0.5)")
 
 
+def _skipped_and_report(n_skipped: int, what: str, listed: Path, report: Path) -> None:
+    """How many inputs were skipped and where they are listed (stderr), then the report."""
+    if n_skipped:
+        typer.echo(f"{n_skipped} {what} skipped: listed in {listed}", err=True)
+    typer.echo(f"report: {report}")
+
+
 @eval_app.command("zerospeech")
 def zerospeech(
     model: Path = typer.Option(..., help="Model directory (speechlm train output)."),
@@ -211,10 +218,7 @@ def speech(
         if not k.startswith("n_"):
             typer.echo(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
     typer.echo(f"scored {agg['n_scored']} of {agg['n_files']} files")
-    if agg["n_skipped"]:
-        typer.echo(f"{agg['n_skipped']} file(s) skipped: listed in {out / 'speech.json'}",
-                   err=True)
-    typer.echo(f"report: {out / 'speech.md'}")
+    _skipped_and_report(agg["n_skipped"], "file(s)", out / "speech.json", out / "speech.md")
 
 
 @eval_app.command("style")
@@ -274,10 +278,7 @@ def style(
                                        for k, v in f.items()))
     cv = (r["classifier"].get("cross_validation") or {}).get("accuracy")
     typer.echo(f"classifier leave-one-speaker-out accuracy: {cv}")
-    if r["skipped"]:
-        typer.echo(f"{len(r['skipped'])} prompt(s) skipped: listed in {out / 'style.json'}",
-                   err=True)
-    typer.echo(f"report: {out / 'style.md'}")
+    _skipped_and_report(len(r["skipped"]), "prompt(s)", out / "style.json", out / "style.md")
 
 
 @eval_app.command("crossmodal")
@@ -310,10 +311,8 @@ def crossmodal(
         typer.echo("  ".join(f"{v:>8.4f}" if isinstance(v, float) else f"{v!s:>8}"
                              for v in row))
     typer.echo(f"chance {r['chance']}")
-    if r["skipped"]:
-        typer.echo(f"{len(r['skipped'])} item(s) skipped: listed in {out / 'crossmodal.json'}",
-                   err=True)
-    typer.echo(f"report: {out / 'crossmodal.md'}")
+    _skipped_and_report(len(r["skipped"]), "item(s)", out / "crossmodal.json",
+                        out / "crossmodal.md")
 
 
 @eval_app.command("similarity")

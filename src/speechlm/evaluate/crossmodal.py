@@ -41,8 +41,8 @@ import numpy as np
 from speechlm.errors import ConfigError, SpeechLMError
 from speechlm.evaluate.pairwise import pairwise_accuracy
 from speechlm.evaluate.report import CHANCE
+from speechlm.generate.crossmodal import DIRECTIONS, check_directions
 
-DIRECTIONS = ("S->S", "S->T", "T->S", "T->T")  # prompt modality -> ending modality
 TASKS = {"tsc": "StoryCloze: another story's ending (tSC)",
          "ssc": "StoryCloze: another scenario's ending, same character (sSC)",
          "nextword": "next word: a word of the same class"}
@@ -54,15 +54,6 @@ NO_TEXT = ("the model's vocabulary has no text tokens (train it with init: warm 
 def figure_name(task: str, direction: str) -> str:
     """The figure's name in a run's ``results.json``: ``tsc`` and ``S->T`` -> ``tsc_s2t``."""
     return f"{task}_{direction.replace('->', '2').lower()}"
-
-
-def check_directions(directions: Sequence[str]) -> list[str]:
-    """The directions as a list; an unknown one is an error listing the valid ones."""
-    if bad := [d for d in directions if d not in DIRECTIONS]:
-        raise ConfigError(f"directions: {bad} unknown; valid: {', '.join(DIRECTIONS)}")
-    if not directions:
-        raise ConfigError(f"directions: give at least one of {', '.join(DIRECTIONS)}")
-    return list(directions)
 
 
 # ---- the sequences of one item (pure) -------------------------------------------------------

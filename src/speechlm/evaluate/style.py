@@ -32,9 +32,9 @@ from speechlm.evaluate.delivery import (
     plot_f0_contours,
     style_features,
 )
+from speechlm.generate.crossmodal import check_directions
 
 MIN_REST_SECONDS = 0.5  # original audio left after the prompt, for the controls
-DIRECTIONS = ("S->S", "S->T", "T->S", "T->T")  # prompt modality -> continuation modality
 TEXT_TOKENS = 24  # text tokens of a written continuation (a few words more than the rest has)
 
 
@@ -203,8 +203,7 @@ def evaluate_style(model_dir: Any, manifest: str | Path, out_dir: str | Path,
     if classifier_audio not in ("original", "resynth"):
         raise SpeechLMError(f"classifier_audio: 'original' or 'resynth', got "
                             f"{classifier_audio!r}")
-    if bad := [d for d in directions if d not in DIRECTIONS]:
-        raise SpeechLMError(f"directions: {bad} unknown; valid: {', '.join(DIRECTIONS)}")
+    directions = check_directions(directions)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     utts = [u for u in read_manifest(manifest) if u.style is not None]

@@ -19,6 +19,17 @@ from speechlm.errors import ConfigError
 from speechlm.models.causal_lm import sample_ids
 
 SPEECH_RANGES = ("units", "pitch", "style")  # what a speech span may hold
+DIRECTIONS = ("S->S", "S->T", "T->S", "T->T")  # prompt modality -> continuation modality
+
+
+def check_directions(directions: Any) -> list[str]:
+    """``directions`` as a list of :data:`DIRECTIONS`; anything else is a ConfigError naming
+    the valid ones (the evaluations' arguments and the recipe stages' ``directions`` key)."""
+    if (isinstance(directions, str) or not isinstance(directions, Sequence) or not directions
+            or not set(directions) <= set(DIRECTIONS)):
+        raise ConfigError(f"directions: expected a list of directions, got {directions!r}; "
+                          f"valid: {', '.join(DIRECTIONS)}")
+    return list(directions)
 
 
 def check_text_vocab(lm: Any) -> None:

@@ -85,6 +85,7 @@ def source_lm(out: Path, name: str, seed: int) -> Path:
 def run_arm(run: Path, out: Path, arm: str, budget: int, common: dict[str, Any],
             new_rows: str) -> dict[str, Any]:
     """Train (or reuse) one arm at one budget and score it; returns its figures."""
+    from speechlm.evaluate.scoring import load_model
     from speechlm.evaluate.zerospeech import evaluate_zerospeech
     from speechlm.train import TrainConfig, run_training
 
@@ -107,8 +108,9 @@ def run_arm(run: Path, out: Path, arm: str, budget: int, common: dict[str, Any],
                "start_eval_loss": m["start_eval_loss"], "kept_step": m["kept_step"],
                "heldout_loss": m["final_eval_loss"], "parameters": m["parameters"],
                "settings": {**init, **arm_settings(arm, budget, new_rows)}}
+    lm = load_model(d / "model")  # once for both tasks
     for task in TASKS:
-        r = evaluate_zerospeech(d / "model", run / "benchmark", task, d / "eval", progress=False)
+        r = evaluate_zerospeech(lm, run / "benchmark", task, d / "eval", progress=False)
         figures[task] = r["accuracy"]
     done.write_text(json.dumps(figures, indent=2))
     return figures

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from speechlm.config import Config, at_least, choice, positive
-from speechlm.errors import ConfigError
 from speechlm.recipes.stages import STAGES, RunContext, Stage
 from speechlm.recipes.stages.evaluation import model_stage
 
@@ -33,12 +32,9 @@ class CrossmodalConfig(Config):
     model: str = choice("model", "model", "align")  # the stage whose model is measured
 
     def validate(self) -> None:
-        from speechlm.evaluate.crossmodal import DIRECTIONS
+        from speechlm.generate.crossmodal import check_directions
 
-        if not (isinstance(self.directions, list) and self.directions
-                and set(self.directions) <= set(DIRECTIONS)):
-            raise ConfigError(f"directions: expected a list from {', '.join(DIRECTIONS)}, "
-                              f"got {self.directions!r}")
+        check_directions(self.directions)
 
 
 def _run_crossmodal(ctx: RunContext, conf: CrossmodalConfig, d: Path) -> dict:

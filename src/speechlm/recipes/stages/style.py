@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from speechlm.config import Config, at_least, choice, fraction, positive
-from speechlm.errors import ConfigError
 from speechlm.recipes.stages import STAGES, RunContext, Stage
 from speechlm.recipes.stages.evaluation import model_stage
 
@@ -42,12 +41,9 @@ class StyleConfig(Config):
     directions: list = field(default_factory=lambda: ["S->S"])
 
     def validate(self) -> None:
-        from speechlm.evaluate.style import DIRECTIONS
+        from speechlm.generate.crossmodal import check_directions
 
-        if not (isinstance(self.directions, list) and self.directions
-                and set(self.directions) <= set(DIRECTIONS)):
-            raise ConfigError(f"directions: expected a list from {', '.join(DIRECTIONS)}, "
-                              f"got {self.directions!r}")
+        check_directions(self.directions)
 
 
 def _run_style(ctx: RunContext, conf: StyleConfig, d: Path) -> dict:
