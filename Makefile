@@ -11,9 +11,9 @@ setup: $(STAMP)
 # torch is pinned here (the CPU wheel this machine carries); pyproject keeps a range.
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-cache-dir --upgrade pip
+	$(BIN)/pip install -q --no-cache-dir torch==2.13.0
+	$(BIN)/pip install -q --no-cache-dir -e '.[dev]'
 	touch $(STAMP)
 
 demo: setup
