@@ -1,4 +1,5 @@
-"""Command-line sub-commands: ``speechlm synth corpus|benchmark`` and ``speechlm corpus import``.
+"""Command-line sub-commands: ``speechlm synth corpus|benchmark|dialogue`` and ``speechlm corpus
+import``.
 
 Heavy imports stay inside the functions so ``speechlm --help`` is fast.
 """
@@ -46,10 +47,28 @@ def synth_benchmark(
     typer.echo(json.dumps(build_benchmarks(out, seed=seed, pairs=pairs), indent=2))
 
 
+@synth_app.command("dialogue")
+def synth_dialogue(
+    out: Path = typer.Option(..., help="Output folder (audio/, manifest.jsonl, summary.json)."),
+    hours: float = typer.Option(..., help="Hours of dialogue to make."),
+    seed: int = typer.Option(0, help="Same seed, same dialogues, byte for byte."),
+    workers: int = typer.Option(None, help="Worker processes (default: up to 4 CPUs)."),
+) -> None:
+    """Two-speaker dialogues (stereo, one espeak-ng voice per channel) with gold word times,
+    gaps, pauses, overlaps, backchannels and interruptions listed per dialogue."""
+    from speechlm.corpus.dialogue import synthesize_dialogues
+
+    summary = synthesize_dialogues(out, hours=hours, seed=seed, workers=workers)
+    typer.echo(json.dumps(summary, indent=2))
+
+
 @corpus_app.command("import")
 def import_(
     src: Path = typer.Argument(..., help="Corpus folder (or saved HF dataset)."),
-    format: str = typer.Option(..., "--format", help="librispeech, folder or hf."),
+    format: str = typer.Option(..., "--format", help="librispeech, folder, hf or dialogue (a "
+                                                     "folder of 2-channel recordings, one "
+                                                     "speaker per channel, with optional "
+                                                     ".ctm words or Fisher .txt transcripts)."),
     out: Path = typer.Option(..., help="Output folder (manifest.jsonl, errors.jsonl)."),
     check: str = typer.Option("full", help="'full' decodes every file; 'header' is faster."),
     max_seconds: float = typer.Option(None, help="Reject files longer than this."),

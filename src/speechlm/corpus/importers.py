@@ -10,7 +10,10 @@ Formats:
   ``<utterance id> <TRANSCRIPT>``;
 - ``folder``: audio files anywhere under ``SRC`` (wav, flac, ogg, mp3, aiff, opus) with optional
   same-stem ``.txt`` transcripts; the speaker is the first folder level under ``SRC``, if any;
-- ``hf``: a ``datasets`` dataset saved with ``save_to_disk`` with an ``Audio`` column.
+- ``hf``: a ``datasets`` dataset saved with ``save_to_disk`` with an ``Audio`` column;
+- ``dialogue``: two-channel recordings (Fisher-style, one speaker per channel) anywhere under
+  ``SRC``, with optional same-stem ``.ctm`` words or Fisher ``.txt`` transcripts: one dialogue
+  record per file (``speechlm.corpus.dialogue.import_dialogues``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from speechlm.corpus.manifest import Utterance, write_manifest
 from speechlm.errors import AudioError, SpeechLMError
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus"}
-FORMATS = ("librispeech", "folder", "hf")
+FORMATS = ("librispeech", "folder", "hf", "dialogue")
 TEXT_COLUMNS = ("text", "transcription", "sentence", "normalized_text", "transcript")
 SPEAKER_COLUMNS = ("speaker_id", "speaker", "client_id")
 
@@ -175,6 +178,11 @@ def import_corpus(src: str | Path, fmt: str, out_dir: str | Path, check: str = "
     if check not in ("full", "header"):
         raise SpeechLMError(f"check must be 'full' or 'header', got '{check}'")
     out.mkdir(parents=True, exist_ok=True)
+    if fmt == "dialogue":  # records of two channels, not utterances: their own manifest shape
+        from speechlm.corpus.dialogue import import_dialogues
+
+        return import_dialogues(src, out, check=check, max_seconds=max_seconds,
+                                transcript_encoding=transcript_encoding)
     if fmt == "librispeech":
         found = librispeech_candidates(src, transcript_encoding)
     elif fmt == "folder":

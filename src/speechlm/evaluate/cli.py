@@ -1,5 +1,5 @@
 """``speechlm eval zerospeech|storycloze|all|abx|generation|asr|speech|style|crossmodal|
-similarity``.
+similarity|turns``.
 
 Heavy imports (torch, transformers, pocketsphinx, resemblyzer, onnxruntime) stay inside the
 functions so that ``speechlm --help`` is fast.
@@ -336,3 +336,28 @@ def similarity(
                    f"{m['difference'][best]:.4f} ({m['n_words']} words)"
                    if best is not None else f"{m['label']}: no difference measured")
     typer.echo(f"report: {out / 'similarity.md'}")
+
+
+@eval_app.command("turns")
+def turns(
+    audio: list[Path] = typer.Argument(..., help="Two-channel dialogue files (one speaker per "
+                                                 "channel), or folders of them."),
+    out: Path = typer.Option(..., help="Output folder: turns.json (aggregate, per file, "
+                                       "skipped)."),
+    vad: str = typer.Option("silero", help="Voice activity: silero (silero-vad) or energy (a "
+                                           "deterministic frame-energy threshold, for clean or "
+                                           "synthetic audio)."),
+    min_silence: float = typer.Option(0.2, help="Silence (s) that ends an IPU (dGSLM: 0.2)."),
+) -> None:
+    """Turn-taking statistics as in dGSLM: IPUs, pauses, gaps and overlaps per minute and their
+    durations, per file and pooled; a file that is not 2-channel audio is skipped and listed."""
+    from speechlm.evaluate.turns import evaluate_turns
+
+    r = evaluate_turns(audio, out, vad=vad, min_silence=min_silence, progress=True)
+    agg = r["aggregate"]
+    for kind in ("ipu", "pause", "gap", "overlap"):
+        mean = agg[f"{kind}_mean_s"]
+        typer.echo(f"{kind}: {agg[f'{kind}_per_min']:.2f}/min, mean "
+                   + (f"{mean:.3f} s" if mean is not None else "n/a"))
+    typer.echo(f"scored {agg['n_scored']} of {agg['n_files']} files ({agg['minutes']:.2f} min)")
+    _skipped_and_report(agg["n_skipped"], "file(s)", out / "turns.json", out / "turns.json")
