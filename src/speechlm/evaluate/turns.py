@@ -328,3 +328,37 @@ def evaluate_turns(inputs: Sequence[str | Path], out_dir: str | Path, vad: str =
         raise SpeechLMError(f"eval turns: none of the {len(files)} files could be used; "
                             f"reasons in {out / 'turns.json'}")
     return result
+
+
+# -- comparing sources ------------------------------------------------------------------------
+def histogram_distance(a: Sequence[int], b: Sequence[int]) -> float:
+    """Total-variation distance between the shapes of two histograms on the same bins: half the
+    L1 distance of their normalised counts (0: the same distribution, 1: no bin in common). A
+    histogram without counts is at distance 1 from one with some (0 when both are empty)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.sum() == 0 or b.sum() == 0:
+        return float(a.sum() != b.sum())
+    return round(float(0.5 * np.abs(a / a.sum() - b / b.sum()).sum()), 4)
+
+
+def compare_sources(stats: dict[str, dict], reference: str = "data",
+                    systems: Sequence[str] = ("model", "baseline")) -> dict:
+    """How far each system's turn-taking is from the reference's, as dGSLM's claim is checked.
+
+    ``stats[source]`` is a :func:`summarize` result (histograms included). For each system:
+    ``overlap_per_min_diff``, the absolute difference in overlaps per minute, and
+    ``gap_distance``, :func:`histogram_distance` of the gap durations. ``closer`` says whether
+    the first system is closer than the second on each; ``holds`` whether on both.
+    """
+    ref = stats[reference]
+    out: dict = {"reference": reference, "overlap_per_min_diff": {}, "gap_distance": {}}
+    for s in systems:
+        out["overlap_per_min_diff"][s] = round(abs(stats[s]["overlap_per_min"]
+                                                   - ref["overlap_per_min"]), 4)
+        out["gap_distance"][s] = histogram_distance(stats[s]["histograms"]["gap"],
+                                                    ref["histograms"]["gap"])
+    first, second = systems[0], systems[1]
+    out["closer"] = {key: out[key][first] < out[key][second]
+                     for key in ("overlap_per_min_diff", "gap_distance")}
+    out["holds"] = all(out["closer"].values())
+    return out

@@ -97,7 +97,7 @@ class Architecture(ABC):
 
 ARCHITECTURES: Registry[Architecture] = Registry(
     "architecture", ("speechlm.models.causal_lm", "speechlm.models.multistream",
-                     "speechlm.models.expressive"))
+                     "speechlm.models.expressive", "speechlm.models.dialogue"))
 
 
 def get_architecture(name: str, key: str = "architecture") -> Architecture:

@@ -21,6 +21,16 @@ and criterion). Targets come from :mod:`speechlm.sequences.dialogue` (next units
 both channels pooled (a channel without edges in a batch, e.g. a long silence, then adds nothing
 instead of a zero that would halve the other channel's loss).
 
+With ``log_durations`` the head predicts the logarithm of the run length and the L1 is taken
+between logarithms (the default, off, is fairseq's head, in frames). Both losses have the same
+best prediction, the conditional median (a median commutes with a monotone map), and the same
+gradient size into the trunk; what differs is how far the head's output must travel. Adam moves
+a linear head's output by about ``lr`` times the L1 norm of its input per step, whatever the
+loss, so from 0 a head in frames needs thousands of steps to predict a listener's silence (100
+frames and more, beside speech runs of 2-3): fairseq's 250k updates get there, a few hundred CPU
+steps do not (measured at the tiny scale: 18 frames predicted for silences of 90 after 300
+steps). In log space the same targets lie within 0-5.6.
+
 Why the blocks are written here: no stock ``transformers`` layer has cross-channel attention.
 The hyper-parameters are a stock ``LlamaConfig`` (``backbone``), and the stock Llama pieces that
 fit are reused as they are: ``LlamaRMSNorm``, ``LlamaMLP``, ``LlamaRotaryEmbedding`` and
@@ -38,6 +48,7 @@ sampling until then; the next frame after the run is sampled from the logits aga
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,10 +83,15 @@ class DialogueLMConfig(PretrainedConfig):
     backbone: dict | PretrainedConfig | None = None
     cross_layers: int = 4  # upper layers with cross-channel attention (paper: 4 of 6)
     duration_weight: float = 1.0  # weight of the duration L1 (0: no duration loss or use)
+    log_durations: bool = False  # the head predicts log run lengths, L1 in log space (above)
     edge_only: bool = True  # unit loss at edges only (fairseq's edge target) or everywhere
     delayed_duration: bool = True  # duration read at the run's first frame, not at the edge
     max_duration: int = 256  # frames; longer runs are capped (targets and generation)
     tie_word_embeddings: bool = True  # next-unit head shares the input embedding
+    # the unit (an index into the unit range, not a vocabulary id) that a silent channel holds
+    # in the training data; set by the ``dialogue`` objective from the token dataset, read where
+    # a channel must be made silent (scoring a single-channel item, the cascaded baseline)
+    silence_unit: int | None = None
 
     def __post_init__(self, **kwargs) -> None:
         super().__post_init__(**kwargs)
@@ -88,8 +104,10 @@ class DialogueLMConfig(PretrainedConfig):
                f"an integer in [0, num_hidden_layers={layers}]")
         _check(self, "duration_weight", int | float, lambda v: v >= 0, "a number >= 0")
         _check(self, "max_duration", int, lambda v: v >= 1, "an integer >= 1")
-        for key in ("edge_only", "delayed_duration", "tie_word_embeddings"):
+        for key in ("edge_only", "delayed_duration", "tie_word_embeddings", "log_durations"):
             _check(self, key, bool, lambda v: True, "true or false")
+        if self.silence_unit is not None:
+            _check(self, "silence_unit", int, lambda v: v >= 0, "an integer >= 0 (or null)")
 
     def get_text_config(self, decoder=None, encoder=None) -> PretrainedConfig:
         """The backbone's config (what initialisers look up)."""
@@ -266,7 +284,11 @@ class DialogueLM(PreTrainedModel):
             layer_caches.append(lc)
         h = self.norm(x)  # (2B, L, H)
         logits = self.lm_head(h).view(b, CHANNELS, length, -1)  # (B, 2, L, V)
-        predicted = self.duration_head(h).view(b, CHANNELS, length)  # (B, 2, L)
+        raw = self.duration_head(h).view(b, CHANNELS, length)  # (B, 2, L): frames, or log frames
+        if self.config.log_durations:  # frames, capped where generation caps them anyway
+            predicted = raw.float().clamp(max=math.log(self.config.max_duration)).exp()
+        else:
+            predicted = raw
         out = DialogueLMOutput(logits=logits, durations=predicted,
                                cache=DialogueCache(layer_caches, past + length)
                                if use_cache else None)
@@ -274,7 +296,7 @@ class DialogueLM(PreTrainedModel):
             out.unit_loss = self.unit_loss(logits, units, next_units)
             out.loss = out.unit_loss
             if durations is not None:
-                out.duration_loss = duration_loss(predicted, durations)
+                out.duration_loss = duration_loss(raw, durations, self.config.log_durations)
                 out.loss = out.loss + self.config.duration_weight * out.duration_loss
         return out
 
@@ -382,10 +404,13 @@ class DialogueLM(PreTrainedModel):
         return max(self._duration(durations[read]) - (len(seq) - start), 0)
 
 
-def duration_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L1 in frames where ``target > 0``, pooled over both channels (0 when there is none)."""
+def duration_loss(predicted: torch.Tensor, target: torch.Tensor,
+                  log: bool = False) -> torch.Tensor:
+    """L1 where ``target > 0`` (in frames, or between logarithms with ``log``: ``predicted`` is
+    then the log length), pooled over both channels (0 when there is none)."""
     keep = target > 0  # (B, 2, L)
-    per = (predicted.float() - target.float()).abs()
+    goal = target.float().clamp(min=1).log() if log else target.float()
+    per = (predicted.float() - goal).abs()
     return (per * keep).sum() / keep.sum().clamp(min=1)
 
 

@@ -55,10 +55,15 @@ def write_report(ctx: RunContext) -> dict:
         "speech": generation.pop("speech", {}),
         "style": _info(stages, "style"),
         "crossmodal": (cross := _info(stages, "crossmodal")),
+        # DESIGN's names: turns.SOURCE.ipu_per_min, .gap_mean_s, ... (data, model, baseline)
+        "turns": _info(stages, "turns"),
+        "dialogue_generation": _info(stages, "dialogue_generate"),
         "stage_seconds": {name: round(s["seconds"], 1) for name, s in stages.items()},
     }
     # DESIGN's names for the cross-modal figures: benchmarks.tsc_s2s, tsc_s2t, ...
     results["benchmarks"].update(cross.pop("benchmarks", {}))
+    # dGSLM's benchmarks, each item on channel A (``lexical``) and on channel B (``_channel_b``)
+    results["benchmarks"].update(_info(stages, "dialogue_eval").get("benchmarks", {}))
     results["wall_seconds"] = round(sum(results["stage_seconds"].values()), 1)
     (out / "results.json").write_text(json.dumps(results, indent=1))
 
@@ -124,6 +129,14 @@ def _data_figures(out: Path, stages: dict[str, dict]) -> dict[str, Any]:
             if (out / "tokens" / split).is_dir():
                 ds = load_token_dataset(out / "tokens" / split)
                 fig[f"{split}_tokens"] = int(sum(len(u) for u in ds["units"]))
+    for split in ("train", "valid"):
+        if split in (dlg := _info(stages, "dialogues")):
+            fig.update({f"dialogue_{split}_{k}": v for k, v in dlg[split].items()})
+        if split in (dtok := _info(stages, "dialogue_tokens")):
+            fig[f"dialogue_{split}_frames_per_channel"] = dtok[split]["frames_per_channel"]
+            fig[f"dialogue_{split}_skipped"] = dtok[split]["skipped"]
+    if "dialogue_tokens" in stages:
+        fig["dialogue_silence_unit"] = stages["dialogue_tokens"]["info"]["silence_unit"]
     if "tokenizer" in stages:
         tok = stages["tokenizer"]["info"]
         fig.update({"tokenizer": tok["kind"], "units": tok["n_units"],
@@ -279,6 +292,12 @@ def _markdown(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict]
                   "| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
                   *["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows], "",
                   CROSSMODAL_NOTE, "", *_similarity_lines(r["crossmodal"], figures)]
+    if turns := _turns_rows(r["turns"]):
+        header, rows = turns
+        lines += ["## Turn-taking (eval turns): data vs dGSLM vs the cascaded baseline", "",
+                  "| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
+                  *["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows], "",
+                  *_turns_claim(r["turns"]), "", TURNS_NOTE, ""]
     lines += [
         "## Wall time per stage (seconds)",
         "",
@@ -289,6 +308,43 @@ def _markdown(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict]
         "",
     ]
     return "\n".join(lines)
+
+
+TURNS_NOTE = ("Each source is the same stretch after the held-out prompts: data, the dialogues' "
+              "own audio; resynth, their units through the vocoder (the control: what units "
+              "and vocoder keep); model, dGSLM's continuation of both channels; baseline, the "
+              "same model sampling one channel at a time (the floor passes after a silence). "
+              "Rates per minute, durations in seconds; gap distance: total-variation distance "
+              "of the gap-duration histograms. Per file: turns/<source>/turns.json.")
+TURN_FIGURES = ("minutes", "ipu_per_min", "ipu_mean_s", "pause_per_min", "pause_mean_s",
+                "gap_per_min", "gap_mean_s", "overlap_per_min", "overlap_mean_s",
+                "overlap_between_per_min", "overlap_within_per_min", "speech_ratio")
+
+
+def _turns_rows(turns: dict[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
+    """The turns stage's figures as (header, rows): one row per figure, one column per
+    source; None without the stage."""
+    sources = [s for s in ("data", "resynth", "model", "baseline") if s in turns]
+    if not sources:
+        return None
+    rows = [[k, *("-" if turns[s].get(k) is None else turns[s][k] for s in sources)]
+            for k in TURN_FIGURES]
+    for ref, c in turns.get("comparison", {}).items():
+        rows.append([f"overlap/min difference to {ref}", *(
+            c["overlap_per_min_diff"].get(s, "-") for s in sources)])
+        rows.append([f"gap distance to {ref}", *(c["gap_distance"].get(s, "-") for s in sources)])
+    return ["figure", *sources], rows
+
+
+def _turns_claim(turns: dict[str, Any]) -> list[str]:
+    """Whether dGSLM is closer to the data than the baseline, in words."""
+    lines = []
+    for ref, c in turns.get("comparison", {}).items():
+        said = {k: "closer" if v else "not closer" for k, v in c["closer"].items()}
+        lines.append(f"Against {ref}: dGSLM is {said['overlap_per_min_diff']} than the baseline "
+                     f"on overlaps per minute and {said['gap_distance']} on the gap distribution "
+                     f"(claim {'holds' if c['holds'] else 'does not hold'}).")
+    return lines
 
 
 STYLE_NOTE = ("Prompts by held-out voices in four labelled styles, each continued several times. "
@@ -455,6 +511,11 @@ def _html(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict],
             parts.append(f"<p>{_e(sim[0])}</p>")
         if "similarity" in figures:
             parts.append(_img(figures["similarity"], "spoken vs written cosine by layer"))
+    if turns := _turns_rows(r["turns"]):
+        parts += ["<h2>Turn-taking: data vs dGSLM vs the cascaded baseline</h2>",
+                  _html_table(*turns),
+                  *[f"<p>{_e(line)}</p>" for line in _turns_claim(r["turns"])],
+                  f'<p class="note">{_e(TURNS_NOTE)}</p>']
     if r["model"]:
         parts += ["<h2>Training</h2>", _img(figures["loss"], "train and held-out loss by step")]
         if kept := _kept(r["model"]):

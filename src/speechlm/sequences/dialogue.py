@@ -33,6 +33,11 @@ a window has no artefacts at its start: it begins mid-conversation, without BOS,
 even inside a run; here an edge is an edge of the dialogue). :func:`collate` pads a batch on the
 right for ``DialogueLM.forward`` (causal attention keeps right padding invisible to real
 positions).
+
+The ``dialogue`` format (:func:`dialogue`) is :func:`dialogue_example` on a token-dataset row
+holding each channel's frame units (columns :data:`CHANNEL_A`, :data:`CHANNEL_B`, as the recipe's
+``dialogue_tokens`` stage writes them); the ``dialogue`` objective passes the model's
+``delayed_duration`` and ``max_duration`` as its parameters.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from speechlm.sequences.example import IGNORE, Example
+from speechlm.sequences.formats import register_format
 from speechlm.sequences.vocab import SpeechVocab
 
 UNITS = "units"  # (2, N) input ids, BOS first
@@ -50,6 +56,7 @@ NEXT = "next"  # (2, N) next-unit ids (masked where the dialogue ends)
 DURATIONS = "durations"  # (2, N) duration targets in frames (masked where none; 0 there)
 CHANNELS = 2
 MAX_DURATION = 256  # fairseq's --max-target-durations default
+CHANNEL_A, CHANNEL_B = "units_a", "units_b"  # token-dataset columns: each channel's frame units
 
 
 def next_units(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,6 +134,15 @@ def dialogue_example(units_a: Sequence[int] | np.ndarray, units_b: Sequence[int]
     return Example({UNITS: units, NEXT: nxt, DURATIONS: durations},
                    {UNITS: np.ones(units.shape, dtype=bool), NEXT: next_mask,
                     DURATIONS: duration_mask})
+
+
+@register_format("dialogue", columns=(CHANNEL_A, CHANNEL_B),
+                 params={"delayed": True, "max_duration": MAX_DURATION},
+                 summary="two channels of frame units, next-unit and duration targets (dGSLM)")
+def dialogue(row: Any, vocab: SpeechVocab, rng: np.random.Generator | None = None,
+             delayed: bool = True, max_duration: int = MAX_DURATION) -> Example:
+    """One dialogue row (both channels' frame units) as :func:`dialogue_example`."""
+    return dialogue_example(row[CHANNEL_A], row[CHANNEL_B], vocab, delayed, max_duration)
 
 
 def windows(example: Example, seq_len: int) -> list[Example]:

@@ -37,7 +37,8 @@ from speechlm.sequences.vocab import SPEECH_MARKER, TEXT_MARKER, SpeechVocab
 TEXT = "text"  # the pseudo-range "text tokens of the text tokenizer" (extend vocabularies)
 # modules that register formats beyond the ones defined here
 FORMAT_MODULES = ("speechlm.sequences.formats", "speechlm.sequences.instruction",
-                  "speechlm.sequences.multistream", "speechlm.sequences.expressive")
+                  "speechlm.sequences.multistream", "speechlm.sequences.expressive",
+                  "speechlm.sequences.dialogue")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ that trains on them (``trainer``). Registered objectives:
 | ``multistream`` | packed multi-stream blocks, a mask per stream | ``SpeechLMTrainer``         |
 | ``sft``       | one example per row, loss on the response     | TRL ``SFTTrainer``           |
 | ``dpo``       | prompt / chosen / rejected per row            | TRL ``DPOTrainer``           |
+| ``dialogue``  | packed two-channel frame-unit blocks (dGSLM)  | ``SpeechLMTrainer``          |
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class Objective(ABC):
 
 OBJECTIVES: Registry[Objective] = Registry(
     "objective", ("speechlm.train.objectives", "speechlm.train.multistream",
-                  "speechlm.train.finetune"))
+                  "speechlm.train.finetune", "speechlm.train.dialogue"))
 
 
 def get_objective(name: str) -> Objective:

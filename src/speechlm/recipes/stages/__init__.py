@@ -47,6 +47,8 @@ STAGE_MODULES = (
     "speechlm.recipes.stages.alignment",  # preferences, align
     "speechlm.recipes.stages.style",  # style
     "speechlm.recipes.stages.crossmodal",  # crossmodal
+    # dialogues, dialogue_tokens, dialogue_generate, turns, dialogue_eval
+    "speechlm.recipes.stages.dialogue",
 )
 
 

@@ -2,10 +2,12 @@
 speech LM, trained by ``run_training``).
 
 The ``model`` stage's section is ``train``: a :class:`TrainConfig` without the paths, which the
-pipeline fills in relative to the run directory (``TRAIN_PATHS``). With ``init: warm`` and no
-``init_from`` the speech LM starts from the ``textlm`` stage's text LM (the stage is then one of
-its inputs). Outputs: ``RUN/textlm/`` (an HF model + tokenizer, when trained here) and
-``RUN/model/`` (the model directory).
+pipeline fills in relative to the run directory (``TRAIN_PATHS``). The token datasets come from
+the ``tokens`` stage, or from the stage ``TOKEN_STAGES`` names for the objective (dGSLM's
+``dialogue`` objective trains on the ``dialogue_tokens`` stage's two-channel datasets). With
+``init: warm`` and no ``init_from`` the speech LM starts from the ``textlm`` stage's text LM (the
+stage is then one of its inputs). Outputs: ``RUN/textlm/`` (an HF model + tokenizer, when trained
+here) and ``RUN/model/`` (the model directory).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from speechlm.train.config import TrainConfig
 
 # TrainConfig's paths, relative to the run directory (the tokens stage's datasets, RUN/model)
 TRAIN_PATHS = {"data": "tokens/train", "eval_data": "tokens/valid", "output_dir": "model"}
+# objectives that train on another stage's token datasets (its train/ and valid/)
+TOKEN_STAGES = {"dialogue": "dialogue_tokens"}
 FROM_TEXTLM = "<textlm>"  # train.init_from placeholder: the text LM of the textlm stage
 
 
@@ -107,7 +111,17 @@ def _parse_train(section: Any, prefix: str) -> TrainConfig:
                           "starts from); remove it")
     if init == "warm" and not d.get("init_from"):
         d["init_from"] = FROM_TEXTLM
-    return TrainConfig.from_dict({**d, **TRAIN_PATHS}, prefix)
+    conf = TrainConfig.from_dict({**d, **TRAIN_PATHS}, prefix)
+    stage = token_stage(conf)
+    if stage == "tokens":
+        return conf
+    return dataclasses.replace(conf, data=f"{stage}/train", eval_data=f"{stage}/valid")
+
+
+def token_stage(conf: TrainConfig) -> str:
+    """The stage whose token datasets the model trains on (``tokens`` unless the objective
+    says otherwise: ``TOKEN_STAGES``)."""
+    return TOKEN_STAGES.get(conf.objective_name, "tokens")
 
 
 def _train_values(ctx: RunContext, conf: TrainConfig) -> dict:
@@ -118,13 +132,13 @@ def _train_values(ctx: RunContext, conf: TrainConfig) -> dict:
 
 
 def _model_needs(conf: TrainConfig) -> tuple[str, ...]:
-    return ("textlm",) if conf.init_from == FROM_TEXTLM else ()
+    return (token_stage(conf), *(("textlm",) if conf.init_from == FROM_TEXTLM else ()))
 
 
 def _run_model(ctx: RunContext, conf: TrainConfig, d: Path) -> dict:
     from speechlm.train import run_training
 
-    paths = {k: str(ctx.out / rel) for k, rel in TRAIN_PATHS.items()}
+    paths = {k: str(ctx.out / getattr(conf, k)) for k in TRAIN_PATHS}  # relative to the run
     init_from = text_lm_ref(ctx) if conf.init_from == FROM_TEXTLM else conf.init_from
     return run_training(dataclasses.replace(conf, **paths, init_from=init_from))
 
@@ -177,7 +191,7 @@ def _prosody_sizes(prosody: bool | dict | None) -> dict[str, int]:
 
 
 STAGES.add("model", Stage("model", _run_model, _plan_model, config=TrainConfig, section="train",
-                          parse=_parse_train, needs=("tokens",), extra_needs=_model_needs,
+                          parse=_parse_train, extra_needs=_model_needs,
                           record=_train_values))
 
 

@@ -1,0 +1,143 @@
+"""Held-out dialogue prompts continued by dGSLM and by the cascaded baseline, made audible.
+
+For each held-out dialogue (a row of the ``dialogue_tokens`` stage's valid set: both channels'
+frame units) the first ``prompt_seconds`` are the prompt and the next ``seconds`` are what is
+compared. Four stereo files per prompt, each ``seconds`` long, one folder per source:
+
+- ``data``: the dialogue's own audio over that stretch (what people, here espeak voices, did);
+- ``resynth``: the dialogue's own units over that stretch through the vocoder (what the
+  vocoder and the units keep of the data's turn-taking: the control for the two below);
+- ``model``: dGSLM's continuation of both channels (:func:`continue_dialogue`);
+- ``baseline``: the cascaded baseline, one channel at a time (:func:`continue_turn_based`).
+
+Each channel is spoken on its own by the model's vocoder from its de-duplicated units and
+durations, in the voice of that channel's speaker in the prompt (a voice-conditioned vocoder;
+the vocoder's default voice when the channel is silent in the prompt). ``full/`` holds, for the
+first prompts, the prompt (resynthesised) followed by each continuation, for listening.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SOURCES = ("data", "resynth", "model", "baseline")
+
+
+@dataclass
+class DialogueSampling:
+    """Settings of the continuations (``seed`` + prompt index seeds each prompt)."""
+
+    prompt_seconds: float = 10.0
+    seconds: float = 20.0
+    temperature: float = 1.0
+    top_k: int = 0
+    seed: int = 0
+    switch_seconds: float = 0.5  # baseline: the floor passes after this much silence
+    chunk_frames: int = 5  # baseline: how often (frames) the rule is checked
+
+
+def speak_channels(vocoder: Any, frames: np.ndarray, frame_rate: float,
+                   voices: list[Any]) -> np.ndarray:
+    """(2, T) frame units -> (samples, 2) float32 audio, each channel spoken on its own by
+    ``vocoder`` (``voices[c]``: a d-vector for a voice-conditioned vocoder, or None)."""
+    from speechlm.models.dialogue import run_lengths
+    from speechlm.tokenizers.streams import Streams
+
+    n = int(round(frames.shape[1] * vocoder.sample_rate / frame_rate))
+    out = np.zeros((n, 2), dtype=np.float32)
+    for c, row in enumerate(frames):
+        units, durations = run_lengths(row)
+        streams = Streams(frame_rate, units=units, durations=durations)
+        kwargs = {"voice": voices[c]} if voices[c] is not None else {}
+        wav = np.asarray(vocoder.synthesize(streams, **kwargs), dtype=np.float32)[:n]
+        out[: len(wav), c] = wav
+    return out
+
+
+def _voices(vocoder: Any, wav: np.ndarray, sample_rate: int) -> list[Any]:
+    """Each channel's voice in ``wav`` (2, samples) for a voice-conditioned vocoder."""
+    if not hasattr(vocoder, "voice_of"):
+        return [None, None]
+    return [vocoder.voice_of(ch, sample_rate) for ch in wav]
+
+
+def continue_dialogues(lm: Any, vocoder: Any, rows: list[dict], records: dict[str, dict],
+                       out_dir: Path, settings: DialogueSampling, max_prompts: int,
+                       full: int = 2, progress: bool = False) -> dict:
+    """Write the four sources for up to ``max_prompts`` rows (see the module docstring).
+
+    A row whose dialogue is shorter than ``prompt_seconds + seconds``, or whose audio cannot be
+    read as two channels, is skipped and listed. Returns the figures: prompts used, skipped
+    (with reasons), and each source's share of frames that are not the silence unit.
+    """
+    from speechlm.audio import save_audio
+    from speechlm.errors import SpeechLMError
+    from speechlm.evaluate.turns import load_channels
+    from speechlm.models.dialogue import continue_dialogue, continue_turn_based, silence_unit
+    from speechlm.models.sampling import Sampling
+    from speechlm.progress import progress_bar
+
+    fr = float(lm.meta.get("frame_rate") or lm.speech_tokenizer.frame_rate)
+    rate = int(lm.speech_tokenizer.sample_rate)
+    p, n = round(settings.prompt_seconds * fr), round(settings.seconds * fr)
+    switch = max(1, round(settings.switch_seconds * fr))
+    silence = silence_unit(lm)
+    for s in (*SOURCES, "full"):
+        (out_dir / s).mkdir(parents=True, exist_ok=True)
+    used, skipped, units = [], [], {}
+    speaking = {s: [] for s in SOURCES[1:]}
+    for row in progress_bar(rows, unit="dialogue", desc="dialogue continuations",
+                            disable=not progress):
+        if len(used) >= max_prompts:
+            break
+        rid = row["id"]
+        frames = np.stack([np.asarray(row["units_a"]), np.asarray(row["units_b"])])  # (2, T)
+        if frames.shape[1] < p + n:
+            skipped.append({"id": rid, "reason": f"shorter than prompt + continuation "
+                            f"({frames.shape[1] / fr:.1f} s < {(p + n) / fr:.1f} s)"})
+            continue
+        try:
+            wav = load_channels(records[rid]["audio"], rate)
+            if wav.shape[0] != 2:
+                raise SpeechLMError(f"{wav.shape[0]} channel(s), not 2")
+        except (SpeechLMError, KeyError) as e:
+            skipped.append({"id": rid, "reason": f"audio: {e}"})
+            continue
+        i = len(used)
+        sampling = Sampling(max_seconds=settings.seconds, temperature=settings.temperature,
+                            top_k=settings.top_k, seed=settings.seed + 1000 * i)
+        prompt = frames[:, :p]
+        made = {"resynth": frames[:, p:p + n],
+                "model": continue_dialogue(lm, prompt, n, sampling),
+                "baseline": continue_turn_based(lm, prompt, n, sampling, switch,
+                                                settings.chunk_frames)}
+        hop = rate / fr
+        voices = _voices(vocoder, wav[:, : int(p * hop)], rate)
+        save_audio(out_dir / "data" / f"{rid}.wav",
+                   wav[:, int(round(p * hop)): int(round((p + n) * hop))].T, rate)
+        prompt_audio = speak_channels(vocoder, prompt, fr, voices) if i < full else None
+        for name, new in made.items():
+            audio = speak_channels(vocoder, new, fr, voices)
+            save_audio(out_dir / name / f"{rid}.wav", audio, vocoder.sample_rate)
+            if prompt_audio is not None:
+                save_audio(out_dir / "full" / f"{rid}_{name}.wav",
+                           np.concatenate([prompt_audio, audio]), vocoder.sample_rate)
+            speaking[name].append(float(np.mean(new != silence)))
+        units[rid] = {name: new.tolist() for name, new in made.items() if name != "resynth"}
+        used.append(rid)
+    (out_dir / "units.json").write_text(json.dumps({"silence_unit": silence, "prompt_frames": p,
+                                                    "units": units}))
+    if not used:
+        raise SpeechLMError(f"dialogue continuations: no held-out dialogue could be used "
+                            f"({len(skipped)} skipped; the first: "
+                            f"{skipped[0]['reason'] if skipped else 'none given'})")
+    return {"prompts": len(used), "prompt_ids": used, "skipped": len(skipped),
+            "skipped_dialogues": skipped, "prompt_seconds": p / fr, "seconds": n / fr,
+            "switch_frames": switch, "silence_unit": silence,
+            # share of the continuations' frames (both channels) that are not silence
+            "speech_frames": {k: round(float(np.mean(v)), 4) for k, v in speaking.items()}}
