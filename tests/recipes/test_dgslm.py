@@ -166,3 +166,42 @@ def test_second_run_does_no_work(dgslm_run):
     assert rc == 0, log[-3000:]
     assert log.count("skipped") == len(stamps) == 11
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+@pytest.mark.slow
+def test_generate_continues_a_stereo_prompt_with_or_without_the_other_side(dgslm_run, tmp_path):
+    """`speechlm generate` on a dgslm model: a stereo prompt gives a stereo continuation; with
+    --fixed-channel b, channel b is the file's own last seconds and only a is generated."""
+    from speechlm.models import load_speech_lm
+
+    lm = load_speech_lm(dgslm_run / "model")
+    assert lm.model.config.channel_tokens["segments"] == "speech"  # the tiny recipe
+    prompt = sorted((dgslm_run / "dialogues" / "valid" / "audio").glob("*.wav"))[0]
+    wav, rate = sf.read(prompt)
+    assert wav.ndim == 2 and wav.shape[1] == 2
+
+    both = tmp_path / "both.wav"
+    rc, log = speechlm("generate", "--model", str(dgslm_run / "model"), "--prompt", str(prompt),
+                       "--out", str(both), "--max-seconds", "1.5", "--seed", "3")
+    assert rc == 0, log[-2000:]
+    audio, out_rate = sf.read(both)
+    assert audio.shape[1] == 2 and abs(len(audio) / out_rate - 1.5) < 0.05
+    record = json.loads(both.with_suffix(".json").read_text())
+    assert record["fixed_channel"] is None and len(record["units"]) == 2
+    assert record["prompt_seconds"] == pytest.approx(len(wav) / rate, abs=0.05)
+
+    given = tmp_path / "given.wav"
+    rc, log = speechlm("generate", "--model", str(dgslm_run / "model"), "--prompt", str(prompt),
+                       "--out", str(given), "--max-seconds", "1.5", "--fixed-channel", "b")
+    assert rc == 0, log[-2000:]
+    audio, out_rate = sf.read(given)
+    record = json.loads(given.with_suffix(".json").read_text())
+    assert record["fixed_channel"] == 1
+    assert record["prompt_seconds"] == pytest.approx(len(wav) / rate - 1.5, abs=0.05)
+    start = int(round(record["prompt_seconds"] * rate))
+    own = wav[start: start + len(audio), 1]
+    assert out_rate == rate and np.allclose(audio[: len(own), 1], own, atol=1e-3)
+
+    rc, log = speechlm("generate", "--model", str(dgslm_run / "model"), "--prompt", str(prompt),
+                       "--out", str(tmp_path / "x.wav"), "--fixed-channel", "c")
+    assert rc != 0 and "--fixed-channel: a or b" in log

@@ -25,6 +25,7 @@ def generate_files(
     with_prompt: bool = False,
     device: str = "cpu",
     repetition_penalty: float = 1.0,
+    fixed_channel: int | None = None,
 ) -> dict:
     """Continue every prompt file and write ``<out>.wav`` + ``<out>.json`` per prompt.
 
@@ -33,14 +34,18 @@ def generate_files(
     are skipped and listed in ``out/errors.jsonl`` (with a single prompt they raise instead).
     Prompts are read like every input: down-mixed to mono and resampled to the tokenizer's rate.
     The sampling settings (``repetition_penalty`` included) are recorded in each JSON.
+
+    A two-channel model (``dgslm``) continues a stereo prompt on both channels, or on one given
+    the other (``fixed_channel``: :func:`speechlm.generate.dialogue.continue_stereo`), into a
+    stereo file; a mono prompt goes the single-channel way.
     """
-    from speechlm.audio import load_audio, save_audio
-    from speechlm.errors import AudioError
+    from speechlm.audio import audio_info, load_audio, save_audio
     from speechlm.generate.continuation import (
         continue_speech_batch,
         empty_message,
         resolve_vocoder,
     )
+    from speechlm.generate.dialogue import continue_stereo
     from speechlm.models import load_speech_lm
     from speechlm.models.sampling import Sampling
 
@@ -49,24 +54,40 @@ def generate_files(
     sampling = Sampling(max_seconds, temperature, top_k, top_p, seed, min_seconds,
                         repetition_penalty)
     lm = load_speech_lm(model_dir, device=device)
+    dialogue = lm.architecture.name == "dgslm"
+    if fixed_channel is not None and not dialogue:
+        raise SpeechLMError(f"--fixed-channel: only a two-channel model (dgslm) continues one "
+                            f"channel given the other; {model_dir} is {lm.architecture.name}")
     voc = resolve_vocoder(lm, vocoder)
+    settings = {"temperature": temperature, "top_k": top_k, "top_p": top_p,
+                "max_seconds": max_seconds, "min_seconds": min_seconds, "seed": seed,
+                "repetition_penalty": sampling.repetition_penalty}
     sr = int(lm.speech_tokenizer.sample_rate)
     single = len(prompts) == 1
     out = Path(out)
     targets = [out] if single else [out / f"{p.stem}.wav" for p in prompts]
     if not single and len({t.name for t in targets}) < len(targets):
         targets = [out / f"{i:05d}_{p.stem}.wav" for i, p in enumerate(prompts)]
-    wavs, keep, errors = [], [], []
+    wavs, keep, errors, written = [], [], [], 0
     for p, t in zip(prompts, targets, strict=True):
         try:
+            if dialogue and (fixed_channel is not None or audio_info(p).channels == 2):
+                audio, rate, record = continue_stereo(lm, voc, p, sampling, fixed_channel)
+                save_audio(t, audio, rate)
+                t.with_suffix(".json").write_text(json.dumps(
+                    {"prompt": str(p), "audio": str(t), "sample_rate": rate,
+                     "seconds": round(len(audio) / rate, 3), **record,
+                     "sampling": settings}) + "\n")
+                written += 1
+                continue
             wavs.append(load_audio(p, sr))
             keep.append((p, t))
-        except AudioError as e:
+        except SpeechLMError as e:  # AudioError included
             if single:
                 raise
             errors.append({"prompt": str(p), "error": str(e)})
-    results = continue_speech_batch(lm, wavs, sr, sampling, vocoder=voc, batch_size=batch_size)
-    written = 0
+    results = continue_speech_batch(lm, wavs, sr, sampling, vocoder=voc,
+                                    batch_size=batch_size) if wavs else []
     for i, ((p, t), wav, r) in enumerate(zip(keep, wavs, results, strict=True)):
         if len(r.audio) == 0:
             if single:
@@ -89,9 +110,7 @@ def generate_files(
             "prompt_durations": None if r.prompt.durations is None
             else r.prompt.durations.tolist(),
             "units": r.streams.units.tolist(),
-            "sampling": {"temperature": temperature, "top_k": top_k, "top_p": top_p,
-                         "max_seconds": max_seconds, "min_seconds": min_seconds, "seed": seed,
-                         "repetition_penalty": sampling.repetition_penalty},
+            "sampling": settings,
         }
         t.with_suffix(".json").write_text(json.dumps(record) + "\n")
     if not single:

@@ -33,8 +33,15 @@ def generate(
     with_prompt: bool = typer.Option(False, "--with-prompt",
                                      help="Prepend the prompt audio to the written continuation."),
     device: str = typer.Option("cpu", "--device"),
+    fixed_channel: str | None = typer.Option(
+        None, "--fixed-channel",
+        help="dgslm, stereo prompt: keep this channel (a or b) as recorded over its last "
+             "--max-seconds and generate only the other; without it both channels continue."),
 ) -> None:
-    """Continue spoken prompts with a speech LM; writes audio and the units as JSON."""
+    """Continue spoken prompts with a speech LM; writes audio and the units as JSON.
+
+    A two-channel model (dgslm) continues a stereo prompt into a stereo file.
+    """
     from speechlm.generate.batch import generate_files
 
     prompts = list(prompt or [])
@@ -51,8 +58,20 @@ def generate(
         max_seconds=max_seconds, seed=seed, vocoder=vocoder, batch_size=batch_size,
         min_seconds=min(1.0, max_seconds) if min_seconds is None else min_seconds,
         with_prompt=with_prompt, device=device, repetition_penalty=repetition_penalty,
+        fixed_channel=_channel(fixed_channel),
     )
     typer.echo(json.dumps(summary))
+
+
+def _channel(name: str | None) -> int | None:
+    if name is None:
+        return None
+    if name.lower() not in ("a", "b"):
+        from speechlm.errors import SpeechLMError
+
+        raise SpeechLMError(f"--fixed-channel: a or b (the stereo file's first or second "
+                            f"channel), got {name!r}")
+    return "ab".index(name.lower())
 
 
 def resynth(

@@ -141,3 +141,59 @@ def continue_dialogues(lm: Any, vocoder: Any, rows: list[dict], records: dict[st
             "switch_frames": switch, "silence_unit": silence,
             # share of the continuations' frames (both channels) that are not silence
             "speech_frames": {k: round(float(np.mean(v)), 4) for k, v in speaking.items()}}
+
+
+def continue_stereo(lm: Any, vocoder: Any, path: str | Path, sampling: Any,
+                    fixed_channel: int | None = None) -> tuple[np.ndarray, int, dict]:
+    """A stereo prompt file continued by a dgslm model: ``((samples, 2) audio, rate, record)``.
+
+    Each channel is tokenised as the model's training data was (``config.channel_tokens``).
+    Without ``fixed_channel`` the whole file is the prompt and both channels continue for
+    ``sampling.max_seconds``. With ``fixed_channel`` (0 or 1) that channel is given, as a user
+    who is not live (moshi #174): its last ``max_seconds`` in the file are kept as recorded, the
+    file before them is the prompt, and only the other channel is generated.
+    """
+    import soxr
+
+    from speechlm.errors import AudioError, SpeechLMError
+    from speechlm.evaluate.turns import load_channels
+    from speechlm.models.dialogue import continue_dialogue, silence_unit
+    from speechlm.tokenizers.dialogue import UNFILLED, channel_frames
+
+    tok = lm.speech_tokenizer
+    rate, fr = int(tok.sample_rate), float(tok.frame_rate)
+    wav = load_channels(path, rate)  # (C, samples)
+    if wav.shape[0] != 2:
+        raise AudioError(f"{path}: {wav.shape[0]} channel(s); a dialogue prompt needs 2, one "
+                         "speaker per channel")
+    how = lm.model.config.channel_tokens or {}
+    silence = silence_unit(lm)
+    frames = [channel_frames(tok, ch, how.get("segments", "whole"), how.get("region_gap", 1.0),
+                             how.get("pad", 0.2))[0] for ch in wav]
+    total = min(len(f) for f in frames)
+    units = np.stack([np.where(f[:total] == UNFILLED, silence, f[:total]) for f in frames])
+    n = max(1, round(sampling.max_seconds * fr))
+    if fixed_channel is None:
+        prompt, given = units, None
+    elif fixed_channel not in (0, 1):
+        raise SpeechLMError(f"fixed channel: 0 (a) or 1 (b), got {fixed_channel!r}")
+    elif total - n < 1:
+        raise SpeechLMError(f"{path}: {total / fr:.2f} s leaves no prompt before the "
+                            f"{n / fr:g} s of channel {'ab'[fixed_channel]} it gives; use a "
+                            "longer file or a smaller --max-seconds")
+    else:
+        prompt, given = units[:, : total - n], units[fixed_channel, total - n:]
+    new = continue_dialogue(lm, prompt, n, sampling, fixed_channel, given)  # (2, n)
+    hop = rate / fr
+    voices = _voices(vocoder, wav[:, : int(prompt.shape[1] * hop)], rate)
+    audio = speak_channels(vocoder, new, fr, voices)
+    if fixed_channel is not None:  # the given side as recorded, not its resynthesis
+        own = wav[fixed_channel, int(round(prompt.shape[1] * hop)):]
+        own = soxr.resample(own, rate, vocoder.sample_rate) if rate != vocoder.sample_rate \
+            else own
+        audio[:, fixed_channel] = 0.0
+        audio[: min(len(own), len(audio)), fixed_channel] = own[: len(audio)]
+    record = {"prompt_seconds": round(prompt.shape[1] / fr, 3), "frame_rate": fr,
+              "fixed_channel": fixed_channel, "silence_unit": silence,
+              "prompt_units": prompt.tolist(), "units": new.tolist()}
+    return audio, int(vocoder.sample_rate), record

@@ -92,6 +92,9 @@ class DialogueLMConfig(PretrainedConfig):
     # in the training data; set by the ``dialogue`` objective from the token dataset, read where
     # a channel must be made silent (scoring a single-channel item, the cascaded baseline)
     silence_unit: int | None = None
+    # how each channel was tokenised (``speechlm.tokenizers.dialogue``: segments, region_gap,
+    # pad), also set by the objective, so a stereo prompt is tokenised as the training data was
+    channel_tokens: dict | None = None
 
     def __post_init__(self, **kwargs) -> None:
         super().__post_init__(**kwargs)

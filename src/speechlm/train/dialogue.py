@@ -32,6 +32,8 @@ from speechlm.train.objectives import (
 
 FROM_MODEL = ("delayed", "max_duration")  # format parameters this objective sets from the model
 SILENCE_KEY = "silence_unit"  # info.json key of the data's silence unit
+# info.json keys of how each channel was tokenised (speechlm.tokenizers.dialogue)
+CHANNEL_TOKEN_KEYS = ("segments", "region_gap", "pad")
 
 
 def dialogue_collate(pad_id: int):
@@ -69,9 +71,11 @@ class DialogueObjective(Objective):
         if not hasattr(model.config, "delayed_duration"):
             raise ConfigError(f"objective: dialogue trains a dialogue LM (architecture dgslm), "
                               f"not a {type(model).__name__}")
-        silence = read_info(cfg.data).get(SILENCE_KEY)
-        if silence is not None:
-            model.config.silence_unit = int(silence)
+        info = read_info(cfg.data)
+        if info.get(SILENCE_KEY) is not None:
+            model.config.silence_unit = int(info[SILENCE_KEY])
+        if info.get("segments"):
+            model.config.channel_tokens = {k: info[k] for k in CHANNEL_TOKEN_KEYS if k in info}
         return block_datasets(cfg, vocab, _for_model(uses, model.config),
                               _for_model(eval_uses, model.config))
 

@@ -199,7 +199,8 @@ def _run_dialogue_tokens(ctx: RunContext, conf: DialogueTokensConfig, d: Path) -
             tok, read_dialogues(dialogue_manifest(ctx, split)), conf.segments, conf.region_gap,
             conf.pad, silence=silence, progress=True)
         info[split] = write_dialogue_tokens(d / split, rows, errors, tok, ctx.dir("tokenizer"),
-                                            silence_unit=silence, segments=conf.segments)
+                                            silence_unit=silence, segments=conf.segments,
+                                            region_gap=conf.region_gap, pad=conf.pad)
     return {**info, "silence_unit": silence, "frame_rate": tok.frame_rate}
 
 
