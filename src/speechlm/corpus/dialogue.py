@@ -31,9 +31,9 @@ where the interrupted speaker (``interrupted``) stopped; ``overlap`` events are 
 where both channels' words (merged into IPUs as ``speechlm.evaluate.turns`` does) overlap, with
 ``channel`` the one that entered it and ``kind`` between/within.
 
-``import_dialogues`` makes the same records from a folder of real two-channel recordings
-(Fisher-style), with words when a CTM is given and transcript segments when a Fisher transcript
-is.
+``speechlm.corpus.dialogue_import`` makes the same records from a folder of real two-channel
+recordings (Fisher-style), with words when a CTM is given and transcript segments when a Fisher
+transcript is.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ import numpy as np
 
 from speechlm.corpus.grammar import Grammar, render, story_ending, words_of
 from speechlm.corpus.synth import PITCH_RANGE, RATE_RANGE, SAMPLE_RATE, TRAIN_VOICES, _main_imports
-from speechlm.errors import ConfigError, ManifestError, SpeechLMError
+from speechlm.errors import ConfigError, ManifestError
 
 # the training voices whose sound outlasts their words' gold end by 0.05-0.35 s (an echo or a
 # long release, measured on four sentences): their gold times would not be their voice activity
@@ -526,109 +526,3 @@ def read_dialogues(path: str | Path, resolve: bool = True) -> list[dict]:
             rec["audio"] = str((path.parent / rec["audio"]).resolve())
         records.append(rec)
     return records
-
-
-# -- importing real stereo dialogue -----------------------------------------------------------
-CHANNEL_LABELS = {"a": 0, "1": 0, "b": 1, "2": 1}
-
-
-def read_ctm(path: Path, encoding: str = "utf-8") -> list[list[list]]:
-    """Per-channel words ``[word, start, end]`` of a CTM file (``file channel start duration
-    word [confidence]``; channel A/1 or B/2)."""
-    from speechlm.corpus.importers import read_transcript
-
-    words: list[list[list]] = [[], []]
-    for lineno, line in enumerate(read_transcript(path, encoding).splitlines(), 1):
-        parts = line.split()
-        if not parts or parts[0].startswith((";;", "#")):
-            continue
-        try:
-            ch = CHANNEL_LABELS[parts[1].lower()]
-            start, dur = float(parts[2]), float(parts[3])
-            word = parts[4]
-        except (IndexError, KeyError, ValueError):
-            raise SpeechLMError(f"{path}:{lineno}: expected 'file channel start duration word' "
-                                f"with channel A/B or 1/2, got {line.strip()!r}") from None
-        words[ch].append([word, round(start, 4), round(start + dur, 4)])
-    return [sorted(w, key=lambda x: x[1]) for w in words]
-
-
-def read_fisher_transcript(path: Path, encoding: str = "utf-8") -> list[list[list]]:
-    """Per-channel segments ``[text, start, end]`` of a Fisher transcript (``start end A:
-    text`` lines; ``#`` comments)."""
-    from speechlm.corpus.importers import read_transcript
-
-    segments: list[list[list]] = [[], []]
-    for lineno, line in enumerate(read_transcript(path, encoding).splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        try:
-            start, end, rest = line.split(maxsplit=2)
-            label, text = rest.split(":", 1)
-            ch = CHANNEL_LABELS[label.strip().lower()]
-            segments[ch].append([text.strip(), round(float(start), 4), round(float(end), 4)])
-        except (ValueError, KeyError):
-            raise SpeechLMError(f"{path}:{lineno}: expected 'start end A: text' (or B:), got "
-                                f"{line.strip()!r}") from None
-    return segments
-
-
-def dialogue_files(src: Path) -> list[Path]:
-    """The audio files under ``src`` (libsndfile reads uncompressed NIST SPHERE too)."""
-    from speechlm.corpus.importers import AUDIO_SUFFIXES
-
-    return sorted(p for p in src.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES | {".sph"})
-
-
-def import_dialogues(src: str | Path, out_dir: str | Path, check: str = "full",
-                     max_seconds: float | None = None, transcript_encoding: str = "utf-8"
-                     ) -> dict:
-    """Reference a folder of two-channel recordings (Fisher-style) in ``out_dir/manifest.jsonl``.
-
-    Each audio file under ``src`` is one dialogue, channel 0 (A) and 1 (B) one speaker each;
-    same-stem ``.ctm`` files give per-channel words, Fisher ``.txt`` transcripts per-channel
-    ``segments``. Speakers are named ``<id>-A`` / ``<id>-B``. Files that cannot be used (not
-    audio, empty, not 2 channels, a bad transcript) are skipped and listed in ``errors.jsonl``.
-    """
-    from speechlm.audio import audio_info
-    from speechlm.corpus.importers import check_audio
-    from speechlm.progress import progress_bar
-
-    src, out = Path(src), Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    records, errors = [], []
-    for path in progress_bar(dialogue_files(src), desc=f"importing {src.name}",
-                             unit="file", leave=False):
-        uid = "_".join(path.relative_to(src).with_suffix("").parts)
-        try:
-            duration, rate = check_audio(path, check, max_seconds)
-            n_channels = audio_info(path).channels
-            if n_channels != 2:
-                raise SpeechLMError(f"{path}: {n_channels} channel(s); a dialogue needs 2, one "
-                                    "speaker each")
-            channels = [{"channel": c, "speaker": f"{uid}-{'AB'[c]}"} for c in (0, 1)]
-            if path.with_suffix(".ctm").exists():
-                for c, words in zip(channels, read_ctm(path.with_suffix(".ctm"),
-                                                       transcript_encoding), strict=True):
-                    c["words"] = words
-            if path.with_suffix(".txt").exists():
-                for c, segs in zip(channels, read_fisher_transcript(
-                        path.with_suffix(".txt"), transcript_encoding), strict=True):
-                    c["segments"] = segs
-        except SpeechLMError as e:
-            errors.append({"audio": str(path), "id": uid, "error": str(e)})
-            continue
-        with_words = all(c.get("words") for c in channels)
-        records.append({"id": uid, "audio": str(path.resolve()), "duration": round(duration, 4),
-                        "sample_rate": rate, "channels": channels,
-                        "events": overlap_events([c["words"] for c in channels])
-                        if with_words else []})
-    _write_records(out / "manifest.jsonl", records)
-    with open(out / "errors.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(e, ensure_ascii=False) + "\n" for e in errors)
-    summary = {"source": str(src.resolve()), "format": "dialogue", "dialogues": len(records),
-               "hours": round(sum(r["duration"] for r in records) / 3600.0, 4),
-               "with_words": sum(all(c.get("words") for c in r["channels"]) for r in records),
-               "errors": len(errors), "turn_stats": gold_turn_stats(records)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary

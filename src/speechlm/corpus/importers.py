@@ -13,7 +13,7 @@ Formats:
 - ``hf``: a ``datasets`` dataset saved with ``save_to_disk`` with an ``Audio`` column;
 - ``dialogue``: two-channel recordings (Fisher-style, one speaker per channel) anywhere under
   ``SRC``, with optional same-stem ``.ctm`` words or Fisher ``.txt`` transcripts: one dialogue
-  record per file (``speechlm.corpus.dialogue.import_dialogues``).
+  record per file (``speechlm.corpus.dialogue_import.import_dialogues``).
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def import_corpus(src: str | Path, fmt: str, out_dir: str | Path, check: str = "
         raise SpeechLMError(f"check must be 'full' or 'header', got '{check}'")
     out.mkdir(parents=True, exist_ok=True)
     if fmt == "dialogue":  # records of two channels, not utterances: their own manifest shape
-        from speechlm.corpus.dialogue import import_dialogues
+        from speechlm.corpus.dialogue_import import import_dialogues
 
         return import_dialogues(src, out, check=check, max_seconds=max_seconds,
                                 transcript_encoding=transcript_encoding)
