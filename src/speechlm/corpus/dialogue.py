@@ -497,18 +497,11 @@ def _write_records(path: Path, records: list[dict]) -> None:
 def read_dialogues(path: str | Path, resolve: bool = True) -> list[dict]:
     """Read a dialogue manifest; errors name the line and field. With ``resolve``, relative
     audio paths become absolute (relative to the manifest's folder)."""
+    from speechlm.corpus.manifest import read_jsonl
+
     path = Path(path)
-    if not path.exists():
-        raise ManifestError(f"{path}: dialogue manifest not found")
     records = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ManifestError(f"{where}: invalid JSON ({e.msg})") from e
+    for where, _, rec in read_jsonl(path, "dialogue manifest"):
         for key, typ in (("id", str), ("audio", str), ("duration", (int, float)),
                          ("sample_rate", int), ("channels", list), ("events", list)):
             if not isinstance(rec.get(key), typ):

@@ -10,7 +10,7 @@ optional ``start``/``end`` (seconds inside the file), ``duration`` (seconds), ``
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -93,16 +93,12 @@ def parse_utterance(obj: object, where: str) -> Utterance:
     )
 
 
-def read_manifest(path: str | Path, resolve: bool = True) -> list[Utterance]:
-    """Read and validate a JSONL manifest; errors name the line and field; ids must be unique.
-
-    With ``resolve`` relative audio paths become absolute, relative to the manifest's folder.
-    """
+def read_jsonl(path: str | Path, what: str = "manifest") -> Iterator[tuple[str, int, dict]]:
+    """Each non-blank line of a JSONL file as ``(path:line, line number, object)``; a missing
+    file or a line that is not JSON raises ``ManifestError`` naming it."""
     path = Path(path)
     if not path.exists():
-        raise ManifestError(f"{path}: manifest not found")
-    utts: list[Utterance] = []
-    seen: dict[str, int] = {}
+        raise ManifestError(f"{path}: {what} not found")
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -112,15 +108,25 @@ def read_manifest(path: str | Path, resolve: bool = True) -> list[Utterance]:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ManifestError(f"{where}: invalid JSON ({e.msg})") from e
-            utt = parse_utterance(obj, where)
-            if utt.id in seen:
-                raise ManifestError(
-                    f"{where}: duplicate id '{utt.id}' (first on line {seen[utt.id]})"
-                )
-            seen[utt.id] = lineno
-            if resolve and not Path(utt.audio).is_absolute():
-                utt.audio = str((path.parent / utt.audio).resolve())
-            utts.append(utt)
+            yield where, lineno, obj
+
+
+def read_manifest(path: str | Path, resolve: bool = True) -> list[Utterance]:
+    """Read and validate a JSONL manifest; errors name the line and field; ids must be unique.
+
+    With ``resolve`` relative audio paths become absolute, relative to the manifest's folder.
+    """
+    path = Path(path)
+    utts: list[Utterance] = []
+    seen: dict[str, int] = {}
+    for where, lineno, obj in read_jsonl(path):
+        utt = parse_utterance(obj, where)
+        if utt.id in seen:
+            raise ManifestError(f"{where}: duplicate id '{utt.id}' (first on line {seen[utt.id]})")
+        seen[utt.id] = lineno
+        if resolve and not Path(utt.audio).is_absolute():
+            utt.audio = str((path.parent / utt.audio).resolve())
+        utts.append(utt)
     return utts
 
 
