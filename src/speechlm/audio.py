@@ -72,8 +72,10 @@ def load_audio(
     start: float | None = None,
     end: float | None = None,
     max_seconds: float | None = None,
+    mono: bool = True,
 ) -> np.ndarray:
-    """Read ``path`` (optionally the ``start``..``end`` seconds inside it) as mono float32.
+    """Read ``path`` (optionally the ``start``..``end`` seconds inside it) as mono float32
+    ``(T,)``, or with ``mono=False`` every channel as ``(C, T)`` (stereo dialogue).
 
     Raises ``AudioError`` naming the file when it is missing, not audio or corrupt, empty,
     contains NaN/Inf samples, or is longer than ``max_seconds``. Silence is valid audio.
@@ -94,10 +96,11 @@ def load_audio(
             "(cut it into segments with start/end in the manifest, or raise the limit)"
         )
     n_out = int(math.ceil(n_in * sample_rate / sr_in))
-    out = np.empty(n_out + 64, dtype=np.float32)
+    n_ch = 1 if mono else int(info.channels)
+    out = np.empty((n_out + 64, n_ch), dtype=np.float32)
     filled = 0
     resampler = None if sr_in == sample_rate else soxr.ResampleStream(
-        sr_in, sample_rate, 1, dtype="float32", quality="HQ"
+        sr_in, sample_rate, n_ch, dtype="float32", quality="HQ"
     )
     try:
         with sf.SoundFile(str(path)) as f:
@@ -108,22 +111,24 @@ def load_audio(
                 if len(block) == 0:
                     break
                 remaining -= len(block)
-                mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
-                if not np.isfinite(mono).all():
+                if mono and block.shape[1] > 1:
+                    block = block.mean(axis=1, keepdims=True)
+                if not np.isfinite(block).all():
                     raise AudioError(f"{path}: contains NaN or Inf samples")
                 if resampler is not None:
-                    mono = resampler.resample_chunk(mono, last=remaining <= 0)
-                filled = _append(out, filled, mono)
+                    block = resampler.resample_chunk(block, last=remaining <= 0)
+                filled = _append(out, filled, block)
             if resampler is not None and remaining > 0:  # file shorter than its header said
-                filled = _append(out, filled, resampler.resample_chunk(np.zeros(0, np.float32),
-                                                                       last=True))
+                filled = _append(out, filled, resampler.resample_chunk(
+                    np.zeros((0, n_ch), np.float32), last=True))
     except AudioError:
         raise
     except Exception as e:
         raise AudioError(f"{path}: corrupt or truncated audio ({_short(e)})") from e
     if filled == 0:
         raise AudioError(f"{path}: zero-length audio")
-    return out[:filled].copy() if filled < len(out) // 2 else out[:filled]
+    out = out[:filled].copy() if filled < len(out) // 2 else out[:filled]
+    return out[:, 0] if mono else np.ascontiguousarray(out.T)
 
 
 def save_audio(path: str | Path, wav: np.ndarray, sample_rate: int) -> None:

@@ -235,35 +235,12 @@ def make_vad(name: str):
 
 
 # -- files ------------------------------------------------------------------------------------
-def load_channels(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Every channel of ``path`` as float32 ``[C, T]`` at ``sample_rate``; raises ``AudioError``
-    naming the file (missing, unreadable, empty, NaN/Inf)."""
-    import soundfile as sf
-    import soxr
-
-    from speechlm.audio import audio_info
-
-    path = Path(path)
-    info = audio_info(path)
-    if info.frames <= 0:
-        raise AudioError(f"{path}: zero-length audio")
-    try:
-        wav, rate = sf.read(str(path), dtype="float32", always_2d=True)  # [T, C]
-    except Exception as e:  # libsndfile errors
-        raise AudioError(f"{path}: corrupt or truncated audio ({e})") from e
-    if len(wav) == 0:
-        raise AudioError(f"{path}: zero-length audio")
-    if not np.isfinite(wav).all():
-        raise AudioError(f"{path}: contains NaN or Inf samples")
-    if rate != sample_rate:
-        wav = soxr.resample(wav, rate, sample_rate, quality="HQ").astype(np.float32)
-    return np.ascontiguousarray(wav.T)
-
-
 def file_events(path: str | Path, vad, min_silence: float = MIN_SILENCE
                 ) -> tuple[TurnEvents, float]:
     """(events, seconds) of one two-channel file; a mono or >2-channel file raises."""
-    wav = load_channels(path)
+    from speechlm.audio import load_audio
+
+    wav = load_audio(path, SAMPLE_RATE, mono=False)
     if wav.shape[0] != 2:
         what = "mono (1 channel)" if wav.shape[0] == 1 else f"{wav.shape[0]} channels"
         raise AudioError(f"{path}: {what}; turn-taking needs 2 channels, one speaker each "

@@ -75,9 +75,8 @@ def continue_dialogues(lm: Any, vocoder: Any, rows: list[dict], records: dict[st
     read as two channels, is skipped and listed. Returns the figures: prompts used, skipped
     (with reasons), and each source's share of frames that are not the silence unit.
     """
-    from speechlm.audio import save_audio
+    from speechlm.audio import load_audio, save_audio
     from speechlm.errors import SpeechLMError
-    from speechlm.evaluate.turns import load_channels
     from speechlm.models.dialogue import continue_dialogue, continue_turn_based, silence_unit
     from speechlm.models.sampling import Sampling
     from speechlm.progress import progress_bar
@@ -102,7 +101,7 @@ def continue_dialogues(lm: Any, vocoder: Any, rows: list[dict], records: dict[st
                             f"({frames.shape[1] / fr:.1f} s < {(p + n) / fr:.1f} s)"})
             continue
         try:
-            wav = load_channels(records[rid]["audio"], rate)
+            wav = load_audio(records[rid]["audio"], rate, mono=False)
             if wav.shape[0] != 2:
                 raise SpeechLMError(f"{wav.shape[0]} channel(s), not 2")
         except (SpeechLMError, KeyError) as e:
@@ -155,14 +154,14 @@ def continue_stereo(lm: Any, vocoder: Any, path: str | Path, sampling: Any,
     """
     import soxr
 
+    from speechlm.audio import load_audio
     from speechlm.errors import AudioError, SpeechLMError
-    from speechlm.evaluate.turns import load_channels
     from speechlm.models.dialogue import continue_dialogue, silence_unit
     from speechlm.tokenizers.dialogue import UNFILLED, channel_frames
 
     tok = lm.speech_tokenizer
     rate, fr = int(tok.sample_rate), float(tok.frame_rate)
-    wav = load_channels(path, rate)  # (C, samples)
+    wav = load_audio(path, rate, mono=False)  # (C, samples)
     if wav.shape[0] != 2:
         raise AudioError(f"{path}: {wav.shape[0]} channel(s); a dialogue prompt needs 2, one "
                          "speaker per channel")

@@ -82,12 +82,11 @@ def frame_units(streams: Any) -> np.ndarray:
 
 
 def run_lengths(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Frame units -> (units with no two equal neighbours, their run lengths)."""
-    frames = np.asarray(frames, dtype=np.int64)
-    if frames.size == 0:
-        return frames, frames.copy()
-    starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]])
-    return frames[starts], np.diff(np.r_[starts, len(frames)])
+    """Frame units -> (units with no two equal neighbours, their run lengths), as numpy."""
+    from speechlm.tokenizers.dedup import deduplicate
+
+    units, durations = deduplicate(torch.as_tensor(np.asarray(frames, dtype=np.int64)))
+    return units.numpy(), durations.numpy()
 
 
 @functools.lru_cache(maxsize=8)

@@ -382,13 +382,11 @@ def draw(logits: torch.Tensor, temperature: float, top_k: int,
          generator: torch.Generator | None) -> int:
     """One class from (C,) logits: argmax at temperature 0 (or top-k 1), else a draw at
     ``temperature`` among the ``top_k`` best (0: all)."""
+    from speechlm.models.multistream import sample
+
     if temperature <= 0 or top_k == 1:
         return int(logits.argmax())
-    logits = logits.float().cpu() / temperature
-    if top_k:
-        kth = logits.topk(min(top_k, logits.numel())).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
+    return int(sample(logits[None], temperature, generator, top_k)[0])
 
 
 def synthesize(ar: ValleAR, nar: ValleNAR, phonemes: Ints, prompt_codes: Ints | None,

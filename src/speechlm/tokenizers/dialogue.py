@@ -110,15 +110,15 @@ def tokenize_dialogues(tok: Any, records: Sequence[dict], segments: str = "whole
     ``{"id", "audio", "error"}``. ``silence`` (default: counted here, :func:`silence_from_counts`)
     fills the frames between ``speech`` regions.
     """
+    from speechlm.audio import load_audio
     from speechlm.errors import AudioError
-    from speechlm.evaluate.turns import load_channels
     from speechlm.progress import progress_bar
 
     rows, errors, counts = [], [], Counter()
     for rec in progress_bar(records, unit="dialogue", desc="tokenize dialogues",
                             disable=not progress):
         try:
-            wav = load_channels(rec["audio"], int(tok.sample_rate))
+            wav = load_audio(rec["audio"], int(tok.sample_rate), mono=False)
         except AudioError as e:
             errors.append({"id": rec["id"], "audio": rec["audio"], "error": str(e)})
             continue
