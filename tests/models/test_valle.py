@@ -171,7 +171,11 @@ def test_nar_loss_is_on_target_frames_and_stages_are_drawn_per_batch(pair):
     torch.manual_seed(0)
     assert {nar(**batch).stage for _ in range(20)} == {1, 2, 3}
     with pytest.raises(ValueError, match="stage: required outside training"):
-        nar.eval()(**batch)
+        nar.eval()(batch["codes"], batch["kinds"])
+    # evaluation without a stage: the mean loss over all stages (no draw)
+    with torch.no_grad():
+        mean = torch.stack([nar(**batch, stage=j).loss for j in (1, 2, 3)]).mean()
+        assert torch.allclose(nar(**batch).loss, mean)
     with pytest.raises(ValueError, match="stages of 4 codebooks are 1..3"):
         nar(**batch, stage=0)
 

@@ -98,3 +98,51 @@ def is_english_word(phones: list[str]) -> bool:
     if any(m is None for m in mapped):
         return False  # a phone we cannot map: the lexicon check alone applies
     return " ".join(m for m in mapped if m) in _english_pronunciations()
+
+
+# ---- phonemes of any text, for text-to-speech models (VALL-E, VioLA) --------------------------
+WORD_BREAK = "|"  # between words (espeak's own "_" marks pauses inside its output)
+UNKNOWN_PHONEME = "<unk>"  # a non-ASCII character espeak wrote (another language's letters)
+# Every multi-character English mnemonic, then every printable ASCII character alone: espeak
+# writes ASCII mnemonics in every language, so any of its output has a tokenisation (stress marks
+# and length marks come out as their own tokens when no longer phone matches).
+PHONEME_INVENTORY: tuple[str, ...] = (
+    UNKNOWN_PHONEME, WORD_BREAK,
+    *sorted(p for p in _ARPABET if len(p) > 1),
+    *(chr(c) for c in range(33, 127) if chr(c) != WORD_BREAK),
+)
+_PHONEME_INDEX = {p: i for i, p in enumerate(PHONEME_INVENTORY)}
+_LONGEST_FIRST = sorted(PHONEME_INVENTORY[2:], key=len, reverse=True)
+
+
+def split_phonemes(mnemonics: str) -> list[str]:
+    """espeak mnemonics (words separated by spaces) -> inventory symbols, longest match first."""
+    out: list[str] = []
+    for word in mnemonics.split():
+        if out:
+            out.append(WORD_BREAK)
+        i = 0
+        while i < len(word):
+            match = next((p for p in _LONGEST_FIRST if word.startswith(p, i)), None)
+            out.append(match or UNKNOWN_PHONEME)
+            i += len(match) if match else 1
+    return out
+
+
+@functools.lru_cache(maxsize=65536)
+def _phonemes(text: str, voice: str) -> tuple[str, ...]:
+    from speechlm.corpus.espeak import Espeak
+
+    espeak = Espeak.get()
+    espeak.set_voice(voice)
+    return tuple(split_phonemes(espeak.phonemes(text)))
+
+
+def phonemize(text: str, voice: str = "en-us") -> list[str]:
+    """``text`` as espeak-ng pronounces it in ``voice``'s language: inventory symbols."""
+    return list(_phonemes(text, voice))
+
+
+def phoneme_indices(text: str, voice: str = "en-us") -> np.ndarray:
+    """:func:`phonemize` as indices into :data:`PHONEME_INVENTORY` (int64)."""
+    return np.asarray([_PHONEME_INDEX[p] for p in _phonemes(text, voice)], dtype=np.int64)

@@ -103,3 +103,34 @@ def resynth(
     save_audio(output, audio, voc.sample_rate)
     typer.echo(json.dumps({"out": str(output), "units": int(len(streams.units)),
                            "seconds": round(len(audio) / voc.sample_rate, 3)}))
+
+
+def tts(
+    model: Path = typer.Option(..., "--model", help="A valle or codec_delayed model directory."),
+    text: str = typer.Option(..., "--text", help="What to say."),
+    prompt: Path | None = typer.Option(None, "--prompt",
+                                       help="A few seconds of the voice to speak in (WAV)."),
+    out: Path = typer.Option(..., "--out", help="Output WAV (a .json record is written beside)."),
+    prompt_text: str | None = typer.Option(
+        None, "--prompt-text",
+        help="What the prompt says (default: transcribed by the bundled English ASR)."),
+    temperature: float = typer.Option(1.0, "--temperature"),
+    top_k: int = typer.Option(0, "--top-k", help="0 disables top-k filtering."),
+    max_seconds: float | None = typer.Option(
+        None, "--max-seconds", help="Length cap (default: 0.25 s per phoneme symbol)."),
+    min_seconds: float | None = typer.Option(
+        None, "--min-seconds",
+        help="End of speech is not sampled before this (default: 0.03 s per phoneme symbol)."),
+    seed: int = typer.Option(0, "--seed"),
+    language: str = typer.Option("en-us", "--language",
+                                 help="espeak-ng voice that phonemises the text."),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Zero-shot text to speech with a codec LM (VALL-E): TEXT in the voice of the prompt."""
+    from speechlm.generate.tts import TtsSettings, tts_file
+
+    record = tts_file(model, text, prompt, out, prompt_text,
+                      TtsSettings(temperature=temperature, top_k=top_k, seed=seed,
+                                  max_seconds=max_seconds, min_seconds=min_seconds,
+                                  language=language), device)
+    typer.echo(json.dumps(record))

@@ -97,7 +97,8 @@ class Architecture(ABC):
 
 ARCHITECTURES: Registry[Architecture] = Registry(
     "architecture", ("speechlm.models.causal_lm", "speechlm.models.multistream",
-                     "speechlm.models.expressive", "speechlm.models.dialogue"))
+                     "speechlm.models.expressive", "speechlm.models.dialogue",
+                     "speechlm.models.codec_lm"))
 
 
 def get_architecture(name: str, key: str = "architecture") -> Architecture:

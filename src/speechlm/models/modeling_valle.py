@@ -240,11 +240,18 @@ class ValleNAR(CodecLMBase):
     def forward(self, codes: torch.Tensor, kinds: torch.Tensor, stage: int | None = None,
                 loss_mask: torch.Tensor | None = None) -> CodecLMOutput:
         """``codes`` (B, K, L) ids, ``kinds`` (B, L); logits (B, L, size_stage) and, where
-        ``loss_mask`` (B, K, L) is given, the loss on its row ``stage`` at TARGET frames."""
+        ``loss_mask`` (B, K, L) is given, the loss on its row ``stage`` at TARGET frames.
+
+        ``stage=None`` draws a stage in training; in eval mode, with ``loss_mask``, the loss is
+        the mean over all stages (a held-out loss that does not depend on a draw)."""
         k = self.layout.n_codebooks
-        if stage is None:
-            if not self.training:
+        if stage is None and not self.training:
+            if loss_mask is None:
                 raise ValueError("stage: required outside training (1 .. K-1)")
+            outs = [self(codes, kinds, j, loss_mask) for j in range(1, k)]
+            return CodecLMOutput(loss=torch.stack([o.loss for o in outs]).mean(),
+                                 logits=outs[-1].logits, stage=None)
+        if stage is None:
             stage = int(torch.randint(1, k, ()))  # one stage per batch, uniform
         if not 1 <= stage < k:
             raise ValueError(f"stage {stage}: the NAR stages of {k} codebooks are 1..{k - 1}")

@@ -18,7 +18,6 @@ model keys included), and the stage graph (each stage's inputs come earlier in t
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,17 @@ def available_recipes() -> list[str]:
     return sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
 
 
+def _unshared(value: Any) -> Any:
+    """A copy in which no two places hold the same dict or list. YAML merge keys (``<<: *ar``)
+    share nested mappings, and ``copy.deepcopy`` keeps that sharing, so an override of
+    ``nar.model.x`` would also change ``train.model``."""
+    if isinstance(value, dict):
+        return {k: _unshared(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unshared(v) for v in value]
+    return value
+
+
 def load_recipe(name: str, scale: str = "tiny", overrides: list[str] | None = None) -> Recipe:
     """Load recipe ``name`` (a shipped name or a YAML path) at ``scale``, apply the overrides
     (``train.max_steps=100``, ``tokenizer.kind=logmel``) and validate everything.
@@ -70,7 +80,7 @@ def load_recipe(name: str, scale: str = "tiny", overrides: list[str] | None = No
     if scale not in scales:
         raise ConfigError(f"recipe '{recipe_name}' has no scale '{scale}'; "
                           f"available: {', '.join(scales)}")
-    block = copy.deepcopy(scales[scale] or {})
+    block = _unshared(scales[scale] or {})
     if not isinstance(block, dict):
         raise ConfigError(f"{path}: scales.{scale}: expected a mapping of stage sections")
     stages = block.pop("stages", doc.get("stages"))  # a scale may run its own list

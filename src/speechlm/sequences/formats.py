@@ -35,10 +35,11 @@ from speechlm.sequences.example import Example
 from speechlm.sequences.vocab import SPEECH_MARKER, TEXT_MARKER, SpeechVocab
 
 TEXT = "text"  # the pseudo-range "text tokens of the text tokenizer" (extend vocabularies)
+CODECS = "codecs"  # the pseudo-range "codec0 .. codec{K-1}", K from the token dataset's codec
 # modules that register formats beyond the ones defined here
 FORMAT_MODULES = ("speechlm.sequences.formats", "speechlm.sequences.instruction",
                   "speechlm.sequences.multistream", "speechlm.sequences.expressive",
-                  "speechlm.sequences.dialogue")
+                  "speechlm.sequences.dialogue", "speechlm.sequences.valle")
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,10 @@ def check_formats(uses: Sequence[FormatUse], vocab: SpeechVocab | None = None,
                 if r == TEXT and not vocab.has_text:
                     raise ConfigError(f"{name}: needs text tokens; use init=warm with "
                                       "vocab_mode=extend (the speech-only vocabulary has none)")
-                if r != TEXT and not vocab.has_range(r):
+                if r == CODECS and not vocab.has_range("codec0"):
+                    raise ConfigError(f"{name}: needs codec tokens (codec0, ..); the vocabulary "
+                                      f"has {', '.join(vocab.layout.ranges)}")
+                if r not in (TEXT, CODECS) and not vocab.has_range(r):
                     raise ConfigError(f"{name}: needs '{r}' tokens; the vocabulary has "
                                       f"{', '.join(vocab.layout.ranges)}")
             missing = [m for m in u.spec.markers if m not in vocab.layout.markers]

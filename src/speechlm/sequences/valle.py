@@ -203,3 +203,38 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]
     return {"codes": pad([e.streams[CODES] for e in examples], pad_id),
             "kinds": pad([e.streams[KINDS] for e in examples], PAD),
             "loss_mask": pad([e.masks[CODES] for e in examples], False)}
+
+
+# ---- the formats: a token-dataset row (codec ``codes`` + ``text``) -> a training example ------
+FORMAT_PARAMS = {"prompt_fraction": 0.0, "language": "en-us"}
+
+
+def row_example(row: dict, vocab: SpeechVocab, rng: np.random.Generator, layout_fn,
+                prompt_fraction: float = 0.0, language: str = "en-us") -> Example:
+    """One row as ``layout_fn(phonemes, prompt, target, layout)``: the text's phonemes (espeak,
+    ``language``) and the row's codes split at a prompt of up to ``prompt_fraction`` of its
+    frames (drawn uniformly; 0: no prompt, the whole utterance is the target)."""
+    from speechlm.corpus.phones import phoneme_indices
+
+    if not 0.0 <= prompt_fraction < 1.0:
+        raise ConfigError(f"prompt_fraction: must be in [0, 1), got {prompt_fraction}")
+    layout = ValleLayout.from_vocab(vocab)
+    codes = np.asarray(row[CODES], dtype=np.int64)[: layout.n_codebooks]
+    n_prompt = int(rng.integers(0, int(prompt_fraction * codes.shape[1]) + 1))
+    prompt, target = prompt_split(codes, n_prompt)
+    return layout_fn(phoneme_indices(row["text"] or "", language), prompt, target, layout)
+
+
+def _register(name: str, layout_fn, summary: str) -> None:
+    from speechlm.sequences.formats import CODECS, register_format
+
+    def fn(row, vocab, rng, **params):
+        return row_example(row, vocab, rng, layout_fn, **params)
+
+    register_format(name, columns=(CODES, "text"), ranges=("phonemes", CODECS),
+                    params=FORMAT_PARAMS, summary=summary)(fn)
+
+
+_register("valle_ar", ar_example, "VALL-E AR: BOS phonemes [SPEECH] c0 EOS (loss on c0, EOS)")
+_register("valle_nar", nar_example, "VALL-E NAR: phonemes, prompt frames, target frames")
+_register("codec_delayed", delayed_example, "phonemes, then the delay pattern of all codebooks")

@@ -45,8 +45,15 @@ def read_info(data_dir: str | Path) -> dict:
         from speechlm.tokenizers.prosody import prosody_info
 
         info["tokenizer"] = str((Path(data_dir) / info["tokenizer"]).resolve())
-        info = {**prosody_info(info["tokenizer"]), **info}
+        info = {**prosody_info(info["tokenizer"]), **_codec_info(info["tokenizer"]), **info}
     return info
+
+
+def _codec_info(tokenizer_dir: str) -> dict:
+    """``n_codebooks`` of a codec tokenizer (empty for other kinds)."""
+    path = Path(tokenizer_dir) / "tokenizer.json"
+    spec = json.loads(path.read_text()) if path.exists() else {}
+    return {"n_codebooks": int(spec["n_codebooks"])} if spec.get("class") == "codec" else {}
 
 
 def load_rows(data_dir: str | Path):
@@ -82,7 +89,7 @@ def format_examples(data_dir: str | Path, vocab: SpeechVocab, uses: Sequence[For
     """
     data_dir = Path(data_dir)
     info = read_info(data_dir)
-    if int(info["n_units"]) > vocab.n_units:
+    if vocab.has_range("units") and int(info["n_units"]) > vocab.n_units:
         raise ConfigError(f"{key}: {data_dir} has {info['n_units']} units but the vocabulary "
                           f"{vocab.n_units}")
     with _progress_bars(progress):
@@ -213,3 +220,47 @@ class BlockDataset:
 def example_from_item(item: dict[str, Any]) -> Example:
     """A block as an :class:`Example` (tests and inspection)."""
     return Example(dict(item["streams"]), dict(item["masks"]))
+
+
+class ExampleDataset:
+    """One example per item (not packed), read from the memory-mapped Arrow of
+    :func:`format_examples`: for models that see one utterance at a time (VALL-E's NAR attends
+    both ways, so a block holding two utterances would mix them). Examples longer than
+    ``max_len`` steps are left out and counted (``n_too_long``).
+
+    Item ``i`` is ``{"streams": ..., "masks": ...}`` as :class:`BlockDataset`'s, each array of
+    its example's own length.
+    """
+
+    def __init__(self, examples, max_len: int, key: str = "data") -> None:
+        self._args = (examples, max_len, key)
+        self.examples = examples
+        self.names = [c[len(STREAM):] for c in examples.column_names if c.startswith(STREAM)]
+        steps = np.asarray(examples[STEPS], dtype=np.int64)
+        self.index = np.flatnonzero((steps <= max_len) & (steps > 0))
+        self.n_too_long = int((steps > max_len).sum())
+        self.n_tokens = int(steps[self.index].sum())
+        if len(self.index) == 0:
+            raise ConfigError(f"{key}: no example fits seq_len {max_len} ({len(steps)} examples, "
+                              f"{self.n_too_long} longer); raise seq_len or add data")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"args": self._args}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(*state["args"])
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, dict[str, np.ndarray]]:
+        row = self.examples[int(self.index[i])]
+        n = int(row[STEPS])
+        streams, masks = {}, {}
+        for name in self.names:
+            values = np.asarray(row[STREAM + name])
+            k = len(values) // n
+            streams[name] = values if k == 1 else values.reshape(n, k).T
+            m = np.asarray(row[MASK + name], dtype=bool)
+            masks[name] = m if k == 1 else m.reshape(n, k).T
+        return {"streams": streams, "masks": masks}

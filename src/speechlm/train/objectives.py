@@ -12,6 +12,7 @@ that trains on them (``trainer``). Registered objectives:
 | ``sft``       | one example per row, loss on the response     | TRL ``SFTTrainer``           |
 | ``dpo``       | prompt / chosen / rejected per row            | TRL ``DPOTrainer``           |
 | ``dialogue``  | packed two-channel frame-unit blocks (dGSLM)  | ``SpeechLMTrainer``          |
+| ``codec``     | one utterance per example (VALL-E AR / NAR, delay pattern) | ``SpeechLMTrainer`` |
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ class Objective(ABC):
 
 OBJECTIVES: Registry[Objective] = Registry(
     "objective", ("speechlm.train.objectives", "speechlm.train.multistream",
-                  "speechlm.train.finetune", "speechlm.train.dialogue"))
+                  "speechlm.train.finetune", "speechlm.train.dialogue",
+                  "speechlm.train.codec_lm"))
 
 
 def get_objective(name: str) -> Objective:

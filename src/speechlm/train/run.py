@@ -25,9 +25,25 @@ from speechlm.train.hardware import resolve_precision
 def _data_ranges(info: dict, names: list[str], data: str) -> dict[str, int]:
     """Sizes of the vocabulary ranges the formats need, from the token dataset's info
     (``read_info``: pitch and style sizes come from its tokenizer)."""
-    sizes = {"units": int(info["n_units"])}
+    from speechlm.sequences.formats import CODECS
+
+    # codec formats read codebooks, not units: their vocabulary has no unit range
+    sizes = {} if CODECS in names and "units" not in names else {"units": int(info["n_units"])}
     for name in names:
         if name in ("units", "text"):
+            continue
+        if name == "phonemes":
+            from speechlm.corpus.phones import PHONEME_INVENTORY
+
+            sizes[name] = len(PHONEME_INVENTORY)
+            continue
+        if name == CODECS:
+            if not info.get("n_codebooks"):
+                raise ConfigError(f"formats: need codec tokens but {Path(data) / 'info.json'} "
+                                  "was not tokenised by a codec (tokenizer kind encodec, mimi "
+                                  "or dac)")
+            sizes.update({f"codec{k}": int(info["n_units"])
+                          for k in range(int(info["n_codebooks"]))})
             continue
         if f"n_{name}" not in info:
             raise ConfigError(f"formats: need '{name}' tokens but {Path(data) / 'info.json'} has "
@@ -176,6 +192,8 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_blocks": len(train_ds),
         "train_tokens_per_epoch": getattr(train_ds, "n_tokens", None),
+        # examples longer than seq_len, left out (objectives that do not pack: codec)
+        **({"too_long": train_ds.n_too_long} if hasattr(train_ds, "n_too_long") else {}),
         "processes": world,
         "objective": objective.name,
         **throughput.result,

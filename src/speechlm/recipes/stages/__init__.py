@@ -49,6 +49,7 @@ STAGE_MODULES = (
     "speechlm.recipes.stages.crossmodal",  # crossmodal
     # dialogues, dialogue_tokens, dialogue_generate, turns, dialogue_eval
     "speechlm.recipes.stages.dialogue",
+    "speechlm.recipes.stages.codec_lm",  # codec, nar, delayed, tts
 )
 
 

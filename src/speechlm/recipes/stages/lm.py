@@ -98,11 +98,14 @@ STAGES.add("textlm", Stage("textlm", _run_textlm, _plan_textlm, config=TextLMCon
 
 
 # ---- model ----------------------------------------------------------------------------------
-def _parse_train(section: Any, prefix: str) -> TrainConfig:
+def parse_train(section: Any, prefix: str, output_dir: str = "model") -> TrainConfig:
+    """A train section (a :class:`TrainConfig` without its paths) with the run's paths filled
+    in: the token stage's datasets and ``RUN/<output_dir>``."""
     if not isinstance(section, dict):
         return TrainConfig.from_dict(section, prefix)  # names the section's type error
     d = dict(section)
-    for key, rel in TRAIN_PATHS.items():
+    paths = {**TRAIN_PATHS, "output_dir": output_dir}
+    for key, rel in paths.items():
         if key in d:
             raise ConfigError(f"{prefix}{key}: set by the recipe (RUN/{rel}); remove it")
     init = d.get("init", "cold")
@@ -111,7 +114,7 @@ def _parse_train(section: Any, prefix: str) -> TrainConfig:
                           "starts from); remove it")
     if init == "warm" and not d.get("init_from"):
         d["init_from"] = FROM_TEXTLM
-    conf = TrainConfig.from_dict({**d, **TRAIN_PATHS}, prefix)
+    conf = TrainConfig.from_dict({**d, **paths}, prefix)
     stage = token_stage(conf)
     if stage == "tokens":
         return conf
@@ -124,40 +127,51 @@ def token_stage(conf: TrainConfig) -> str:
     return TOKEN_STAGES.get(conf.objective_name, "tokens")
 
 
-def _train_values(ctx: RunContext, conf: TrainConfig) -> dict:
+def train_values(ctx: RunContext, conf: TrainConfig) -> dict:
     values = config_values(conf)
     if conf.init != "cold":
         del values["model"]  # unused (the default): the model is the one it starts from
     return values
 
 
-def _model_needs(conf: TrainConfig) -> tuple[str, ...]:
+def model_needs(conf: TrainConfig) -> tuple[str, ...]:
     return (token_stage(conf), *(("textlm",) if conf.init_from == FROM_TEXTLM else ()))
 
 
-def _run_model(ctx: RunContext, conf: TrainConfig, d: Path) -> dict:
+def run_model(ctx: RunContext, conf: TrainConfig, d: Path) -> dict:
+    """``run_training`` on the run's paths (the section's are relative to the run)."""
     from speechlm.train import run_training
 
-    paths = {k: str(ctx.out / getattr(conf, k)) for k in TRAIN_PATHS}  # relative to the run
+    paths = {k: str(ctx.out / getattr(conf, k)) for k in TRAIN_PATHS}
     init_from = text_lm_ref(ctx) if conf.init_from == FROM_TEXTLM else conf.init_from
     return run_training(dataclasses.replace(conf, **paths, init_from=init_from))
 
 
-def _plan_model(ctx: RunContext, conf: TrainConfig) -> dict:
+def plan_model(ctx: RunContext, conf: TrainConfig) -> dict:
+    from speechlm.corpus.phones import PHONEME_INVENTORY
     from speechlm.models import get_architecture
-    from speechlm.sequences.formats import format_tokens, parse_formats
+    from speechlm.sequences.formats import CODECS, format_tokens, parse_formats
     from speechlm.sequences.vocab import SpeechVocab, with_default_markers
 
     facts = {"init": conf.init if conf.init == "cold" else f"{conf.init} from {conf.init_from}"}
     markers, ranges = format_tokens(parse_formats(conf.formats))
     markers = with_default_markers(markers)
     units = ctx.conf("tokenizer").units
-    sizes = {"units": units, **_prosody_sizes(ctx.conf("tokenizer").prosody)}
+    sizes = {"units": units, **_prosody_sizes(ctx.conf("tokenizer").prosody),
+             "phonemes": len(PHONEME_INVENTORY)}
     other = [r for r in ranges if r not in ("units", "text")]
-    if unknown := [r for r in other if r not in sizes]:  # codec ranges: sized by the tokenizer
+    if CODECS in other:  # the codebooks of the codec, when known without weights
+        other.remove(CODECS)
+        books = _codebooks(ctx)
+        if books is None:
+            return {**facts, "parameters": _UNKNOWN_OFFLINE}
+        other += list(books)
+        sizes.update(books)
+    if unknown := [r for r in other if r not in sizes]:
         facts["parameters"] = f"unknown before tokenising (the formats need {', '.join(unknown)})"
         return facts
-    vocab = SpeechVocab.build({r: sizes[r] for r in ("units", *other)}, markers)
+    head = ("units",) if "units" in ranges or CODECS not in ranges else ()
+    vocab = SpeechVocab.build({r: sizes[r] for r in (*head, *other)}, markers)
     if conf.init == "cold":
         n = get_architecture(conf.architecture).count_parameters(conf.model, vocab)
         return {**facts, "vocabulary": vocab.size, "parameters": _count(n)}
@@ -180,6 +194,25 @@ def _plan_model(ctx: RunContext, conf: TrainConfig) -> dict:
         return {**facts, "parameters": f"unknown (not a causal LM: {cfg.model_type})"}
 
 
+def _codebooks(ctx: RunContext) -> dict[str, int] | None:
+    """``codec0`` .. sizes of the tokenizer's codec, when known without weights or data."""
+    from speechlm.recipes.stages.tokens import FROM_CODEC
+
+    tok = ctx.conf("tokenizer")
+    if tok.model == FROM_CODEC:
+        cfg = ctx.conf("codec").dac_config()
+    else:
+        cfg = offline_hf_config(tok.model)
+    if cfg is None:  # a hub codec offline: the recipe's n_codebooks x units (codebook size)
+        return {f"codec{k}": tok.units for k in range(tok.n_codebooks)} if tok.n_codebooks \
+            else None
+    n = tok.n_codebooks or getattr(cfg, "n_codebooks", None) or getattr(cfg, "num_quantizers",
+                                                                          None)
+    if tok.kind == "encodec" and tok.n_codebooks is None:
+        return None  # set by the bandwidth
+    return {f"codec{k}": int(cfg.codebook_size) for k in range(int(n))} if n else None
+
+
 def _prosody_sizes(prosody: bool | dict | None) -> dict[str, int]:
     """Pitch and style codebook sizes a tokenizer with these ``prosody`` options fits."""
     from speechlm.tokenizers.prosody import N_PITCH, N_STYLE
@@ -190,9 +223,9 @@ def _prosody_sizes(prosody: bool | dict | None) -> dict[str, int]:
     return {"pitch": given.get("n_pitch", N_PITCH), "style": given.get("n_style", N_STYLE)}
 
 
-STAGES.add("model", Stage("model", _run_model, _plan_model, config=TrainConfig, section="train",
-                          parse=_parse_train, extra_needs=_model_needs,
-                          record=_train_values))
+STAGES.add("model", Stage("model", run_model, plan_model, config=TrainConfig, section="train",
+                          parse=parse_train, extra_needs=model_needs,
+                          record=train_values))
 
 
 # ---- parameter counts -----------------------------------------------------------------------

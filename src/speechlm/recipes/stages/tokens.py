@@ -20,6 +20,7 @@ from speechlm.tokenizers.fitting import ALL_KINDS, CODEC_KINDS, CONTINUOUS_KIND
 from speechlm.tokenizers.frontends import ENCODER_KINDS, FRONTEND_KINDS
 
 FROM_SSL = "<ssl>"  # model placeholder: the encoder the ssl stage trains (stages/ssl.py)
+FROM_CODEC = "<codec>"  # model placeholder: the codec the codec stage trains (stages/codec_lm.py)
 
 # Which options each kind takes (read by fit_tokenizer, its front end or its codec).
 KMEANS_OPTIONS = ("seed", "max_frames", "max_hours", "n_iter", "dedup", "smoothing", "prosody")
@@ -122,6 +123,9 @@ def token_rate(ctx: RunContext, conf: TokenizerConfig) -> tuple[int, float] | No
         from speechlm.recipes.stages.ssl import frame_rate
 
         return 16000, frame_rate(ctx.conf("ssl"))
+    if conf.model == FROM_CODEC:  # the codec the codec stage will train
+        dac = ctx.conf("codec").dac_config()
+        return dac.sampling_rate, dac.sampling_rate / math.prod(dac.downsampling_ratios)
     if kind in SPECTRAL_KINDS:
         return (conf.sample_rate or SpectralSpec.sample_rate,
                 conf.frame_rate or SpectralSpec.frame_rate)
@@ -138,8 +142,8 @@ def _run_tokenizer(ctx: RunContext, conf: TokenizerConfig, d: Path) -> dict:
     from speechlm.tokenizers import fit_tokenizer, load_tokenizer
 
     options = conf.options()
-    if conf.model == FROM_SSL:
-        options["model"] = str(ctx.dir("ssl"))
+    if conf.model in (FROM_SSL, FROM_CODEC):
+        options["model"] = str(ctx.dir("ssl" if conf.model == FROM_SSL else "codec"))
     tok = load_tokenizer(fit_tokenizer(ctx.dir("data") / TRAIN, conf.kind, conf.units, d,
                                        **options))
     return {"kind": tok.kind, "n_units": tok.n_units, "frame_rate": tok.frame_rate}
@@ -152,7 +156,7 @@ def _plan_tokenizer(ctx: RunContext, conf: TokenizerConfig) -> dict:
 
 
 def _tokenizer_needs(conf: TokenizerConfig) -> tuple[str, ...]:
-    return ("ssl",) if conf.model == FROM_SSL else ()
+    return {FROM_SSL: ("ssl",), FROM_CODEC: ("codec",)}.get(conf.model or "", ())
 
 
 STAGES.add("tokenizer", Stage("tokenizer", _run_tokenizer, _plan_tokenizer,

@@ -1,0 +1,88 @@
+"""The ``codec`` objective: codec language models on one utterance per example (VALL-E).
+
+The token dataset is a codec's (``codes``, K x T per row, with the ``text`` column); each row
+becomes one example of the format that matches the model (``speechlm.sequences.valle``):
+
+| model (architecture)                   | format            | loss                           |
+| -------------------------------------- | ----------------- | ------------------------------ |
+| ``ValleAR`` (``valle``)                | ``valle_ar``      | codebook 0 and EOS             |
+| ``ValleNAR`` (``valle_nar``)           | ``valle_nar``     | codebook j >= 1 (one per batch) |
+| ``DelayedCodecLM`` (``codec_delayed``) | ``codec_delayed`` | every codebook, delayed        |
+
+Examples are not packed: the NAR attends both ways, so a block holding two utterances would let
+one read the other. Rows longer than ``seq_len`` positions are left out and counted in the
+metrics (``too_long``). The held-out loss of the NAR is the mean over all its stages (its
+training draws one stage per batch), so it is the same number at every evaluation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from speechlm.errors import ConfigError
+from speechlm.train.objectives import OBJECTIVES, Objective, fsdp_arguments, training_arguments
+
+FORMAT_OF = {"ValleAR": "valle_ar", "ValleNAR": "valle_nar", "DelayedCodecLM": "codec_delayed"}
+
+
+def codec_collate(pad_id: int):
+    """Items of :class:`~speechlm.train.data.ExampleDataset` -> the model's ``forward`` args."""
+    from speechlm.sequences.valle import collate
+    from speechlm.train.data import example_from_item
+
+    def fn(items: list[dict]) -> dict[str, Any]:
+        return collate([example_from_item(it) for it in items], pad_id)
+
+    return fn
+
+
+class CodecObjective(Objective):
+    """One utterance per example, in the format of the codec LM being trained."""
+
+    name = "codec"
+    streams = None
+
+    def check(self, cfg, uses) -> None:
+        super().check(cfg, uses)
+        for u in uses:
+            if u.spec.name not in FORMAT_OF.values():
+                raise ConfigError(f"formats.{u.spec.name}: objective codec trains on "
+                                  f"{', '.join(FORMAT_OF.values())}")
+
+    def datasets(self, cfg, vocab, model, uses, eval_uses):
+        from accelerate import PartialState
+
+        from speechlm.train.data import ExampleDataset, format_examples
+
+        want = FORMAT_OF.get(type(model).__name__)
+        if want is None:
+            raise ConfigError(f"objective: codec trains the codec LMs (architectures valle, "
+                              f"valle_nar, codec_delayed), not a {type(model).__name__}")
+        for u in uses:
+            if u.spec.name != want:
+                raise ConfigError(f"formats.{u.spec.name}: a {type(model).__name__} trains on "
+                                  f"formats: {{{want}: 1.0}}")
+        cache = cfg.output_dir + "/examples"
+        with PartialState().main_process_first():
+            train = ExampleDataset(format_examples(cfg.data, vocab, uses, cfg.seed, cache,
+                                                   progress=cfg.progress), cfg.seq_len)
+            evald = None
+            if cfg.eval_data:
+                evald = ExampleDataset(format_examples(cfg.eval_data, vocab, eval_uses, cfg.seed,
+                                                       cache, key="eval_data",
+                                                       progress=cfg.progress),
+                                       cfg.seq_len, key="eval_data")
+        return train, evald
+
+    def trainer(self, cfg, model, vocab, train_ds, eval_ds, callbacks):
+        from speechlm.train.trainer import SpeechLMTrainer
+
+        labels = ["labels"] if type(model).__name__ == "ValleAR" else ["loss_mask"]
+        args = training_arguments(cfg, eval_ds is not None, label_names=labels,
+                                  **fsdp_arguments(cfg, model))
+        return SpeechLMTrainer(model=model, args=args, train_dataset=train_ds,
+                               eval_dataset=eval_ds, data_collator=codec_collate(vocab.pad_id),
+                               processing_class=vocab.tokenizer, callbacks=callbacks)
+
+
+OBJECTIVES.add("codec", CodecObjective())

@@ -1,0 +1,208 @@
+"""Codec LMs end to end: phonemes, the valle formats on token-dataset rows, training AR, NAR and
+the delayed model through ``run_training`` on a tiny codec's tokens, ``speechlm tts`` and the
+held-out item choice of the TTS evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from speechlm.corpus.phones import (
+    PHONEME_INVENTORY,
+    UNKNOWN_PHONEME,
+    WORD_BREAK,
+    phoneme_indices,
+    phonemize,
+    split_phonemes,
+)
+from speechlm.errors import ConfigError
+from speechlm.sequences.formats import FORMATS
+from speechlm.sequences.valle import ValleLayout, ar_example, delayed_example, nar_example
+from speechlm.sequences.vocab import SpeechVocab
+
+TINY = {"model_type": "llama", "hidden_size": 32, "intermediate_size": 64,
+        "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 2}
+HOP = 320  # the tiny codec's samples per frame (50 Hz at 16 kHz)
+
+
+def test_espeak_mnemonics_split_longest_match_first_with_word_breaks():
+    assert split_phonemes("h@l'oU w'3:ld") == ["h", "@", "l", "'", "oU", WORD_BREAK, "w", "'",
+                                                "3:", "l", "d"]
+    assert split_phonemes("t#3 é") == ["t#", "3", WORD_BREAK, UNKNOWN_PHONEME]
+    assert phonemize("many mice") == ["m", "'", "E", "n", "i", WORD_BREAK, "m", "'", "aI", "s"]
+    idx = phoneme_indices("many mice")
+    assert [PHONEME_INVENTORY[i] for i in idx] == phonemize("many mice")
+    assert len(set(PHONEME_INVENTORY)) == len(PHONEME_INVENTORY)
+
+
+def test_valle_formats_are_the_layouts_of_the_rows_text_and_codes():
+    vocab = SpeechVocab.build({"phonemes": len(PHONEME_INVENTORY),
+                               **{f"codec{k}": 8 for k in range(3)}})
+    layout = ValleLayout.from_vocab(vocab)
+    codes = np.arange(30).reshape(3, 10) % 8
+    row = {"codes": codes.tolist(), "text": "the dog"}
+    ph = phoneme_indices("the dog")
+    rng = np.random.default_rng(0)
+    ar = FORMATS.get("valle_ar").fn(row, vocab, rng)
+    np.testing.assert_array_equal(ar.input_ids, ar_example(ph, None, codes, layout).input_ids)
+    dl = FORMATS.get("codec_delayed").fn(row, vocab, rng)
+    np.testing.assert_array_equal(dl.streams["codes"],
+                                  delayed_example(ph, None, codes, layout).streams["codes"])
+    # a prompt of up to half the frames, drawn from the row's generator
+    nar = FORMATS.get("valle_nar").fn(row, vocab, np.random.default_rng(3), prompt_fraction=0.5)
+    n_prompt = int(np.random.default_rng(3).integers(0, 6))
+    want = nar_example(ph, codes[:, :n_prompt], codes[:, n_prompt:], layout)
+    np.testing.assert_array_equal(nar.streams["kinds"], want.streams["kinds"])
+    with pytest.raises(ConfigError, match="prompt_fraction"):
+        FORMATS.get("valle_nar").fn(row, vocab, rng, prompt_fraction=1.0)
+
+
+@pytest.fixture(scope="module")
+def codec_tokens(tiny_corpus, tmp_path_factory):
+    """The tiny corpus through a tiny random DAC (3 codebooks x 32 codes at 50 Hz)."""
+    from transformers import DacConfig, DacModel
+
+    from speechlm.tokenizers import fit_tokenizer
+    from speechlm.tokenizers.job import tokenize_manifest
+
+    root = tmp_path_factory.mktemp("codec_lm")
+    torch.manual_seed(0)
+    DacModel(DacConfig(sampling_rate=16000, encoder_hidden_size=4, decoder_hidden_size=16,
+                       hidden_size=16, codebook_size=32, codebook_dim=4, n_codebooks=3,
+                       downsampling_ratios=[2, 4, 5, 8], upsampling_ratios=[8, 5, 4, 2],
+                       hop_length=HOP)).save_pretrained(root / "dac")
+    fit_tokenizer(tiny_corpus / "manifest.jsonl", "dac", 2, root / "tok", model=str(root / "dac"))
+    tokenize_manifest(tiny_corpus / "manifest.jsonl", root / "tok", root / "tokens")
+    return root / "tokens"
+
+
+def _train(tokens, out, architecture, formats, seq_len=512):
+    from speechlm.train import TrainConfig, run_training
+
+    cfg = TrainConfig(data=str(tokens), eval_data=str(tokens), output_dir=str(out), init="cold",
+                      architecture=architecture, formats=formats, model=TINY, seq_len=seq_len,
+                      batch_size=4, max_steps=4, lr=3e-3, warmup_steps=1, save_steps=2,
+                      eval_steps=2, logging_steps=2, seed=0, precision="fp32", progress=False)
+    return run_training(cfg)
+
+
+@pytest.fixture(scope="module")
+def codec_models(codec_tokens, tmp_path_factory):
+    """{"valle": AR + attached NAR, "delayed": the delay-pattern model} trained 4 steps each."""
+    from speechlm.models.codec_lm import attach_nar
+
+    root = tmp_path_factory.mktemp("codec_models")
+    metrics = {
+        "valle": _train(codec_tokens, root / "valle", "valle", {"valle_ar": 1.0}),
+        "nar": _train(codec_tokens, root / "nar", "valle_nar",
+                      {"valle_nar": {"ratio": 1.0, "prompt_fraction": 0.5}}),
+        "delayed": _train(codec_tokens, root / "delayed", "codec_delayed",
+                          {"codec_delayed": 1.0}),
+    }
+    attach_nar(root / "valle", root / "nar")
+    return root, metrics
+
+
+def test_codec_lms_train_with_held_out_losses_and_the_vocabulary_of_the_codec(codec_models):
+    from speechlm.models.speech_lm import load_speech_lm
+
+    root, metrics = codec_models
+    for m in metrics.values():
+        assert [s for s, _ in m["eval_loss"]] == [2, 4]
+        assert all(np.isfinite(v) for _, v in m["eval_loss"])
+    lm = load_speech_lm(root / "valle")
+    assert set(lm.submodels) == {"main", "nar"}
+    assert type(lm.submodels["nar"]).__name__ == "ValleNAR"
+    # phonemes and 3 codebooks of 32, no unit range
+    ranges = lm.vocab.layout.ranges
+    assert "units" not in ranges and ranges["phonemes"][1] == len(PHONEME_INVENTORY)
+    assert [ranges[f"codec{k}"][1] for k in range(3)] == [32, 32, 32]
+    # the NAR's held-out loss is the mean over its stages: the same model gives the same number
+    nar = load_speech_lm(root / "nar").model
+    with torch.no_grad():
+        from speechlm.sequences.valle import collate
+
+        ex = FORMATS.get("valle_nar").fn({"codes": np.zeros((3, 6), int).tolist(), "text": "a"},
+                                         lm.vocab, np.random.default_rng(0), prompt_fraction=0.5)
+        batch = collate([ex], lm.vocab.pad_id)
+        per_stage = [nar(**batch, stage=j).loss for j in (1, 2)]
+        assert torch.allclose(nar(**batch).loss, torch.stack(per_stage).mean())
+
+
+def test_utterances_longer_than_seq_len_are_left_out_and_counted(codec_tokens, tmp_path):
+    from speechlm.train.data import load_rows
+
+    m = _train(codec_tokens, tmp_path / "short", "valle", {"valle_ar": 1.0}, seq_len=120)
+    assert m["too_long"] > 0
+    assert m["train_blocks"] + m["too_long"] == len(load_rows(codec_tokens))
+
+
+@pytest.mark.parametrize("which", ["valle", "delayed"])
+def test_tts_speaks_the_requested_length_in_codec_audio(codec_models, tiny_corpus, tmp_path,
+                                                        which):
+    from typer.testing import CliRunner
+
+    from speechlm.cli import app
+    from speechlm.corpus.manifest import read_manifest
+
+    root, _ = codec_models
+    u = read_manifest(tiny_corpus / "manifest.jsonl")[0]
+    out = tmp_path / "out.wav"
+    res = CliRunner().invoke(app, ["tts", "--model", str(root / which), "--text", "the dog",
+                                   "--prompt", u.audio, "--prompt-text", u.text,
+                                   "--max-seconds", "0.4", "--min-seconds", "0.4", "--out",
+                                   str(out), "--seed", "3"])
+    assert res.exit_code == 0, res.output
+    import soundfile as sf
+
+    wav, rate = sf.read(out)
+    # 0.4 s = 20 frames at 50 Hz (the DAC decoder's convolutions trim a few samples)
+    assert rate == 16000 and 19 * HOP < len(wav) <= 20 * HOP
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["prompt_text"] == u.text and not record["prompt_text_from_asr"]
+
+
+def test_tts_refuses_models_that_do_not_speak_text(tiny_model, codec_models, tmp_path):
+    from speechlm.generate.tts import speak
+    from speechlm.models.speech_lm import load_speech_lm
+
+    with pytest.raises(ConfigError, match="does not speak text"):
+        speak(load_speech_lm(tiny_model), "hi", None, 16000)
+    root, _ = codec_models
+    lm = load_speech_lm(root / "valle")
+    lm.submodels.pop("nar")
+    with pytest.raises(ConfigError, match="no NAR"):
+        speak(lm, "the dog", None, 16000)
+    with pytest.raises(ConfigError, match="nothing to say"):
+        speak(lm, "  ", None, 16000)
+    with pytest.raises(ConfigError, match="speechlm tts"):
+        lm.generate([], None, [])
+
+
+def test_codec_formats_on_unit_tokens_name_what_to_tokenise_with(tiny_tokens, tmp_path):
+    with pytest.raises(ConfigError, match="not tokenised by a codec"):
+        _train(tiny_tokens, tmp_path / "m", "valle", {"valle_ar": 1.0})
+
+
+def test_a_format_for_another_codec_model_is_refused(codec_tokens, tmp_path):
+    with pytest.raises(ConfigError, match="trains on formats"):
+        _train(codec_tokens, tmp_path / "m", "valle", {"codec_delayed": 1.0})
+
+
+def test_held_out_items_skip_training_sentences_and_prompt_with_the_same_voice():
+    from speechlm.corpus.manifest import Utterance
+    from speechlm.evaluate.tts import pick_items
+
+    def utt(i, spk, text, dur):
+        return Utterance(id=f"u{i}", audio=f"{i}.wav", duration=dur, sample_rate=16000,
+                         text=text, speaker=spk)
+
+    utts = [utt(0, "a", "seen sentence", 2.5), utt(1, "a", "new one", 2.5),
+            utt(2, "b", "another new", 3.0), utt(3, "b", "too long to say", 9.0),
+            utt(4, "b", "seen sentence", 2.2)]
+    items = pick_items(utts, 10, 0, {"seen sentence"}, max_seconds=6.0,
+                       prompt_seconds=(2.0, 5.0))
+    assert sorted((t.id, p.id) for t, p in items) == [("u1", "u0"), ("u2", "u4")]
