@@ -138,3 +138,20 @@ def test_last_checkpoint_kept_is_said_so(tmp_path):
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "Kept checkpoint: the last step (6), as train.keep is last." in page
     assert "stopped early" not in page
+
+
+def test_tts_stage_figures_go_to_speech_kind_and_into_both_reports(tmp_path):
+    out = tmp_path / "run"
+    ctx = _context(out, ["corpus", "data", "model"])
+    kinds = {"original": 0.1, "resynth": 0.3, "tts": 0.9, "tts_delayed": 0.95}
+    speech = {k: {"wer": w, "cer": w / 2, "speaker_similarity": 0.8, "prompt_similarity": 0.7,
+                  "mos": 2.5, "seconds": 2.0} for k, w in kinds.items()}
+    ctx.records["tts"] = {"config": {}, "seconds": 9.0, "info": {"n_items": 40,
+                                                                   "speech": speech}}
+    results = write_report(ctx)
+    assert results["speech"]["tts"]["wer"] == 0.9  # DESIGN's speech.KIND.wer
+    assert results["speech"]["resynth"]["cer"] == 0.15
+    md = (out / "report.md").read_text()
+    assert "| VALL-E (AR + NAR) (40 items) | 0.9 " in md
+    assert "| delay pattern (one AR) (40 items) | 0.95 " in md
+    assert "Zero-shot TTS" in (out / "report.html").read_text()

@@ -52,7 +52,8 @@ def write_report(ctx: RunContext) -> dict:
                        if isinstance(r, dict) and "accuracy" in r},
         "generation": (generation := _info(stages, "generate")),
         # DESIGN's figure names: speech.KIND.wer, .cer, .speaker_similarity, .mos
-        "speech": generation.pop("speech", {}),
+        "speech": {**generation.pop("speech", {}), **_info(stages, "tts").get("speech", {})},
+        "tts_items": _info(stages, "tts").get("n_items"),
         "style": _info(stages, "style"),
         "crossmodal": (cross := _info(stages, "crossmodal")),
         # DESIGN's names: turns.SOURCE.ipu_per_min, .gap_mean_s, ... (data, model, baseline)
@@ -292,6 +293,12 @@ def _markdown(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict]
                   "| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
                   *["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows], "",
                   CROSSMODAL_NOTE, "", *_similarity_lines(r["crossmodal"], figures)]
+    if tts := _tts_rows(r["speech"], r.get("tts_items")):
+        header, rows = tts
+        lines += ["## Zero-shot TTS on held-out voices and sentences (tts)", "",
+                  "| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
+                  *["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows], "",
+                  TTS_NOTE, ""]
     if turns := _turns_rows(r["turns"]):
         header, rows = turns
         lines += ["## Turn-taking (eval turns): data vs dGSLM vs the cascaded baseline", "",
@@ -308,6 +315,26 @@ def _markdown(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict]
         "",
     ]
     return "\n".join(lines)
+
+
+TTS_KINDS = {"original": "ground truth", "resynth": "codec round trip (upper bound)",
+             "tts": "VALL-E (AR + NAR)", "tts_delayed": "delay pattern (one AR)"}
+TTS_FIGURES = ("wer", "cer", "speaker_similarity", "prompt_similarity", "mos", "seconds")
+TTS_NOTE = ("Each item: a held-out sentence, spoken in the voice of a prompt (another utterance "
+            "of the same held-out voice, with its transcript). WER and CER through the domain "
+            "ASR; speaker similarity (resemblyzer cosine) to the same speaker's ground truth and "
+            "to the prompt; DNSMOS overall. Per file: tts/eval/<kind>/speech.json.")
+
+
+def _tts_rows(speech: dict[str, Any], n_items: int | None
+              ) -> tuple[list[str], list[list[Any]]] | None:
+    """The tts stage's kinds as (header, rows), None without a tts stage."""
+    if not n_items:
+        return None
+    rows = [[f"{TTS_KINDS[k]} ({n_items} items)",
+             *("-" if speech[k].get(f) is None else speech[k][f] for f in TTS_FIGURES)]
+            for k in TTS_KINDS if k in speech]
+    return ["audio", "WER", "CER", "speaker sim.", "prompt sim.", "DNSMOS", "seconds"], rows
 
 
 TURNS_NOTE = ("Each source is the same stretch after the held-out prompts: data, the dialogues' "
@@ -511,6 +538,9 @@ def _html(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict],
             parts.append(f"<p>{_e(sim[0])}</p>")
         if "similarity" in figures:
             parts.append(_img(figures["similarity"], "spoken vs written cosine by layer"))
+    if tts := _tts_rows(r["speech"], r.get("tts_items")):
+        parts += ["<h2>Zero-shot TTS on held-out voices and sentences</h2>", _html_table(*tts),
+                  f'<p class="note">{_e(TTS_NOTE)}</p>']
     if turns := _turns_rows(r["turns"]):
         parts += ["<h2>Turn-taking: data vs dGSLM vs the cascaded baseline</h2>",
                   _html_table(*turns),
