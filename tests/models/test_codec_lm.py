@@ -206,3 +206,64 @@ def test_held_out_items_skip_training_sentences_and_prompt_with_the_same_voice()
     items = pick_items(utts, 10, 0, {"seen sentence"}, max_seconds=6.0,
                        prompt_seconds=(2.0, 5.0))
     assert sorted((t.id, p.id) for t, p in items) == [("u1", "u0"), ("u2", "u4")]
+
+
+# ---- AudioLM: VALL-E's stages reading semantic units ------------------------------------------
+@pytest.fixture(scope="module")
+def audiolm_dirs(codec_tokens, tiny_tokens, tiny_model, tiny_corpus, tmp_path_factory):
+    """(semantic model with a fallback vocoder, coarse + fine acoustic model, joined data)."""
+    import shutil
+
+    from speechlm.models.codec_lm import attach_nar
+    from speechlm.tokenizers.job import join_token_datasets
+    from speechlm.vocoders.fallback import fit_fallback_vocoder
+
+    root = tmp_path_factory.mktemp("audiolm")
+    stats = join_token_datasets(codec_tokens, tiny_tokens, root / "joined")
+    semantic = root / "semantic"
+    shutil.copytree(tiny_model, semantic)
+    fit_fallback_vocoder(tiny_corpus / "manifest.jsonl", semantic / "speech_tokenizer",
+                 semantic / "vocoder", max_hours=0.01)
+    _train(root / "joined", root / "coarse", "valle", {"audiolm_coarse": 1.0})
+    _train(root / "joined", root / "fine", "valle_nar",
+           {"audiolm_fine": {"ratio": 1.0, "prompt_fraction": 0.5}})
+    attach_nar(root / "coarse", root / "fine")
+    return semantic, root / "coarse", root / "joined", stats
+
+
+def test_joined_rows_hold_codes_and_the_same_utterances_units(audiolm_dirs, tiny_tokens):
+    from speechlm.train.data import load_rows, read_info
+
+    _, _, joined, stats = audiolm_dirs
+    units = {r["id"]: r["units"] for r in load_rows(tiny_tokens)}
+    rows = load_rows(joined)
+    assert stats == {"rows": len(units), "missing": 0} and len(rows) == len(units)
+    assert all(r["units"] == units[r["id"]] for r in rows)
+    info = read_info(joined)
+    assert info["n_units"] == 20 and info["codebook_size"] == 32 and info["n_codebooks"] == 3
+
+
+def test_audiolm_speaks_the_semantic_continuation_with_the_acoustic_stages(audiolm_dirs,
+                                                                           codec_models,
+                                                                           tiny_corpus):
+    from speechlm.corpus.manifest import read_manifest
+    from speechlm.generate.audiolm import continue_audiolm
+    from speechlm.models.sampling import Sampling
+    from speechlm.models.speech_lm import load_speech_lm
+    from speechlm.tokenizers.reading import read_utterance
+
+    semantic_dir, coarse_dir, _, _ = audiolm_dirs
+    semantic, acoustic = load_speech_lm(semantic_dir), load_speech_lm(coarse_dir)
+    assert acoustic.vocab.n_units == 20 and not acoustic.vocab.has_range("phonemes")
+    wav = read_utterance(read_manifest(tiny_corpus / "manifest.jsonl")[0], 16000)[:16000]
+    out = continue_audiolm(semantic, acoustic, [wav], 16000,
+                           Sampling(max_seconds=1.0, min_seconds=0.5, seed=0))[0]
+    assert len(out.units) > 0 and out.sample_rate == 16000
+    # at least one codec frame per new unit (50 Hz units, 50 Hz codes), at most 1.5 x the units'
+    # duration at the prompt's unit rate
+    assert len(out.audio) >= len(out.units) * HOP - HOP
+    assert len(out.semantic_audio) > 0
+    # a VALL-E (phoneme) model is refused as AudioLM's acoustic stages
+    with pytest.raises(ConfigError, match="reads phonemes"):
+        continue_audiolm(semantic, load_speech_lm(codec_models[0] / "valle"), [wav], 16000,
+                         Sampling(max_seconds=1.0))

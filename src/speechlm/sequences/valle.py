@@ -64,8 +64,10 @@ class ValleLayout:
 
     @classmethod
     def from_vocab(cls, vocab: SpeechVocab, n_codebooks: int | None = None) -> ValleLayout:
-        """The vocabulary's specials, ``[SPEECH]``, ``phonemes`` and ``codec0..`` ranges."""
-        offset, n = vocab.range("phonemes")
+        """The vocabulary's specials, ``[SPEECH]``, ``codec0..`` ranges and the condition
+        tokens: ``phonemes`` (VALL-E) or, in a vocabulary without them, ``units`` (AudioLM's
+        acoustic stages read semantic units where VALL-E reads phonemes)."""
+        offset, n = vocab.range("phonemes" if vocab.has_range("phonemes") else "units")
         return cls(vocab.bos_id, vocab.eos_id, vocab.pad_id, vocab.speech_id, offset, n,
                    Codebooks.from_vocab(vocab, n_codebooks))
 
@@ -210,10 +212,12 @@ FORMAT_PARAMS = {"prompt_fraction": 0.0, "language": "en-us"}
 
 
 def row_example(row: dict, vocab: SpeechVocab, rng: np.random.Generator, layout_fn,
-                prompt_fraction: float = 0.0, language: str = "en-us") -> Example:
-    """One row as ``layout_fn(phonemes, prompt, target, layout)``: the text's phonemes (espeak,
-    ``language``) and the row's codes split at a prompt of up to ``prompt_fraction`` of its
-    frames (drawn uniformly; 0: no prompt, the whole utterance is the target)."""
+                prompt_fraction: float = 0.0, language: str = "en-us",
+                condition: str = "phonemes") -> Example:
+    """One row as ``layout_fn(condition tokens, prompt, target, layout)``. The condition is the
+    text's phonemes (espeak, ``language``) or the row's semantic ``units`` (AudioLM); the
+    row's codes are split at a prompt of up to ``prompt_fraction`` of its frames (drawn
+    uniformly; 0: no prompt, the whole utterance is the target)."""
     from speechlm.corpus.phones import phoneme_indices
 
     if not 0.0 <= prompt_fraction < 1.0:
@@ -222,19 +226,28 @@ def row_example(row: dict, vocab: SpeechVocab, rng: np.random.Generator, layout_
     codes = np.asarray(row[CODES], dtype=np.int64)[: layout.n_codebooks]
     n_prompt = int(rng.integers(0, int(prompt_fraction * codes.shape[1]) + 1))
     prompt, target = prompt_split(codes, n_prompt)
-    return layout_fn(phoneme_indices(row["text"] or "", language), prompt, target, layout)
+    tokens = np.asarray(row["units"], dtype=np.int64) if condition == "units" \
+        else phoneme_indices(row["text"] or "", language)
+    return layout_fn(tokens, prompt, target, layout)
 
 
-def _register(name: str, layout_fn, summary: str) -> None:
+def _register(name: str, layout_fn, summary: str, condition: str = "phonemes") -> None:
     from speechlm.sequences.formats import CODECS, register_format
 
     def fn(row, vocab, rng, **params):
-        return row_example(row, vocab, rng, layout_fn, **params)
+        return row_example(row, vocab, rng, layout_fn, condition=condition, **params)
 
-    register_format(name, columns=(CODES, "text"), ranges=("phonemes", CODECS),
-                    params=FORMAT_PARAMS, summary=summary)(fn)
+    params = FORMAT_PARAMS if condition == "phonemes" else {"prompt_fraction": 0.0}
+    column = "text" if condition == "phonemes" else "units"
+    register_format(name, columns=(CODES, column), ranges=(condition, CODECS),
+                    params=params, summary=summary)(fn)
 
 
 _register("valle_ar", ar_example, "VALL-E AR: BOS phonemes [SPEECH] c0 EOS (loss on c0, EOS)")
 _register("valle_nar", nar_example, "VALL-E NAR: phonemes, prompt frames, target frames")
 _register("codec_delayed", delayed_example, "phonemes, then the delay pattern of all codebooks")
+# AudioLM's acoustic stages: the same layouts with semantic units where VALL-E has phonemes
+_register("audiolm_coarse", ar_example, "AudioLM coarse: semantic units [SPEECH] c0 EOS",
+          condition="units")
+_register("audiolm_fine", nar_example, "AudioLM fine: semantic units, prompt, target frames",
+          condition="units")

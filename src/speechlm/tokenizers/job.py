@@ -338,3 +338,33 @@ def write_token_table(out_dir: str | Path, table, tokenizer_dir: str | Path, n_u
     _atomic_text(out / INFO_FILE, json.dumps(meta, indent=2) + "\n")
     _atomic_text(out / ERRORS_FILE, "")
     return out
+
+
+def join_token_datasets(codes_dir: str | Path, units_dir: str | Path, out_dir: str | Path) -> dict:
+    """One token dataset holding each utterance's codec ``codes`` (from ``codes_dir``) and its
+    semantic ``units`` (from ``units_dir``), joined by id: AudioLM's acoustic stages read both.
+
+    The codec stays the dataset's tokenizer (it decodes the codes); ``n_units`` is the semantic
+    tokenizer's and ``semantic_tokenizer`` names it. Utterances missing from either side are
+    left out and counted. Returns ``{"rows", "missing"}``.
+    """
+    import pyarrow as pa
+
+    codes_dir, units_dir = Path(codes_dir), Path(units_dir)
+    cinfo = json.loads((codes_dir / INFO_FILE).read_text())
+    uinfo = json.loads((units_dir / INFO_FILE).read_text())
+    units_ds = load_token_dataset(units_dir).select_columns(["id", "units"])
+    units = dict(zip(units_ds["id"], units_ds["units"], strict=True))
+    codes_ds = load_token_dataset(codes_dir).select_columns(["id", "speaker", "text", "duration",
+                                                             "codes"])
+    rows = [{**r, "units": units[r["id"]]} for r in codes_ds if r["id"] in units]
+    schema = pa.schema([("id", pa.string()), ("speaker", pa.string()), ("text", pa.string()),
+                        ("duration", pa.float32()), ("codes", pa.list_(pa.list_(pa.int32()))),
+                        ("units", pa.list_(pa.int32()))])
+    write_token_table(out_dir, pa.Table.from_pylist(rows, schema=schema),
+                      (codes_dir / cinfo["tokenizer"]).resolve(), uinfo["n_units"],
+                      cinfo["frame_rate"], sample_rate=cinfo.get("sample_rate"),
+                      semantic_tokenizer=os.path.relpath((units_dir / uinfo["tokenizer"])
+                                                         .resolve(), Path(out_dir).resolve()),
+                      semantic_frame_rate=uinfo["frame_rate"])
+    return {"rows": len(rows), "missing": len(codes_ds) + len(units) - 2 * len(rows)}

@@ -9,6 +9,9 @@ becomes one example of the format that matches the model (``speechlm.sequences.v
 | ``ValleNAR`` (``valle_nar``)           | ``valle_nar``     | codebook j >= 1 (one per batch) |
 | ``DelayedCodecLM`` (``codec_delayed``) | ``codec_delayed`` | every codebook, delayed        |
 
+AudioLM's coarse and fine stages are the AR and the NAR on ``audiolm_coarse`` and
+``audiolm_fine``: semantic units where VALL-E has phonemes.
+
 Examples are not packed: the NAR attends both ways, so a block holding two utterances would let
 one read the other. Rows longer than ``seq_len`` positions are left out and counted in the
 metrics (``too_long``). The held-out loss of the NAR is the mean over all its stages (its
@@ -22,7 +25,10 @@ from typing import Any
 from speechlm.errors import ConfigError
 from speechlm.train.objectives import OBJECTIVES, Objective, fsdp_arguments, training_arguments
 
-FORMAT_OF = {"ValleAR": "valle_ar", "ValleNAR": "valle_nar", "DelayedCodecLM": "codec_delayed"}
+# the formats each model trains on (AudioLM's coarse and fine stages are VALL-E's AR and NAR
+# conditioned on semantic units instead of phonemes)
+FORMAT_OF = {"ValleAR": ("valle_ar", "audiolm_coarse"), "ValleNAR": ("valle_nar", "audiolm_fine"),
+             "DelayedCodecLM": ("codec_delayed",)}
 
 
 def codec_collate(pad_id: int):
@@ -45,9 +51,9 @@ class CodecObjective(Objective):
     def check(self, cfg, uses) -> None:
         super().check(cfg, uses)
         for u in uses:
-            if u.spec.name not in FORMAT_OF.values():
+            if not any(u.spec.name in names for names in FORMAT_OF.values()):
                 raise ConfigError(f"formats.{u.spec.name}: objective codec trains on "
-                                  f"{', '.join(FORMAT_OF.values())}")
+                                  f"{', '.join(n for ns in FORMAT_OF.values() for n in ns)}")
 
     def datasets(self, cfg, vocab, model, uses, eval_uses):
         from accelerate import PartialState
@@ -59,9 +65,10 @@ class CodecObjective(Objective):
             raise ConfigError(f"objective: codec trains the codec LMs (architectures valle, "
                               f"valle_nar, codec_delayed), not a {type(model).__name__}")
         for u in uses:
-            if u.spec.name != want:
+            if u.spec.name not in want:
                 raise ConfigError(f"formats.{u.spec.name}: a {type(model).__name__} trains on "
-                                  f"formats: {{{want}: 1.0}}")
+                                  f"formats: {{{want[0]}: 1.0}}" + (
+                                      f" or {{{want[1]}: 1.0}}" if len(want) > 1 else ""))
         cache = cfg.output_dir + "/examples"
         with PartialState().main_process_first():
             train = ExampleDataset(format_examples(cfg.data, vocab, uses, cfg.seed, cache,

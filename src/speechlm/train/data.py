@@ -50,10 +50,12 @@ def read_info(data_dir: str | Path) -> dict:
 
 
 def _codec_info(tokenizer_dir: str) -> dict:
-    """``n_codebooks`` of a codec tokenizer (empty for other kinds)."""
+    """``n_codebooks`` and ``codebook_size`` of a codec tokenizer (empty for other kinds)."""
     path = Path(tokenizer_dir) / "tokenizer.json"
     spec = json.loads(path.read_text()) if path.exists() else {}
-    return {"n_codebooks": int(spec["n_codebooks"])} if spec.get("class") == "codec" else {}
+    if spec.get("class") != "codec":
+        return {}
+    return {"n_codebooks": int(spec["n_codebooks"]), "codebook_size": int(spec["n_units"])}
 
 
 def load_rows(data_dir: str | Path):

@@ -42,8 +42,8 @@ def _data_ranges(info: dict, names: list[str], data: str) -> dict[str, int]:
                 raise ConfigError(f"formats: need codec tokens but {Path(data) / 'info.json'} "
                                   "was not tokenised by a codec (tokenizer kind encodec, mimi "
                                   "or dac)")
-            sizes.update({f"codec{k}": int(info["n_units"])
-                          for k in range(int(info["n_codebooks"]))})
+            size = int(info.get("codebook_size", info["n_units"]))  # joined: units + codes
+            sizes.update({f"codec{k}": size for k in range(int(info["n_codebooks"]))})
             continue
         if f"n_{name}" not in info:
             raise ConfigError(f"formats: need '{name}' tokens but {Path(data) / 'info.json'} has "

@@ -50,6 +50,7 @@ STAGE_MODULES = (
     # dialogues, dialogue_tokens, dialogue_generate, turns, dialogue_eval
     "speechlm.recipes.stages.dialogue",
     "speechlm.recipes.stages.codec_lm",  # codec, nar, delayed, tts
+    "speechlm.recipes.stages.audiolm",  # acoustic_tokens, coarse, fine, continuation
 )
 
 

@@ -87,12 +87,17 @@ def _codec_config_class() -> type:
 
 
 # ---- nar, delayed: more models trained like the model stage ---------------------------------
-def _train_stage(name: str, architecture: str, after_run=None) -> Stage:
+def train_stage(name: str, architecture: str, after_run=None, needs: tuple[str, ...] = (),
+                tokens: str = "tokens") -> Stage:
+    """A stage that trains one more model like the ``model`` stage, into ``RUN/<name>``, on
+    the ``tokens`` stage's datasets; ``after_run(ctx)`` then runs (VALL-E: attach the NAR)."""
     def parse(section: Any, prefix: str) -> TrainConfig:
         conf = parse_train(section, prefix, output_dir=name)
         if conf.architecture != architecture:
             raise ConfigError(f"{prefix}architecture: the {name} stage trains {architecture}, "
                               f"got {conf.architecture}")
+        if tokens != "tokens":
+            conf = dataclasses.replace(conf, data=f"{tokens}/train", eval_data=f"{tokens}/valid")
         return conf
 
     def run(ctx: RunContext, conf: TrainConfig, d: Path) -> dict:
@@ -102,15 +107,21 @@ def _train_stage(name: str, architecture: str, after_run=None) -> Stage:
         return {k: metrics.get(k) for k in ("steps", "parameters", "final_eval_loss",
                                              "kept_step", "too_long", "precision")}
 
+    def stage_needs(conf: TrainConfig) -> tuple[str, ...]:
+        return tuple(n for n in model_needs(conf) if n != "tokens") + (tokens,)
+
     return Stage(name, run, plan_model, config=TrainConfig, parse=parse,
-                 extra_needs=model_needs, needs=("model",) if after_run else (),
-                 record=train_values)
+                 extra_needs=stage_needs, needs=needs, record=train_values)
 
 
-def _attach(ctx: RunContext) -> None:
-    from speechlm.models.codec_lm import attach_nar
+def attach(ar_stage: str, nar_stage: str):
+    """``after_run`` of a NAR stage: attach ``RUN/<nar_stage>`` to ``RUN/<ar_stage>``."""
+    def fn(ctx: RunContext) -> None:
+        from speechlm.models.codec_lm import attach_nar
 
-    attach_nar(ctx.dir("model"), ctx.dir("nar"))
+        attach_nar(ctx.dir(ar_stage), ctx.dir(nar_stage))
+
+    return fn
 
 
 # ---- tts -------------------------------------------------------------------------------------
@@ -164,7 +175,8 @@ def _plan_tts(ctx: RunContext, conf: TtsConfig) -> dict:
 
 STAGES.add("codec", Stage("codec", _run_codec, _plan_codec, config=_codec_config_class(),
                           parse=_parse_codec, needs=("data",), record=_codec_values))
-STAGES.add("nar", _train_stage("nar", "valle_nar", after_run=_attach))
-STAGES.add("delayed", _train_stage("delayed", "codec_delayed"))
+STAGES.add("nar", train_stage("nar", "valle_nar", after_run=attach("model", "nar"),
+                              needs=("model",)))
+STAGES.add("delayed", train_stage("delayed", "codec_delayed"))
 STAGES.add("tts", Stage("tts", _run_tts, _plan_tts, config=TtsConfig,
                         needs=("data", "model", "nar"), after=("delayed",)))

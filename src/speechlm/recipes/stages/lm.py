@@ -198,7 +198,8 @@ def _codebooks(ctx: RunContext) -> dict[str, int] | None:
     """``codec0`` .. sizes of the tokenizer's codec, when known without weights or data."""
     from speechlm.recipes.stages.tokens import FROM_CODEC
 
-    tok = ctx.conf("tokenizer")
+    # AudioLM's codec tokens are the acoustic_tokens stage's (its tokenizer is the semantic one)
+    tok = ctx.conf("acoustic_tokens" if "acoustic_tokens" in ctx.recipe.stages else "tokenizer")
     if tok.model == FROM_CODEC:
         cfg = ctx.conf("codec").dac_config()
     else:
