@@ -155,3 +155,17 @@ def test_tts_stage_figures_go_to_speech_kind_and_into_both_reports(tmp_path):
     assert "| VALL-E (AR + NAR) (40 items) | 0.9 " in md
     assert "| delay pattern (one AR) (40 items) | 0.95 " in md
     assert "Zero-shot TTS" in (out / "report.html").read_text()
+
+
+def test_audiolm_continuation_figures_go_to_speech_kind_and_into_the_report(tmp_path):
+    out = tmp_path / "run"
+    ctx = _context(out, ["corpus", "data", "model"])
+    speech = {"continuation": {"speaker_similarity": 0.81, "mos": 2.4},
+              "continuation_gslm": {"speaker_similarity": 0.62, "mos": 2.9}}
+    ctx.records["continuation"] = {"config": {}, "seconds": 5.0,
+                                   "info": {"n_prompts": 30, "speech": speech}}
+    results = write_report(ctx)
+    assert results["speech"]["continuation"]["speaker_similarity"] == 0.81
+    md = (out / "report.md").read_text()
+    assert "| AudioLM: semantic -> coarse -> fine (30 prompts) | 0.81 | 2.4 |" in md
+    assert "| GSLM: the same units -> unit vocoder (30 prompts) | 0.62 | 2.9 |" in md

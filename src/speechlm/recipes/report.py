@@ -52,8 +52,10 @@ def write_report(ctx: RunContext) -> dict:
                        if isinstance(r, dict) and "accuracy" in r},
         "generation": (generation := _info(stages, "generate")),
         # DESIGN's figure names: speech.KIND.wer, .cer, .speaker_similarity, .mos
-        "speech": {**generation.pop("speech", {}), **_info(stages, "tts").get("speech", {})},
+        "speech": {**generation.pop("speech", {}), **_info(stages, "tts").get("speech", {}),
+                   **_info(stages, "continuation").get("speech", {})},
         "tts_items": _info(stages, "tts").get("n_items"),
+        "continuation_prompts": _info(stages, "continuation").get("n_prompts"),
         "style": _info(stages, "style"),
         "crossmodal": (cross := _info(stages, "crossmodal")),
         # DESIGN's names: turns.SOURCE.ipu_per_min, .gap_mean_s, ... (data, model, baseline)
@@ -293,12 +295,13 @@ def _markdown(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict]
                   "| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
                   *["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows], "",
                   CROSSMODAL_NOTE, "", *_similarity_lines(r["crossmodal"], figures)]
-    if tts := _tts_rows(r["speech"], r.get("tts_items")):
-        header, rows = tts
-        lines += ["## Zero-shot TTS on held-out voices and sentences (tts)", "",
-                  "| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
-                  *["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows], "",
-                  TTS_NOTE, ""]
+    for title, rows_of, note in SPEECH_SECTIONS:
+        if table := rows_of(r):
+            header, rows = table
+            lines += [f"## {title}", "",
+                      "| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
+                      *["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows], "",
+                      note, ""]
     if turns := _turns_rows(r["turns"]):
         header, rows = turns
         lines += ["## Turn-taking (eval turns): data vs dGSLM vs the cascaded baseline", "",
@@ -326,15 +329,42 @@ TTS_NOTE = ("Each item: a held-out sentence, spoken in the voice of a prompt (an
             "to the prompt; DNSMOS overall. Per file: tts/eval/<kind>/speech.json.")
 
 
-def _tts_rows(speech: dict[str, Any], n_items: int | None
-              ) -> tuple[list[str], list[list[Any]]] | None:
-    """The tts stage's kinds as (header, rows), None without a tts stage."""
-    if not n_items:
+CONTINUATION_KINDS = {"continuation": "AudioLM: semantic -> coarse -> fine",
+                      "continuation_gslm": "GSLM: the same units -> unit vocoder"}
+CONTINUATION_NOTE = ("The same semantic continuations of held-out-voice prompts, spoken by the "
+                     "acoustic stages (codec codes in the prompt's voice) and by the unit "
+                     "vocoder. Speaker similarity: resemblyzer cosine to the prompt's own "
+                     "utterance; DNSMOS overall. Per file: continuation/eval/<kind>/speech.json.")
+
+
+def _kind_rows(speech: dict[str, Any], n: int | None, what: str, kinds: dict[str, str],
+               figures: tuple[str, ...], header: list[str]
+               ) -> tuple[list[str], list[list[Any]]] | None:
+    """One row per kind of audio present (``n`` items each), None when the stage did not run."""
+    if not n:
         return None
-    rows = [[f"{TTS_KINDS[k]} ({n_items} items)",
-             *("-" if speech[k].get(f) is None else speech[k][f] for f in TTS_FIGURES)]
-            for k in TTS_KINDS if k in speech]
-    return ["audio", "WER", "CER", "speaker sim.", "prompt sim.", "DNSMOS", "seconds"], rows
+    rows = [[f"{label} ({n} {what})",
+             *("-" if speech[k].get(f) is None else speech[k][f] for f in figures)]
+            for k, label in kinds.items() if k in speech]
+    return ["audio", *header], rows
+
+
+def _tts_rows(r: dict[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
+    return _kind_rows(r["speech"], r.get("tts_items"), "items", TTS_KINDS, TTS_FIGURES,
+                      ["WER", "CER", "speaker sim.", "prompt sim.", "DNSMOS", "seconds"])
+
+
+def _continuation_rows(r: dict[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
+    return _kind_rows(r["speech"], r.get("continuation_prompts"), "prompts",
+                      CONTINUATION_KINDS, ("speaker_similarity", "mos"),
+                      ["speaker sim. to the prompt", "DNSMOS"])
+
+
+SPEECH_SECTIONS = (
+    ("Zero-shot TTS on held-out voices and sentences (tts)", _tts_rows, TTS_NOTE),
+    ("Speech continuation: AudioLM's acoustic stages vs the unit vocoder (continuation)",
+     _continuation_rows, CONTINUATION_NOTE),
+)
 
 
 TURNS_NOTE = ("Each source is the same stretch after the held-out prompts: data, the dialogues' "
@@ -538,9 +568,10 @@ def _html(r: dict[str, Any], figures: dict[str, str], audio: dict[str, dict],
             parts.append(f"<p>{_e(sim[0])}</p>")
         if "similarity" in figures:
             parts.append(_img(figures["similarity"], "spoken vs written cosine by layer"))
-    if tts := _tts_rows(r["speech"], r.get("tts_items")):
-        parts += ["<h2>Zero-shot TTS on held-out voices and sentences</h2>", _html_table(*tts),
-                  f'<p class="note">{_e(TTS_NOTE)}</p>']
+    for title, rows_of, note in SPEECH_SECTIONS:
+        if table := rows_of(r):
+            parts += [f"<h2>{_e(title)}</h2>", _html_table(*table),
+                      f'<p class="note">{_e(note)}</p>']
     if turns := _turns_rows(r["turns"]):
         parts += ["<h2>Turn-taking: data vs dGSLM vs the cascaded baseline</h2>",
                   _html_table(*turns),
