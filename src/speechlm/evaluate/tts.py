@@ -17,6 +17,7 @@ well as held-out voices.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections.abc import Mapping
@@ -106,7 +107,7 @@ def evaluate_tts(models: Mapping[str, str | Path], manifest: str | Path, out_dir
         pw = read_utterance(prompt, rate)
         prompt_emb[target.id] = voice_embedding(read_utterance(prompt, SAMPLE_RATE), prompt.id)
         for kind, lm in lms.items():
-            s = TtsSettings(**{**settings.__dict__, "seed": settings.seed + i})
+            s = dataclasses.replace(settings, seed=settings.seed + i)
             wavs[kind][target.id] = speak(lm, target.text, pw, rate, prompt.text, s)
 
     summary: dict[str, dict] = {}
@@ -130,7 +131,7 @@ def evaluate_tts(models: Mapping[str, str | Path], manifest: str | Path, out_dir
                          "n_scored": agg.get("n_scored"),
                          "same_speaker_similarity": agg.get("same_speaker_similarity"),
                          "different_speaker_similarity": agg.get("different_speaker_similarity")}
-    record = {"n_items": len(items), "settings": settings.__dict__, "models": {
+    record = {"n_items": len(items), "settings": dataclasses.asdict(settings), "models": {
         k: str(v) for k, v in models.items()}, "speech": summary}
     (out / "tts.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
