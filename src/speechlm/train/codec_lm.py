@@ -23,7 +23,13 @@ from __future__ import annotations
 from typing import Any
 
 from speechlm.errors import ConfigError
-from speechlm.train.objectives import OBJECTIVES, Objective, fsdp_arguments, training_arguments
+from speechlm.train.objectives import (
+    OBJECTIVES,
+    Objective,
+    block_datasets,
+    fsdp_arguments,
+    training_arguments,
+)
 
 # the formats each model trains on (AudioLM's coarse and fine stages are VALL-E's AR and NAR
 # conditioned on semantic units instead of phonemes)
@@ -56,9 +62,7 @@ class CodecObjective(Objective):
                                   f"{', '.join(n for ns in FORMAT_OF.values() for n in ns)}")
 
     def datasets(self, cfg, vocab, model, uses, eval_uses):
-        from accelerate import PartialState
-
-        from speechlm.train.data import ExampleDataset, format_examples
+        from speechlm.train.data import ExampleDataset
 
         want = FORMAT_OF.get(type(model).__name__)
         if want is None:
@@ -69,17 +73,7 @@ class CodecObjective(Objective):
                 raise ConfigError(f"formats.{u.spec.name}: a {type(model).__name__} trains on "
                                   f"formats: {{{want[0]}: 1.0}}" + (
                                       f" or {{{want[1]}: 1.0}}" if len(want) > 1 else ""))
-        cache = cfg.output_dir + "/examples"
-        with PartialState().main_process_first():
-            train = ExampleDataset(format_examples(cfg.data, vocab, uses, cfg.seed, cache,
-                                                   progress=cfg.progress), cfg.seq_len)
-            evald = None
-            if cfg.eval_data:
-                evald = ExampleDataset(format_examples(cfg.eval_data, vocab, eval_uses, cfg.seed,
-                                                       cache, key="eval_data",
-                                                       progress=cfg.progress),
-                                       cfg.seq_len, key="eval_data")
-        return train, evald
+        return block_datasets(cfg, vocab, uses, eval_uses, wrap=ExampleDataset)
 
     def trainer(self, cfg, model, vocab, train_ds, eval_ds, callbacks):
         from speechlm.train.trainer import SpeechLMTrainer

@@ -144,22 +144,24 @@ def fsdp_arguments(cfg: TrainConfig, model: Any) -> dict[str, Any]:
 
 
 def block_datasets(cfg: TrainConfig, vocab: SpeechVocab, uses: Sequence[FormatUse],
-                   eval_uses: Sequence[FormatUse]) -> tuple[Any, Any]:
-    """Packed blocks of ``cfg.data`` (and ``cfg.eval_data``), built once by the main process."""
+                   eval_uses: Sequence[FormatUse], wrap: Any = None) -> tuple[Any, Any]:
+    """Packed blocks of ``cfg.data`` (and ``cfg.eval_data``), built once by the main process;
+    ``wrap(examples, seq_len, key=...)`` serves them another way (default: ``BlockDataset``)."""
     from accelerate import PartialState
 
     from speechlm.train.data import BlockDataset, format_examples
 
+    wrap = wrap or BlockDataset
     cache = Path(cfg.output_dir) / CACHE_DIR
     # rank 0 writes the Arrow files, the other ranks then read them (DDP / FSDP)
     with PartialState().main_process_first():
-        train = BlockDataset(format_examples(cfg.data, vocab, uses, cfg.seed, cache,
-                                             progress=cfg.progress), cfg.seq_len)
+        train = wrap(format_examples(cfg.data, vocab, uses, cfg.seed, cache,
+                                     progress=cfg.progress), cfg.seq_len)
         evald = None
         if cfg.eval_data:
-            evald = BlockDataset(format_examples(cfg.eval_data, vocab, eval_uses, cfg.seed,
-                                                 cache, key="eval_data", progress=cfg.progress),
-                                 cfg.seq_len, key="eval_data")
+            evald = wrap(format_examples(cfg.eval_data, vocab, eval_uses, cfg.seed, cache,
+                                         key="eval_data", progress=cfg.progress),
+                         cfg.seq_len, key="eval_data")
     return train, evald
 
 

@@ -157,3 +157,12 @@ def offline_hf_config(ref: str | None) -> Any:
         return AutoConfig.from_pretrained(ref, local_files_only=True)
     except (OSError, ValueError):
         return None
+
+
+def refuse_recipe_keys(section: dict, prefix: str, paths: dict[str, str]) -> None:
+    """A stage section must not set the paths the recipe fills in (``key -> RUN/...``)."""
+    from speechlm.errors import ConfigError
+
+    for key, rel in paths.items():
+        if key in section:
+            raise ConfigError(f"{prefix}{key}: set by the recipe (RUN/{rel}); remove it")

@@ -23,7 +23,7 @@ from typing import Any
 
 from speechlm.config import Config, at_least, positive
 from speechlm.errors import ConfigError
-from speechlm.recipes.stages import STAGES, RunContext, Stage, config_values
+from speechlm.recipes.stages import STAGES, RunContext, Stage, config_values, refuse_recipe_keys
 from speechlm.recipes.stages.corpus import TRAIN
 from speechlm.recipes.stages.lm import (
     model_needs,
@@ -43,9 +43,7 @@ def _parse_codec(section: Any, prefix: str) -> Any:
 
     if not isinstance(section, dict):
         return CodecTrainConfig.from_dict(section, prefix)  # names the section's type error
-    for key, rel in CODEC_PATHS.items():
-        if key in section:
-            raise ConfigError(f"{prefix}{key}: set by the recipe (RUN/{rel}); remove it")
+    refuse_recipe_keys(section, prefix, CODEC_PATHS)
     rest = dict(section)
     try:
         d = preset(rest.pop("preset", "tiny"))

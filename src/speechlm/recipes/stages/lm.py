@@ -19,7 +19,14 @@ from typing import Any
 
 from speechlm.config import Config, check_hf_config, choice, positive
 from speechlm.errors import ConfigError
-from speechlm.recipes.stages import STAGES, RunContext, Stage, config_values, offline_hf_config
+from speechlm.recipes.stages import (
+    STAGES,
+    RunContext,
+    Stage,
+    config_values,
+    offline_hf_config,
+    refuse_recipe_keys,
+)
 from speechlm.train.config import TrainConfig
 
 # TrainConfig's paths, relative to the run directory (the tokens stage's datasets, RUN/model)
@@ -105,9 +112,7 @@ def parse_train(section: Any, prefix: str, output_dir: str = "model") -> TrainCo
         return TrainConfig.from_dict(section, prefix)  # names the section's type error
     d = dict(section)
     paths = {**TRAIN_PATHS, "output_dir": output_dir}
-    for key, rel in paths.items():
-        if key in d:
-            raise ConfigError(f"{prefix}{key}: set by the recipe (RUN/{rel}); remove it")
+    refuse_recipe_keys(d, prefix, paths)
     init = d.get("init", "cold")
     if init != "cold" and "model" in d:
         raise ConfigError(f"{prefix}model: unused with init={init} (the model is the one it "

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from speechlm.errors import ConfigError
-from speechlm.recipes.stages import STAGES, RunContext, Stage, config_values
+from speechlm.recipes.stages import STAGES, RunContext, Stage, config_values, refuse_recipe_keys
 from speechlm.recipes.stages.corpus import TRAIN
 from speechlm.recipes.stages.tokens import FROM_SSL
 from speechlm.ssl.config import SAMPLE_RATE, SSLTrainConfig, encoder_config
@@ -33,9 +33,7 @@ TOKENIZER_KINDS = {"hubert": "hubert", "wav2vec2": "wav2vec2", "cpc": "cpc"}
 def _parse_ssl(section: Any, prefix: str) -> SSLTrainConfig:
     if not isinstance(section, dict):
         return SSLTrainConfig.from_dict(section, prefix)  # names the section's type error
-    for key, rel in SSL_PATHS.items():
-        if key in section:
-            raise ConfigError(f"{prefix}{key}: set by the recipe (RUN/{rel}); remove it")
+    refuse_recipe_keys(section, prefix, SSL_PATHS)
     return SSLTrainConfig.from_dict({**section, **SSL_PATHS}, prefix)
 
 
