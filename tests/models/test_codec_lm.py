@@ -268,3 +268,19 @@ def test_audiolm_speaks_the_semantic_continuation_with_the_acoustic_stages(audio
     with pytest.raises(ConfigError, match="reads phonemes"):
         continue_audiolm(semantic, load_speech_lm(codec_models[0] / "valle"), [wav], 16000,
                          Sampling(max_seconds=1.0))
+
+
+def test_tts_without_a_transcript_hears_the_prompt_with_the_bundled_asr(codec_models,
+                                                                       tiny_corpus, tmp_path):
+    from speechlm.audio import load_audio
+    from speechlm.corpus.manifest import read_manifest
+    from speechlm.evaluate.asr import transcribe
+    from speechlm.generate.tts import TtsSettings, tts_file
+
+    root, _ = codec_models
+    u = read_manifest(tiny_corpus / "manifest.jsonl")[1]
+    record = tts_file(root / "valle", "the dog", u.audio, tmp_path / "o.wav",
+                      settings=TtsSettings(max_seconds=0.2, min_seconds=0.2))
+    assert record["prompt_text_from_asr"]
+    assert record["prompt_text"] == transcribe(load_audio(u.audio, 16000), 16000)
+    assert record["seconds"] > 0.1
