@@ -169,3 +169,18 @@ def test_audiolm_continuation_figures_go_to_speech_kind_and_into_the_report(tmp_
     md = (out / "report.md").read_text()
     assert "| AudioLM: semantic -> coarse -> fine (30 prompts) | 0.81 | 2.4 |" in md
     assert "| GSLM: the same units -> unit vocoder (30 prompts) | 0.62 | 2.9 |" in md
+
+
+def test_codec_token_datasets_are_counted_in_frames(tmp_path):
+    import pyarrow as pa
+
+    from speechlm.tokenizers.job import write_token_table
+
+    out = tmp_path / "run"
+    ctx = _context(out, ["corpus", "data", "model"])
+    ctx.records["tokens"] = {"config": {}, "seconds": 1.0, "info": {}}
+    codes = [[[1, 2, 3], [4, 5, 6]], [[7, 8], [9, 1]]]  # 3 + 2 frames of 2 codebooks
+    for split in ("train", "valid"):
+        write_token_table(out / "tokens" / split, pa.table({"id": ["a", "b"], "codes": codes}),
+                          tmp_path, 8, 50.0)
+    assert write_report(ctx)["data"]["train_frames"] == 5

@@ -131,7 +131,10 @@ def _data_figures(out: Path, stages: dict[str, dict]) -> dict[str, Any]:
         for split in ("train", "valid"):
             if (out / "tokens" / split).is_dir():
                 ds = load_token_dataset(out / "tokens" / split)
-                fig[f"{split}_tokens"] = int(sum(len(u) for u in ds["units"]))
+                if "units" in ds.column_names:
+                    fig[f"{split}_tokens"] = int(sum(len(u) for u in ds["units"]))
+                else:  # codec tokens (valle): frames of K codes each
+                    fig[f"{split}_frames"] = int(sum(len(c[0]) for c in ds["codes"] if c))
     for split in ("train", "valid"):
         if split in (dlg := _info(stages, "dialogues")):
             fig.update({f"dialogue_{split}_{k}": v for k, v in dlg[split].items()})

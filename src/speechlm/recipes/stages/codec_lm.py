@@ -130,7 +130,7 @@ class TtsConfig(Config):
 
     hours: float = positive(0.15)
     seed: int = 11  # not the corpus' or the benchmark's seed: other sentences
-    items: int = at_least(1, 40)
+    items: int = at_least(1, 20)
     max_seconds: float = positive(6.0)  # longest target utterance
     prompt_min_seconds: float = positive(2.0)
     prompt_max_seconds: float = positive(5.0)
