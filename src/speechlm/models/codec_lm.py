@@ -33,8 +33,8 @@ from speechlm.models.modeling_valle import (
     DelayedCodecLM,
     ValleAR,
     ValleNAR,
+    build_codec_lm,
     build_delayed,
-    build_valle,
 )
 from speechlm.sequences.valle import ValleLayout
 
@@ -63,6 +63,12 @@ class CodecLM(Architecture):
         self.check_config(model_cfg)
         return {k: v for k, v in model_cfg.items() if k not in self.own_keys}
 
+    def build(self, model_cfg: dict[str, Any], vocab, seed: int = 0) -> Any:
+        """A cold ``model_class`` for ``vocab`` (only that model: the AR and NAR of VALL-E are
+        built, trained and saved on their own)."""
+        return build_codec_lm(self.model_class, self._backbone(model_cfg),
+                              ValleLayout.from_vocab(vocab), vocab.size, seed)
+
     def load(self, path: Path, device: str = "cpu") -> Any:
         from speechlm.pretrained import load_pretrained
 
@@ -87,9 +93,7 @@ class Valle(CodecLM):
     speech_format = "valle_ar"
     submodels = (MAIN, NAR_ROLE)
 
-    def build(self, model_cfg, vocab, seed: int = 0) -> ValleAR:
-        return build_valle(self._backbone(model_cfg), ValleLayout.from_vocab(vocab), vocab.size,
-                           seed=seed)[0]
+    model_class = ValleAR
 
 
 class ValleNarArch(CodecLM):
@@ -98,9 +102,7 @@ class ValleNarArch(CodecLM):
     name = "valle_nar"
     speech_format = "valle_nar"
 
-    def build(self, model_cfg, vocab, seed: int = 0) -> ValleNAR:
-        return build_valle(self._backbone(model_cfg), ValleLayout.from_vocab(vocab), vocab.size,
-                           seed=seed)[1]
+    model_class = ValleNAR
 
 
 class CodecDelayed(CodecLM):
@@ -117,6 +119,8 @@ class CodecDelayed(CodecLM):
                 isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in delays)):
             raise ConfigError(f"{key}.{DELAYS}: a list of delays >= 0 (one per codebook), got "
                               f"{delays!r}")
+
+    model_class = DelayedCodecLM
 
     def build(self, model_cfg, vocab, seed: int = 0) -> DelayedCodecLM:
         return build_delayed(self._backbone(model_cfg), ValleLayout.from_vocab(vocab),

@@ -423,6 +423,15 @@ def _backbone(cfg: Mapping[str, Any], layout: ValleLayout, vocab_size: int | Non
             "eos_token_id": layout.eos_id}
 
 
+def build_codec_lm(cls: type, backbone: Mapping[str, Any], layout: ValleLayout,
+                   vocab_size: int | None = None, seed: int = 0, **config: Any) -> Any:
+    """One randomly initialised model of this module (``ValleAR``, ``ValleNAR`` or
+    ``DelayedCodecLM``); ``config`` adds keys of its config class (``delays``)."""
+    torch.manual_seed(seed)
+    return cls(cls.config_class(backbone=_backbone(backbone, layout, vocab_size),
+                                layout=layout.to_dict(), **config))
+
+
 def build_valle(backbone: Mapping[str, Any], layout: ValleLayout, vocab_size: int | None = None,
                 nar_backbone: Mapping[str, Any] | None = None,
                 seed: int = 0) -> tuple[ValleAR, ValleNAR]:
@@ -438,10 +447,8 @@ def build_delayed(backbone: Mapping[str, Any], layout: ValleLayout,
                   delays: Sequence[int] | None = None, vocab_size: int | None = None,
                   seed: int = 0) -> DelayedCodecLM:
     """A randomly initialised delay-pattern model (``delays``: MusicGen's by default)."""
-    torch.manual_seed(seed)
-    return DelayedCodecLM(DelayedCodecConfig(backbone=_backbone(backbone, layout, vocab_size),
-                                             layout=layout.to_dict(),
-                                             delays=None if delays is None else list(delays)))
+    return build_codec_lm(DelayedCodecLM, backbone, layout, vocab_size, seed,
+                          delays=None if delays is None else list(delays))
 
 
 def save_valle(out_dir: str | Path, ar: ValleAR, nar: ValleNAR) -> Path:
