@@ -284,3 +284,143 @@ def test_tts_without_a_transcript_hears_the_prompt_with_the_bundled_asr(codec_mo
     assert record["prompt_text_from_asr"]
     assert record["prompt_text"] == transcribe(load_audio(u.audio, 16000), 16000)
     assert record["seconds"] > 0.1
+
+
+# ---- VioLA ---------------------------------------------------------------------------------
+def _viola_vocab(n_books=2, size=4):
+    from speechlm.sequences.viola import CHARS, MARKERS
+
+    return SpeechVocab.build({"phonemes": len(PHONEME_INVENTORY), "chars": len(CHARS),
+                              **{f"codec{k}": size for k in range(n_books)}}, markers=MARKERS)
+
+
+def test_viola_task_examples_are_exact_sequences_with_the_loss_on_the_output_only():
+    from speechlm.sequences.valle import PROMPT, TARGET, TOKEN
+    from speechlm.sequences.viola import ViolaLayout, char_indices, task_example
+
+    vocab = _viola_vocab()
+    lay = ViolaLayout.from_vocab(vocab)
+    m, b = lay.markers, lay.base
+    frames = np.array([[0, 1, 2], [3, 0, 1]])
+    c0, c1 = b.books.offsets
+    ch = lay.char_offset
+    asr = task_example("asr", lay, "en", "en", char_indices("Hi!"), frames=frames)
+    pad = b.pad_id
+    want = np.array([
+        [b.bos_id, m["[ASR]"], m["[EN]"], b.audio_id, c0, c0 + 1, c0 + 2, m["[EN]"], lay.text_id,
+         ch + 9, ch + 10, b.eos_id],  # "h" and "i" are letters 7 and 8 after " " and "'"
+        [pad, pad, pad, pad, c1 + 3, c1, c1 + 1, pad, pad, pad, pad, pad]])
+    np.testing.assert_array_equal(asr.streams["codes"], want)
+    np.testing.assert_array_equal(asr.streams["kinds"], [TOKEN] * 4 + [PROMPT] * 3 + [TOKEN] * 5)
+    np.testing.assert_array_equal(asr.masks["codes"][0], [False] * 9 + [True] * 3)
+    assert not asr.masks["codes"][1].any()
+    st = task_example("st", lay, "en", "es", char_indices("ñ"), frames=frames)
+    assert st.streams["codes"][0, 1] == m["[ST]"] and st.streams["codes"][0, 7] == m["[ES]"]
+    mt = task_example("mt", lay, "en", "es", char_indices("a"), text=char_indices("b c"))
+    np.testing.assert_array_equal(mt.streams["codes"][0], [
+        b.bos_id, m["[MT]"], m["[EN]"], lay.text_id, ch + 3, ch, ch + 4, m["[ES]"], lay.text_id,
+        ch + 2, b.eos_id])
+    tts = task_example("tts", lay, "en", "en", np.array([3, 1]), text=np.array([5]))
+    np.testing.assert_array_equal(tts.streams["codes"][0], [
+        b.bos_id, m["[TTS]"], m["[EN]"], b.phoneme_offset + 5, m["[EN]"], b.audio_id, c0 + 3,
+        c0 + 1, b.eos_id])
+    np.testing.assert_array_equal(tts.streams["kinds"], [TOKEN] * 6 + [TARGET] * 2 + [TOKEN])
+    np.testing.assert_array_equal(tts.masks["codes"][0], [False] * 6 + [True] * 3)
+    with pytest.raises(ConfigError, match="not a VioLA task"):
+        task_example("asx", lay, "en", "en", [], frames=frames)
+    with pytest.raises(ConfigError, match="has no token"):
+        task_example("mt", lay, "en", "fr", [], text=[])
+
+
+def test_viola_text_is_normalised_characters_and_back():
+    from speechlm.sequences.viola import char_indices, chars_text, normalize_text
+
+    assert normalize_text("The DOG, it's  here! ¿Qué?") == "the dog it's here qué"
+    assert chars_text(char_indices("El niño comió.")) == "el niño comió"
+
+
+def test_viola_formats_translate_the_rows_text(tiny_corpus):
+    from speechlm.corpus.manifest import read_manifest
+    from speechlm.corpus.translation import translate
+    from speechlm.sequences.viola import ViolaLayout, chars_text
+
+    vocab = _viola_vocab()
+    lay = ViolaLayout.from_vocab(vocab)
+    text = read_manifest(tiny_corpus / "manifest.jsonl")[0].text
+    row = {"codes": np.zeros((2, 5), int).tolist(), "text": text}
+    mt = FORMATS.get("viola_mt").fn(row, vocab, np.random.default_rng(0))
+    ids = mt.streams["codes"][0]
+    out = ids[mt.masks["codes"][0]][:-1] - lay.char_offset  # the output chars, EOS dropped
+    from speechlm.sequences.viola import normalize_text
+
+    assert chars_text(out) == normalize_text(translate(text))
+    with pytest.raises(ConfigError, match="no es translation"):
+        FORMATS.get("viola_st").fn({**row, "text": "the zebra sings."}, vocab,
+                                   np.random.default_rng(0))
+
+
+@pytest.fixture(scope="module")
+def viola_model(codec_tokens, codec_models, tmp_path_factory):
+    """A VioLA trained 4 steps on all four tasks, with the codec_models' NAR attached."""
+    from speechlm.models.codec_lm import attach_nar
+
+    root = tmp_path_factory.mktemp("viola")
+    metrics = _train(codec_tokens, root / "viola", "viola",
+                     {"viola_asr": 0.25, "viola_st": 0.25, "viola_mt": 0.25, "viola_tts": 0.25})
+    attach_nar(root / "viola", codec_models[0] / "nar")
+    return root / "viola", metrics
+
+
+def test_viola_trains_saves_and_decodes_only_what_a_task_may_write(viola_model):
+    from speechlm.models.speech_lm import load_speech_lm
+    from speechlm.sequences.viola import CHARS, char_indices
+
+    path, metrics = viola_model
+    assert all(np.isfinite(v) for _, v in metrics["eval_loss"])
+    lm = load_speech_lm(path)
+    assert type(lm.model).__name__ == "Viola" and set(lm.submodels) == {"main", "nar"}
+    out = lm.model.continue_task("mt", "en", "es", text=char_indices("the dog"), max_new=7,
+                                 min_new=7)
+    assert len(out) == 7 and all(0 <= v < len(CHARS) for v in out)
+    frames = np.zeros((3, 5), dtype=np.int64)
+    out = lm.model.continue_task("asr", "en", "en", frames=frames, max_new=3)
+    assert len(out) <= 3 and all(0 <= v < len(CHARS) for v in out)
+    codes = lm.model.continue_task("tts", "en", "en", text=phoneme_indices("a"), prefix=[1, 2],
+                                   max_new=4, min_new=4, temperature=1.0,
+                                   generator=torch.Generator().manual_seed(0))
+    assert len(codes) == 4 and all(0 <= v < 32 for v in codes)
+
+
+def test_viola_speaks_the_requested_length_through_its_nar(viola_model, tiny_corpus):
+    from speechlm.corpus.manifest import read_manifest
+    from speechlm.generate.tts import TtsSettings, speak
+    from speechlm.models.speech_lm import load_speech_lm
+    from speechlm.tokenizers.reading import read_utterance
+
+    lm = load_speech_lm(viola_model[0])
+    u = read_manifest(tiny_corpus / "manifest.jsonl")[0]
+    wav = speak(lm, "the dog", read_utterance(u, 16000), 16000, u.text,
+                TtsSettings(seed=1, max_seconds=0.3, min_seconds=0.3))
+    assert 14 * HOP < len(wav) <= 15 * HOP
+    with pytest.raises(ConfigError, match="VioLA has tokens for"):
+        speak(lm, "the dog", None, 16000, settings=TtsSettings(language="de"))
+
+
+def test_viola_text_evaluation_scores_known_hypotheses(viola_model, tiny_corpus, tmp_path):
+    """WER and BLEU as jiwer and sacrebleu compute them on what the model wrote (files)."""
+    import jiwer
+    import sacrebleu
+
+    from speechlm.evaluate.viola import evaluate_viola_text
+
+    rec = evaluate_viola_text({"v": (viola_model[0], ["asr", "mt"])},
+                              tiny_corpus / "manifest.jsonl", tmp_path, n_items=3, seed=0,
+                              max_seconds=30.0, progress=False)
+    assert rec["n_items"] == 3
+    asr = [json.loads(x) for x in (tmp_path / "v" / "asr.jsonl").read_text().splitlines()]
+    mt = [json.loads(x) for x in (tmp_path / "v" / "mt.jsonl").read_text().splitlines()]
+    assert rec["results"]["v"]["asr_wer"] == pytest.approx(
+        jiwer.wer([r["ref"] for r in asr], [r["hyp"] for r in asr]))
+    assert rec["results"]["v"]["mt_bleu"] == pytest.approx(round(sacrebleu.corpus_bleu(
+        [r["hyp"] for r in mt], [[r["ref"] for r in mt]]).score, 2))
+    assert all(r["ref"] and r["ref"] == r["ref"].lower() for r in mt)

@@ -50,17 +50,19 @@ def speak(lm: Any, text: str, prompt_wav: np.ndarray | None, sample_rate: int,
           prompt_text: str = "", settings: TtsSettings | None = None) -> np.ndarray:
     """Speech of ``text`` in the voice of ``prompt_wav`` at the codec's sample rate.
 
-    ``lm`` is a loaded ``valle`` (with its ``nar`` sub-model) or ``codec_delayed`` model
-    directory; without a prompt the model speaks in a voice of its own choosing.
+    ``lm`` is a loaded ``valle`` or ``viola`` (with its ``nar`` sub-model) or
+    ``codec_delayed`` model directory; without a prompt the model speaks in a voice of its own
+    choosing. VioLA speaks through its TTS task (``[TTS]`` and the language token of
+    ``settings.language``) with the codebook-0 codes of the prompt forced first.
     """
     from speechlm.corpus.phones import phoneme_indices
     from speechlm.models.modeling_valle import NAR_ROLE, DelayedCodecLM, synthesize
     from speechlm.tokenizers.streams import Streams
 
     s = settings or TtsSettings()
-    if lm.architecture.name not in ("valle", "codec_delayed"):
+    if lm.architecture.name not in ("valle", "codec_delayed", "viola"):
         raise ConfigError(f"{lm.dir}: a {lm.architecture.name} model does not speak text; "
-                          "tts needs a valle or codec_delayed model")
+                          "tts needs a valle, viola or codec_delayed model")
     target = phoneme_indices(text, s.language)
     if len(target) == 0:
         raise ConfigError(f"text: nothing to say in {text!r}")
@@ -80,12 +82,31 @@ def speak(lm: Any, text: str, prompt_wav: np.ndarray | None, sample_rate: int,
         else:
             nar = lm.submodels.get(NAR_ROLE)
             if nar is None:
-                raise ConfigError(f"{lm.dir}: this VALL-E has no NAR (nar/); train one "
-                                  "(architecture valle_nar) and add it with "
+                raise ConfigError(f"{lm.dir}: this {lm.architecture.name} model has no NAR "
+                                  "(nar/); train one (architecture valle_nar) and add it with "
                                   "speechlm.models.codec_lm.attach_nar")
-            codes = synthesize(lm.model, nar, phonemes, prompt, max_frames, min_frames,
-                               s.temperature, s.top_k, s.seed)
+            if lm.architecture.name == "viola":
+                codes = _viola_codes(lm.model, nar, phonemes, prompt, max_frames, min_frames, s)
+            else:
+                codes = synthesize(lm.model, nar, phonemes, prompt, max_frames, min_frames,
+                                   s.temperature, s.top_k, s.seed)
     return codec.decode([Streams(rate, codes=np.asarray(codes))])[0]
+
+
+def _viola_codes(model: Any, nar: Any, phonemes: np.ndarray, prompt: np.ndarray | None,
+                 max_frames: int, min_frames: int, s: TtsSettings) -> torch.Tensor:
+    """VioLA's TTS task samples codebook 0 after the prompt's; VALL-E's NAR fills the rest."""
+    from speechlm.sequences.viola import LANGUAGES
+
+    language = s.language.split("-")[0]
+    if language not in LANGUAGES:
+        raise ConfigError(f"language: VioLA has tokens for {', '.join(LANGUAGES)}, not "
+                          f"{s.language}")
+    first = model.continue_task(
+        "tts", language, language, text=phonemes, prefix=() if prompt is None else prompt[0],
+        max_new=max_frames, min_new=min_frames, temperature=s.temperature, top_k=s.top_k,
+        generator=torch.Generator().manual_seed(s.seed))
+    return nar.fill(phonemes, prompt, np.asarray(first, dtype=np.int64))
 
 
 def tts_file(model: str | Path, text: str, prompt: str | Path | None, out: str | Path,

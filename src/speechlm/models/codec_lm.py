@@ -36,7 +36,9 @@ from speechlm.models.modeling_valle import (
     build_codec_lm,
     build_delayed,
 )
+from speechlm.models.modeling_viola import Viola, build_viola
 from speechlm.sequences.valle import ValleLayout
+from speechlm.sequences.viola import ViolaLayout
 
 DELAYS = "delays"  # the codec_delayed model config's own key
 
@@ -127,19 +129,41 @@ class CodecDelayed(CodecLM):
                              model_cfg.get(DELAYS), vocab.size, seed=seed)
 
 
+class ViolaArch(CodecLM):
+    """VioLA: one causal model for ASR, speech and text translation and TTS (task and language
+    tokens); a TTS-capable directory holds VALL-E's NAR in ``nar/`` (:func:`attach_nar`)."""
+
+    name = "viola"
+    speech_format = "viola_asr"
+    submodels = (MAIN, NAR_ROLE)
+
+    model_class = Viola
+
+    def build(self, model_cfg, vocab, seed: int = 0) -> Viola:
+        return build_viola(self._backbone(model_cfg), ViolaLayout.from_vocab(vocab), vocab.size,
+                           seed=seed)
+
+    def generate(self, lm, prompts, sampling, max_new, min_new=None):
+        raise ConfigError(f"{lm.dir}: a viola model does tasks; use speechlm tts --model "
+                          f"{lm.dir} ... or speechlm.generate.viola")
+
+
 def attach_nar(valle_dir: str | Path, nar_dir: str | Path) -> Path:
-    """Copy a trained NAR (a ``valle_nar`` model directory) into a ``valle`` model directory as
-    its ``nar`` sub-model; both must read the same ids (the same vocabulary and codec)."""
+    """Copy a trained NAR (a ``valle_nar`` model directory) into a ``valle`` or ``viola`` model
+    directory as its ``nar`` sub-model. VALL-E's AR and NAR must read the same ids (the same
+    vocabulary and codec); VioLA hands the NAR code values, so the codebooks must agree."""
     from speechlm.models.modeling_valle import load_codec_lm
     from speechlm.models.speech_lm import META_FILE, read_meta
 
     valle, nar = Path(valle_dir), Path(nar_dir)
     meta = read_meta(valle)
-    if meta["architecture"] != "valle":
-        raise ConfigError(f"{valle}: a {meta['architecture']} model, not valle")
-    ar_layout = load_codec_lm(valle, ValleAR).layout
+    if meta["architecture"] not in ("valle", "viola"):
+        raise ConfigError(f"{valle}: a {meta['architecture']} model, not valle or viola")
+    main = load_codec_lm(valle, ValleAR if meta["architecture"] == "valle" else Viola).layout
     nar_layout = load_codec_lm(nar, ValleNAR).layout
-    if ar_layout != nar_layout:
+    same = main == nar_layout if meta["architecture"] == "valle" \
+        else main.books.sizes == nar_layout.books.sizes
+    if not same:
         raise ConfigError(f"{nar}: its NAR reads other ids than the AR of {valle} (train both "
                           "on the same token dataset)")
     dst = valle / NAR_ROLE
@@ -154,3 +178,4 @@ def attach_nar(valle_dir: str | Path, nar_dir: str | Path) -> Path:
 ARCHITECTURES.add("valle", Valle())
 ARCHITECTURES.add("valle_nar", ValleNarArch())
 ARCHITECTURES.add("codec_delayed", CodecDelayed())
+ARCHITECTURES.add("viola", ViolaArch())

@@ -53,9 +53,14 @@ def write_report(ctx: RunContext) -> dict:
         "generation": (generation := _info(stages, "generate")),
         # DESIGN's figure names: speech.KIND.wer, .cer, .speaker_similarity, .mos
         "speech": {**generation.pop("speech", {}), **_info(stages, "tts").get("speech", {}),
-                   **_info(stages, "continuation").get("speech", {})},
+                   **_info(stages, "continuation").get("speech", {}),
+                   **_info(stages, "viola").get("speech", {})},
         "tts_items": _info(stages, "tts").get("n_items"),
         "continuation_prompts": _info(stages, "continuation").get("n_prompts"),
+        # DESIGN's names: viola.MODEL.asr_wer, .st_bleu, .mt_bleu, .tts_wer (MODEL: viola,
+        # single_asr, ...)
+        "viola": _info(stages, "viola").get("results", {}),
+        "viola_items": _info(stages, "viola").get("n_items"),
         "style": _info(stages, "style"),
         "crossmodal": (cross := _info(stages, "crossmodal")),
         # DESIGN's names: turns.SOURCE.ipu_per_min, .gap_mean_s, ... (data, model, baseline)
@@ -363,10 +368,30 @@ def _continuation_rows(r: dict[str, Any]) -> tuple[list[str], list[list[Any]]] |
                       ["speaker sim. to the prompt", "DNSMOS"])
 
 
+VIOLA_FIGURES = {"asr_wer": "ASR WER", "st_bleu": "ST BLEU", "mt_bleu": "MT BLEU",
+                 "tts_wer": "TTS WER", "tts_prompt_similarity": "TTS prompt sim.",
+                 "tts_mos": "TTS DNSMOS"}
+VIOLA_NOTE = ("One multi-task codec LM (viola) against models of the same size trained on one "
+              "task each, on held-out voices and sentences. ASR: WER of the greedy transcript; "
+              "ST and MT: corpus BLEU (sacrebleu) of the greedy Spanish against the grammar's "
+              "translation; TTS: the held-out sentence spoken in a prompt's voice, WER through "
+              "the domain ASR (eval speech). Hypotheses: viola/text/<model>/<task>.jsonl.")
+
+
+def _viola_rows(r: dict[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
+    if not r.get("viola"):
+        return None
+    rows = [[name, *(by.get(f, "-") if by.get(f) is not None else "-" for f in VIOLA_FIGURES)]
+            for name, by in r["viola"].items()]
+    return [f"model ({r.get('viola_items')} text items)", *VIOLA_FIGURES.values()], rows
+
+
 SPEECH_SECTIONS = (
     ("Zero-shot TTS on held-out voices and sentences (tts)", _tts_rows, TTS_NOTE),
     ("Speech continuation: AudioLM's acoustic stages vs the unit vocoder (continuation)",
      _continuation_rows, CONTINUATION_NOTE),
+    ("VioLA: one codec LM for four tasks vs single-task models (viola)", _viola_rows,
+     VIOLA_NOTE),
 )
 
 

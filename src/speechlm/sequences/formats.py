@@ -36,10 +36,20 @@ from speechlm.sequences.vocab import SPEECH_MARKER, TEXT_MARKER, SpeechVocab
 
 TEXT = "text"  # the pseudo-range "text tokens of the text tokenizer" (extend vocabularies)
 CODECS = "codecs"  # the pseudo-range "codec0 .. codec{K-1}", K from the token dataset's codec
+
+
+def inventory_sizes() -> dict[str, int]:
+    """The ranges whose size is one of the toolkit's fixed inventories, not the data's:
+    ``phonemes`` (VALL-E, VioLA) and ``chars`` (VioLA)."""
+    from speechlm.corpus.phones import PHONEME_INVENTORY
+    from speechlm.sequences.viola import CHARS
+
+    return {"phonemes": len(PHONEME_INVENTORY), "chars": len(CHARS)}
 # modules that register formats beyond the ones defined here
 FORMAT_MODULES = ("speechlm.sequences.formats", "speechlm.sequences.instruction",
                   "speechlm.sequences.multistream", "speechlm.sequences.expressive",
-                  "speechlm.sequences.dialogue", "speechlm.sequences.valle")
+                  "speechlm.sequences.dialogue", "speechlm.sequences.valle",
+                  "speechlm.sequences.viola")
 
 
 @dataclass(frozen=True)

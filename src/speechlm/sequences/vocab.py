@@ -3,7 +3,7 @@
 The id space is built, never numbered by hand: the four specials (``<pad> <s> </s> <unk>``),
 then the *markers* (modality, task and role tokens such as ``[SPEECH]``, ``[TEXT]``,
 ``[Human]``), then named *ranges* of contiguous ids (``units``, ``pitch``, ``style``,
-``phonemes``, ``codec0`` ... ``codecK``). Two modes:
+``phonemes``, ``chars``, ``codec0`` ... ``codecK``). Two modes:
 
 - ``speech_only`` (GSLM, TWIST with ``replace``): a fresh word-level vocabulary of exactly those
   tokens; ``<pad>=0 <s>=1 </s>=2 <unk>=3 [SPEECH]=4 [TEXT]=5``, then unit 0 at 6.
@@ -41,6 +41,7 @@ RANGE_TOKENS = {
     "pitch": "<p{}>",
     "style": "<st{}>",
     "phonemes": "<ph{}>",
+    "chars": "<ch{}>",
     "codec": "<c{k}_{}>",
 }
 _CODEC = re.compile(r"codec(\d+)$")

@@ -8,6 +8,7 @@ becomes one example of the format that matches the model (``speechlm.sequences.v
 | ``ValleAR`` (``valle``)                | ``valle_ar``      | codebook 0 and EOS             |
 | ``ValleNAR`` (``valle_nar``)           | ``valle_nar``     | codebook j >= 1 (one per batch) |
 | ``DelayedCodecLM`` (``codec_delayed``) | ``codec_delayed`` | every codebook, delayed        |
+| ``Viola`` (``viola``)                  | ``viola_*`` mix   | each task's output and EOS     |
 
 AudioLM's coarse and fine stages are the AR and the NAR on ``audiolm_coarse`` and
 ``audiolm_fine``: semantic units where VALL-E has phonemes.
@@ -34,7 +35,8 @@ from speechlm.train.objectives import (
 # the formats each model trains on (AudioLM's coarse and fine stages are VALL-E's AR and NAR
 # conditioned on semantic units instead of phonemes)
 FORMAT_OF = {"ValleAR": ("valle_ar", "audiolm_coarse"), "ValleNAR": ("valle_nar", "audiolm_fine"),
-             "DelayedCodecLM": ("codec_delayed",)}
+             "DelayedCodecLM": ("codec_delayed",),
+             "Viola": ("viola_asr", "viola_st", "viola_mt", "viola_tts")}
 
 
 def codec_collate(pad_id: int):
@@ -71,8 +73,7 @@ class CodecObjective(Objective):
         for u in uses:
             if u.spec.name not in want:
                 raise ConfigError(f"formats.{u.spec.name}: a {type(model).__name__} trains on "
-                                  f"formats: {{{want[0]}: 1.0}}" + (
-                                      f" or {{{want[1]}: 1.0}}" if len(want) > 1 else ""))
+                                  f"formats {' or '.join(want)}")
         return block_datasets(cfg, vocab, uses, eval_uses, wrap=ExampleDataset)
 
     def trainer(self, cfg, model, vocab, train_ds, eval_ds, callbacks):

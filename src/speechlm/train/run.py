@@ -25,17 +25,15 @@ from speechlm.train.hardware import resolve_precision
 def _data_ranges(info: dict, names: list[str], data: str) -> dict[str, int]:
     """Sizes of the vocabulary ranges the formats need, from the token dataset's info
     (``read_info``: pitch and style sizes come from its tokenizer)."""
-    from speechlm.sequences.formats import CODECS
+    from speechlm.sequences.formats import CODECS, inventory_sizes
 
     # codec formats read codebooks, not units: their vocabulary has no unit range
     sizes = {} if CODECS in names and "units" not in names else {"units": int(info["n_units"])}
     for name in names:
         if name in ("units", "text"):
             continue
-        if name == "phonemes":
-            from speechlm.corpus.phones import PHONEME_INVENTORY
-
-            sizes[name] = len(PHONEME_INVENTORY)
+        if name in (fixed := inventory_sizes()):
+            sizes[name] = fixed[name]
             continue
         if name == CODECS:
             if not info.get("n_codebooks"):

@@ -51,6 +51,7 @@ STAGE_MODULES = (
     "speechlm.recipes.stages.dialogue",
     "speechlm.recipes.stages.codec_lm",  # codec, nar, delayed, tts
     "speechlm.recipes.stages.audiolm",  # acoustic_tokens, coarse, fine, continuation
+    "speechlm.recipes.stages.viola",  # single_asr, single_st, single_mt, single_tts, viola
 )
 
 

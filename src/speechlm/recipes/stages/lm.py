@@ -153,9 +153,8 @@ def run_model(ctx: RunContext, conf: TrainConfig, d: Path) -> dict:
 
 
 def plan_model(ctx: RunContext, conf: TrainConfig) -> dict:
-    from speechlm.corpus.phones import PHONEME_INVENTORY
     from speechlm.models import get_architecture
-    from speechlm.sequences.formats import CODECS, format_tokens, parse_formats
+    from speechlm.sequences.formats import CODECS, format_tokens, inventory_sizes, parse_formats
     from speechlm.sequences.vocab import SpeechVocab, with_default_markers
 
     facts = {"init": conf.init if conf.init == "cold" else f"{conf.init} from {conf.init_from}"}
@@ -163,7 +162,7 @@ def plan_model(ctx: RunContext, conf: TrainConfig) -> dict:
     markers = with_default_markers(markers)
     units = ctx.conf("tokenizer").units
     sizes = {"units": units, **_prosody_sizes(ctx.conf("tokenizer").prosody),
-             "phonemes": len(PHONEME_INVENTORY)}
+             **inventory_sizes()}
     other = [r for r in ranges if r not in ("units", "text")]
     if CODECS in other:  # the codebooks of the codec, when known without weights
         other.remove(CODECS)
