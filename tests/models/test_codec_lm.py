@@ -424,3 +424,23 @@ def test_viola_text_evaluation_scores_known_hypotheses(viola_model, tiny_corpus,
     assert rec["results"]["v"]["mt_bleu"] == pytest.approx(round(sacrebleu.corpus_bleu(
         [r["hyp"] for r in mt], [[r["ref"] for r in mt]]).score, 2))
     assert all(r["ref"] and r["ref"] == r["ref"].lower() for r in mt)
+
+
+def test_speechlm_viola_recognises_and_translates_from_the_command_line(viola_model, tiny_corpus):
+    from typer.testing import CliRunner
+
+    from speechlm.cli import app
+    from speechlm.corpus.manifest import read_manifest
+    from speechlm.sequences.viola import CHARS
+
+    u = read_manifest(tiny_corpus / "manifest.jsonl")[0]
+    for args in (["--task", "asr", "--audio", u.audio], ["--task", "mt", "--text", "the dog."]):
+        res = CliRunner().invoke(app, ["viola", "--model", str(viola_model[0]), *args])
+        assert res.exit_code == 0, res.output
+        record = json.loads(res.stdout.strip().splitlines()[-1])
+        assert set(record["output"]) <= set(CHARS)
+    res = CliRunner().invoke(app, ["viola", "--model", str(viola_model[0]), "--task", "mt"])
+    assert res.exit_code != 0 and "give one" in str(res.exception)
+    res = CliRunner().invoke(app, ["viola", "--model", str(viola_model[0]), "--task", "tts",
+                                   "--text", "a"])
+    assert res.exit_code != 0 and "speechlm tts" in str(res.exception)

@@ -22,9 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from speechlm.errors import SpeechLMError
-
-TEXT_TASKS = ("asr", "st", "mt")
-CHARS_PER_FRAME = 0.5  # decoding cap: speech says well under 25 characters a second at 50 Hz
+from speechlm.generate.viola import TEXT_TASKS
 
 
 def pick_utterances(utts: list, n_items: int, seed: int, exclude_texts: set[str],
@@ -47,9 +45,10 @@ def evaluate_viola_text(models: Mapping[str, tuple[str | Path, Sequence[str]]],
 
     from speechlm.corpus.manifest import read_manifest
     from speechlm.corpus.translation import translate
+    from speechlm.generate.viola import viola_text
     from speechlm.models.speech_lm import load_speech_lm
     from speechlm.progress import progress_bar
-    from speechlm.sequences.viola import char_indices, chars_text, normalize_text
+    from speechlm.sequences.viola import normalize_text
     from speechlm.tokenizers.reading import read_utterance
 
     out = Path(out_dir)
@@ -70,10 +69,7 @@ def evaluate_viola_text(models: Mapping[str, tuple[str | Path, Sequence[str]]],
         if not tasks:
             continue
         lm = load_speech_lm(model_dir)
-        codec, codes = lm.speech_tokenizer, []
-        if {"asr", "st"} & set(tasks):  # each model reads speech through its own codec
-            rate = int(codec.sample_rate)
-            codes = [codec.encode([read_utterance(u, rate)], rate)[0].codes for u in items]
+        rate = int(lm.speech_tokenizer.sample_rate)
         results[name] = {}
         for task in tasks:
             hyps, rows = [], []
@@ -81,15 +77,8 @@ def evaluate_viola_text(models: Mapping[str, tuple[str | Path, Sequence[str]]],
                                disable=not progress)
             for i in bar:
                 u = items[i]
-                if task == "mt":
-                    src = char_indices(u.text)
-                    kwargs = {"text": src, "max_new": 2 * len(src) + 20}
-                else:
-                    frames = codes[i]
-                    kwargs = {"frames": frames,
-                              "max_new": int(CHARS_PER_FRAME * frames.shape[-1]) + 20}
-                lang = "en" if task == "asr" else target
-                hyp = chars_text(lm.model.continue_task(task, "en", lang, **kwargs)).strip()
+                audio = None if task == "mt" else read_utterance(u, rate)
+                hyp = viola_text(lm, task, audio, rate, u.text, target=target)
                 hyps.append(hyp)
                 rows.append({"id": u.id, "ref": refs[task][i], "hyp": hyp})
             path = out / name / f"{task}.jsonl"

@@ -106,7 +106,8 @@ def resynth(
 
 
 def tts(
-    model: Path = typer.Option(..., "--model", help="A valle or codec_delayed model directory."),
+    model: Path = typer.Option(..., "--model",
+                               help="A valle, viola or codec_delayed model directory."),
     text: str = typer.Option(..., "--text", help="What to say."),
     prompt: Path | None = typer.Option(None, "--prompt",
                                        help="A few seconds of the voice to speak in (WAV)."),
@@ -126,7 +127,8 @@ def tts(
                                  help="espeak-ng voice that phonemises the text."),
     device: str = typer.Option("cpu", "--device"),
 ) -> None:
-    """Zero-shot text to speech with a codec LM (VALL-E): TEXT in the voice of the prompt."""
+    """Zero-shot text to speech with a codec LM (VALL-E, VioLA): TEXT in the voice of the
+    prompt."""
     from speechlm.generate.tts import TtsSettings, tts_file
 
     record = tts_file(model, text, prompt, out, prompt_text,
@@ -134,3 +136,28 @@ def tts(
                                   max_seconds=max_seconds, min_seconds=min_seconds,
                                   language=language), device)
     typer.echo(json.dumps(record))
+
+
+def viola(
+    model: Path = typer.Option(..., "--model", help="A viola model directory."),
+    task: str = typer.Option(..., "--task", help="asr (speech -> text), st (speech -> "
+                             "translated text) or mt (text -> translated text)."),
+    audio: Path | None = typer.Option(None, "--audio", help="The speech (asr, st)."),
+    text: str | None = typer.Option(None, "--text", help="The text to translate (mt)."),
+    source: str = typer.Option("en", "--source", help="The input's language token."),
+    target: str = typer.Option("es", "--target", help="The translation's language token."),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Recognise or translate with a VioLA model; prints a JSON record with the output text.
+    (Its TTS task is speechlm tts.)"""
+    from speechlm.audio import load_audio
+    from speechlm.generate.viola import viola_text
+    from speechlm.models.speech_lm import load_speech_lm
+
+    lm = load_speech_lm(model, device)
+    rate = int(lm.speech_tokenizer.sample_rate)
+    wav = None if audio is None else load_audio(audio, rate)
+    out = viola_text(lm, task, wav, rate, text, source, target)
+    typer.echo(json.dumps({"task": task, "source": source, "target": target,
+                           "input": str(audio) if audio is not None else text, "output": out},
+                          ensure_ascii=False))
