@@ -133,6 +133,26 @@ def test_codec_lms_train_with_held_out_losses_and_the_vocabulary_of_the_codec(co
         assert torch.allclose(nar(**batch).loss, torch.stack(per_stage).mean())
 
 
+def test_the_nar_held_out_loss_under_mixed_precision_leaves_autocast_off(codec_models):
+    """accelerate wraps ``forward`` in one ``torch.autocast`` instance; a forward that re-enters
+    itself restored the wrong state on exit, leaving bf16 autocast on for the process (the
+    speaker encoder then failed on bf16 tensors after a fine stage)."""
+    from types import MethodType
+
+    from speechlm.models.speech_lm import load_speech_lm
+    from speechlm.sequences.valle import collate
+
+    lm = load_speech_lm(codec_models[0] / "nar")
+    nar = lm.model
+    nar.forward = MethodType(torch.autocast("cpu", dtype=torch.bfloat16)(
+        type(nar).forward), nar)
+    ex = FORMATS.get("valle_nar").fn({"codes": np.zeros((3, 6), int).tolist(), "text": "a"},
+                                     lm.vocab, np.random.default_rng(0), prompt_fraction=0.5)
+    with torch.no_grad():
+        nar(**collate([ex], lm.vocab.pad_id))
+    assert not torch.is_autocast_enabled("cpu")
+
+
 def test_utterances_longer_than_seq_len_are_left_out_and_counted(codec_models, codec_tokens):
     from speechlm.train.data import load_rows
 

@@ -248,11 +248,20 @@ class ValleNAR(CodecLMBase):
         if stage is None and not self.training:
             if loss_mask is None:
                 raise ValueError("stage: required outside training (1 .. K-1)")
-            outs = [self(codes, kinds, j, loss_mask) for j in range(1, k)]
+            # _stage, not self(...): a forward wrapped in one autocast instance (accelerate's
+            # mixed precision) must not be re-entered, or its exit leaves autocast on for the
+            # whole process
+            outs = [self._stage(codes, kinds, j, loss_mask) for j in range(1, k)]
             return CodecLMOutput(loss=torch.stack([o.loss for o in outs]).mean(),
                                  logits=outs[-1].logits, stage=None)
         if stage is None:
             stage = int(torch.randint(1, k, ()))  # one stage per batch, uniform
+        return self._stage(codes, kinds, stage, loss_mask)
+
+    def _stage(self, codes: torch.Tensor, kinds: torch.Tensor, stage: int,
+               loss_mask: torch.Tensor | None) -> CodecLMOutput:
+        """Stage ``stage``'s logits and loss (see :meth:`forward`)."""
+        k = self.layout.n_codebooks
         if not 1 <= stage < k:
             raise ValueError(f"stage {stage}: the NAR stages of {k} codebooks are 1..{k - 1}")
         row = torch.arange(k, device=codes.device)[None, :, None]  # (1, K, 1)
