@@ -284,6 +284,9 @@ def test_audiolm_speaks_the_semantic_continuation_with_the_acoustic_stages(audio
     # duration at the prompt's unit rate
     assert len(out.audio) >= len(out.units) * HOP - HOP
     assert len(out.semantic_audio) > 0
+    # the same units in the vocoder's own voice: the fallback vocoder takes no voice, so the
+    # two are the same audio (the envelope vocoder's differ by the prompt's d-vector)
+    np.testing.assert_array_equal(out.units_only_audio, out.semantic_audio)
     # a VALL-E (phoneme) model is refused as AudioLM's acoustic stages
     with pytest.raises(ConfigError, match="reads phonemes"):
         continue_audiolm(semantic, load_speech_lm(codec_models[0] / "valle"), [wav], 16000,

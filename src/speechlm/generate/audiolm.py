@@ -9,8 +9,9 @@ has phonemes (formats ``audiolm_coarse`` and ``audiolm_fine``): one acoustic mod
 of architecture ``valle``, its ``nar`` sub-model the fine stage.
 
 :func:`continue_audiolm` returns, for each prompt, both AudioLM's continuation and the semantic
-model's own (its unit vocoder speaking the same new units): the comparison the seed's
-"acoustic tokens keep the speaker, semantic tokens keep the content" trade-off is about.
+model's own (its unit vocoder speaking the same new units, in the prompt's voice when the
+vocoder takes one, and in its own voice): the comparison the seed's "acoustic tokens keep the
+speaker, semantic tokens keep the content" trade-off is about.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class AudioLMContinuation:
     sample_rate: int
     semantic_audio: np.ndarray  # the same units through the semantic model's vocoder
     semantic_sample_rate: int
+    # the same units through that vocoder in its own voice (not the prompt's): what the
+    # semantic tokens alone carry of the speaker
+    units_only_audio: np.ndarray | None = None
 
 
 def continue_audiolm(semantic: Any, acoustic: Any, wavs: list[np.ndarray], sample_rate: int,
@@ -48,7 +52,12 @@ def continue_audiolm(semantic: Any, acoustic: Any, wavs: list[np.ndarray], sampl
     seed; the fine stage is greedy. The acoustic stage stops at its EOS, at most 1.5 times the
     semantic continuation's length.
     """
-    from speechlm.generate.continuation import continue_speech_batch, units_per_second
+    from speechlm.generate.continuation import (
+        continue_speech_batch,
+        resolve_vocoder,
+        speak,
+        units_per_second,
+    )
     from speechlm.models.modeling_valle import NAR_ROLE, synthesize
     from speechlm.tokenizers.streams import Streams
 
@@ -67,6 +76,7 @@ def continue_audiolm(semantic: Any, acoustic: Any, wavs: list[np.ndarray], sampl
     rate = int(codec.sample_rate)
     results = []
     conts = continue_speech_batch(semantic, wavs, sample_rate, sampling)
+    vocoder = resolve_vocoder(semantic, None)
     for i, (wav, cont) in enumerate(zip(wavs, conts, strict=True)):
         new = np.asarray(cont.streams.units if cont.streams.units is not None else [], np.int64)
         prompt_units = np.asarray(cont.prompt.units, np.int64)
@@ -81,5 +91,8 @@ def continue_audiolm(semantic: Any, acoustic: Any, wavs: list[np.ndarray], sampl
                                prompt_codes, max_frames, min_frames,
                                acoustic_temperature, acoustic_top_k, sampling.seed + i)
         audio = codec.decode([Streams(codec.frame_rate, codes=np.asarray(codes))])[0]
-        results.append(AudioLMContinuation(new, audio, rate, cont.audio, cont.sample_rate))
+        own_voice = speak(vocoder, cont.streams, None, sample_rate)[: len(cont.audio)] \
+            if len(new) else np.zeros(0, np.float32)
+        results.append(AudioLMContinuation(new, audio, rate, cont.audio, cont.sample_rate,
+                                           own_voice))
     return results

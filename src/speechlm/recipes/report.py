@@ -338,10 +338,12 @@ TTS_NOTE = ("Each item: a held-out sentence, spoken in the voice of a prompt (an
 
 
 CONTINUATION_KINDS = {"continuation": "AudioLM: semantic -> coarse -> fine",
-                      "continuation_gslm": "GSLM: the same units -> unit vocoder"}
+                      "continuation_gslm": "GSLM: the same units -> unit vocoder, prompt's voice",
+                      "continuation_units": "the same units -> unit vocoder, its own voice"}
 CONTINUATION_NOTE = ("The same semantic continuations of held-out-voice prompts, spoken by the "
                      "acoustic stages (codec codes in the prompt's voice) and by the unit "
-                     "vocoder. Speaker similarity: resemblyzer cosine to the prompt's own "
+                     "vocoder, given the prompt's voice embedding or not (then only the units "
+                     "carry the speaker). Speaker similarity: resemblyzer cosine to the prompt's own "
                      "utterance; DNSMOS overall. Per file: continuation/eval/<kind>/speech.json.")
 
 

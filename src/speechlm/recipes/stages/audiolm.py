@@ -112,7 +112,9 @@ def _run_continuation(ctx: RunContext, conf: ContinuationConfig, d: Path) -> dic
                             conf.top_k)
     summary = {}
     for kind, get in (("continuation", lambda o: (o.audio, o.sample_rate)),
-                      ("continuation_gslm", lambda o: (o.semantic_audio, o.semantic_sample_rate))):
+                      ("continuation_gslm", lambda o: (o.semantic_audio, o.semantic_sample_rate)),
+                      ("continuation_units", lambda o: (o.units_only_audio,
+                                                        o.semantic_sample_rate))):
         for u, o in zip(utts, outs, strict=True):
             save_audio(d / kind / f"{u.id}.wav", *get(o))
         agg = evaluate_speech(d / kind, manifest, d / "eval" / kind, metrics=["speaker", "mos"],
