@@ -168,7 +168,8 @@ def test_audiolm_continuation_figures_go_to_speech_kind_and_into_the_report(tmp_
     assert results["speech"]["continuation"]["speaker_similarity"] == 0.81
     md = (out / "report.md").read_text()
     assert "| AudioLM: semantic -> coarse -> fine (30 prompts) | 0.81 | 2.4 |" in md
-    assert "| GSLM: the same units -> unit vocoder, prompt's voice (30 prompts) | 0.62 | 2.9 |" in md
+    assert ("| GSLM: the same units -> unit vocoder, prompt's voice (30 prompts) | 0.62 | 2.9 |"
+            in md)
 
 
 def test_codec_token_datasets_are_counted_in_frames(tmp_path):

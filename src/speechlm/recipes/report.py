@@ -343,8 +343,9 @@ CONTINUATION_KINDS = {"continuation": "AudioLM: semantic -> coarse -> fine",
 CONTINUATION_NOTE = ("The same semantic continuations of held-out-voice prompts, spoken by the "
                      "acoustic stages (codec codes in the prompt's voice) and by the unit "
                      "vocoder, given the prompt's voice embedding or not (then only the units "
-                     "carry the speaker). Speaker similarity: resemblyzer cosine to the prompt's own "
-                     "utterance; DNSMOS overall. Per file: continuation/eval/<kind>/speech.json.")
+                     "carry the speaker). Speaker similarity: resemblyzer cosine to the prompt's "
+                     "own utterance; DNSMOS overall. Per file: "
+                     "continuation/eval/<kind>/speech.json.")
 
 
 def _kind_rows(speech: dict[str, Any], n: int | None, what: str, kinds: dict[str, str],
