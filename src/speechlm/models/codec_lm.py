@@ -1,4 +1,5 @@
-"""Codec language models behind the one interface: ``valle``, ``valle_nar``, ``codec_delayed``.
+"""Codec language models behind the one interface: ``valle``, ``valle_nar``, ``codec_delayed``,
+``viola``.
 
 The models are :mod:`speechlm.models.modeling_valle`'s, trained by the ``codec`` objective
 (``speechlm.train.codec_lm``) on a codec's token dataset. A model config is a stock Llama
@@ -9,6 +10,8 @@ MusicGen's 0, 1, .., K-1).
   ``MODEL/nar/``) fills codebooks 1..K-1. Each is trained on its own (``valle`` builds the AR,
   ``valle_nar`` the NAR) and :func:`attach_nar` puts the NAR into the AR's model directory.
 - ``codec_delayed``: one causal model over all K codebooks in the delay pattern.
+- ``viola``: VioLA, one causal model for ASR, speech and text translation and TTS
+  (:mod:`speechlm.models.modeling_viola`); its TTS uses VALL-E's NAR, attached like VALL-E's.
 
 What these models do is text to speech (``speechlm.generate.tts``, ``speechlm tts``): they have no
 likelihood of speech alone to score the zero-shot benchmarks with, and no continuation without
@@ -144,8 +147,8 @@ class ViolaArch(CodecLM):
                            seed=seed)
 
     def generate(self, lm, prompts, sampling, max_new, min_new=None):
-        raise ConfigError(f"{lm.dir}: a viola model does tasks; use speechlm tts --model "
-                          f"{lm.dir} ... or speechlm.generate.viola")
+        raise ConfigError(f"{lm.dir}: a viola model does tasks; use speechlm viola --model "
+                          f"{lm.dir} --task asr|st|mt ... or speechlm tts --model {lm.dir} ...")
 
 
 def attach_nar(valle_dir: str | Path, nar_dir: str | Path) -> Path:
