@@ -233,3 +233,15 @@ def test_a_recipe_may_leave_stages_out(tmp_path):
                                  sections=["corpus", "data", "benchmark", "tokenizer"]))
     path = _recipe_file(tmp_path, ["corpus", "data"])
     assert load_recipe(path).stages == ["corpus", "data"]
+
+
+def test_viola_single_task_baselines_have_the_multi_task_models_size():
+    """Every viola_* format declares every range, so one task alone builds the same model."""
+    from speechlm.recipes.pipeline import plan_recipe
+    from speechlm.recipes.stages import RunContext
+
+    plans = plan_recipe(RunContext(load_recipe("viola", "tiny"), None))
+    stages = ("model", "single_asr", "single_st", "single_mt", "single_tts")
+    assert len({plans[s]["parameters"] for s in stages}) == 1
+    assert len({plans[s]["vocabulary"] for s in stages}) == 1
+    assert "100 held-out items per text task" in plans["viola"]["viola"]
