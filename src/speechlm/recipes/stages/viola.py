@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,8 +83,6 @@ def _run_viola(ctx: RunContext, conf: ViolaEvalConfig, d: Path) -> dict:
             results[name].update({"tts_wer": s["wer"], "tts_prompt_similarity":
                                   s["prompt_similarity"], "tts_mos": s["mos"]})
     record = {"n_items": text["n_items"], "results": results, "speech": speech}
-    import json
-
     (d / "viola.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 
