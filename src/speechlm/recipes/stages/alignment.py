@@ -18,17 +18,14 @@ Outputs: ``RUN/preferences/{audio,tokens}`` (story pairs), ``ranking.jsonl`` (mo
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from speechlm.config import Config, at_least, choice, fraction, positive
 from speechlm.errors import ConfigError
 from speechlm.recipes.stages import STAGES, RunContext, Stage, config_values
 from speechlm.recipes.stages.corpus import TRAIN
-from speechlm.recipes.stages.vocoder import install_vocoder
-from speechlm.train.config import TrainConfig
+from speechlm.recipes.stages.finetune import finetune_stage
 
 
 # ---- preferences ----------------------------------------------------------------------------
@@ -117,47 +114,7 @@ STAGES.add("preferences", Stage(
 
 
 # ---- align ----------------------------------------------------------------------------------
-ALIGN_PATHS = {"data": "preferences/train", "eval_data": "preferences/valid",
-               "output_dir": "align"}
-FROM_MODEL = "<model>"  # align.init_from placeholder: RUN/model
-ALIGN_DEFAULTS = {"init": "from_model", "objective": "dpo",
-                  "formats": {"speech_preference": 1.0}}
-
-
-def _parse_align(section: Any, prefix: str) -> TrainConfig:
-    if not isinstance(section, dict):
-        return TrainConfig.from_dict(section, prefix)  # names the section's type error
-    for key in (*ALIGN_PATHS, "init", "init_from", "model"):
-        if key in section:
-            raise ConfigError(f"{prefix}{key}: set by the recipe (DPO starts from RUN/model "
-                              f"and writes RUN/align); remove it")
-    return TrainConfig.from_dict({**ALIGN_DEFAULTS, **section, **ALIGN_PATHS,
-                                  "init_from": FROM_MODEL}, prefix)
-
-
-def _align_values(ctx: RunContext, conf: TrainConfig) -> dict:
-    values = config_values(conf)
-    del values["model"]  # unused: the model is RUN/model
-    return values
-
-
-def _run_align(ctx: RunContext, conf: TrainConfig, d: Path) -> dict:
-    from speechlm.train import run_training
-
-    paths = {k: str(ctx.out / rel) for k, rel in ALIGN_PATHS.items()}
-    if not (ctx.out / ALIGN_PATHS["eval_data"] / "info.json").is_file():
-        paths["eval_data"] = None  # preferences.valid_fraction 0: no held-out pairs
-    return run_training(dataclasses.replace(conf, **paths, init_from=str(ctx.dir("model"))))
-
-
-def _plan_align(ctx: RunContext, conf: TrainConfig) -> dict:
-    args = {**config_values(conf).get("objective_args", {})}
-    return {"init": "from RUN/model", "objective": f"{conf.objective_name} {args or ''}".strip(),
-            "steps": f"{conf.max_steps} at lr {conf.lr:g}"}
-
-
-STAGES.add("align", Stage(
-    "align", _run_align, _plan_align, config=TrainConfig, parse=_parse_align,
-    needs=("model", "preferences"), after=("vocoder",), record=_align_values,
-    finish=lambda ctx: install_vocoder(ctx, "align") if "vocoder" in ctx.recipe.stages else None))
-
+STAGES.add("align", finetune_stage(
+    "align", start="model", data="preferences/train", eval_data="preferences/valid",
+    defaults={"objective": "dpo", "formats": {"speech_preference": 1.0}},
+    needs=("preferences",)))
