@@ -13,7 +13,7 @@ import typer
 from speechlm.codec.cli import codec_app
 from speechlm.corpus.cli import corpus_app, synth_app
 from speechlm.evaluate.cli import eval_app
-from speechlm.generate.cli import generate, resynth, tts, viola
+from speechlm.generate.cli import chat, generate, resynth, tts, viola
 from speechlm.recipes.cli import run
 from speechlm.ssl.cli import ssl_app
 from speechlm.tokenizers.cli import tokenize, tokenizer_app
@@ -40,6 +40,7 @@ app.command("generate")(generate)
 app.command("resynth")(resynth)
 app.command("tts")(tts)
 app.command("viola")(viola)
+app.command("chat")(chat)
 app.command("run")(run)
 
 

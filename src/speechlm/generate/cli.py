@@ -161,3 +161,47 @@ def viola(
     typer.echo(json.dumps({"task": task, "source": source, "target": target,
                            "input": str(audio) if audio is not None else text, "output": out},
                           ensure_ascii=False))
+
+
+def chat(
+    model: Path = typer.Option(..., "--model",
+                               help="An instruction-tuned model directory (speechgpt recipe)."),
+    audio: Path | None = typer.Option(None, "--audio", help="The spoken question (any rate)."),
+    text: str | None = typer.Option(None, "--text", help="A written question instead."),
+    out: Path | None = typer.Option(None, "--out", help="Write the spoken answer here (WAV; "
+                                    "a .json record is written beside it)."),
+    mode: str | None = typer.Option(
+        None, "--mode", help="chain (transcript, text answer, then speech) or direct (speech "
+        "only); default: what the model was fine-tuned for."),
+    max_seconds: float = typer.Option(6.0, "--max-seconds", help="Length cap of the spoken "
+                                      "answer."),
+    temperature: float = typer.Option(0.8, "--temperature", help="Sampling of the spoken "
+                                      "answer's units (the text is greedy)."),
+    top_k: int = typer.Option(20, "--top-k", help="0 disables top-k filtering."),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole record as JSON."),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Answer a spoken or written question: the text answer on stdout, the spoken one in
+    --out."""
+    from speechlm.audio import load_audio, save_audio
+    from speechlm.errors import SpeechLMError
+    from speechlm.generate.chat import reply
+    from speechlm.models.speech_lm import load_speech_lm
+
+    if (audio is None) == (text is None):
+        raise SpeechLMError("give the question with --audio FILE or --text \"...\" (one)")
+    lm = load_speech_lm(model, device)
+    rate = int(lm.speech_tokenizer.sample_rate)
+    wav = None if audio is None else load_audio(audio, rate)
+    r = reply(lm, wav, rate, text, mode=mode, max_seconds=max_seconds, temperature=temperature,
+              top_k=top_k, seed=seed, speak=out is not None)
+    record = {"question": str(audio) if audio is not None else text, **r.record()}
+    if out is not None:
+        if r.audio is None or not len(r.audio):
+            raise SpeechLMError(f"{out}: the model ended its spoken answer at once; nothing "
+                                "to write (try another --seed)")
+        save_audio(out, r.audio, r.sample_rate)
+        record["out"] = str(out)
+        out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    typer.echo(json.dumps(record) if as_json else r.text)

@@ -57,4 +57,5 @@ def run(
     results = run_recipe(cfg, out, manifest)
     console.print(f"[bold green]done[/bold green]: report {out / 'report.md'}")
     for task, res in results.get("benchmarks", {}).items():
-        console.print(f"  {task}: accuracy {res['accuracy']:.3f} ({res['n_pairs']} pairs)")
+        count = f"{res['n_pairs']} pairs" if "n_pairs" in res else f"{res.get('n_items')} items"
+        console.print(f"  {task}: accuracy {res['accuracy']:.3f} ({count})")

@@ -61,6 +61,10 @@ def write_report(ctx: RunContext) -> dict:
         # single_asr, ...)
         "viola": _info(stages, "viola").get("results", {}),
         "viola_items": _info(stages, "viola").get("n_items"),
+        # spoken QA of instruction-tuned models (qa.MODEL.text_accuracy, ...; MODEL: speechgpt,
+        # direct)
+        "qa": (qa := _info(stages, "qa").get("results", {})),
+        "qa_items": _info(stages, "qa").get("n_items"),
         "style": _info(stages, "style"),
         "crossmodal": (cross := _info(stages, "crossmodal")),
         # DESIGN's names: turns.SOURCE.ipu_per_min, .gap_mean_s, ... (data, model, baseline)
@@ -72,6 +76,11 @@ def write_report(ctx: RunContext) -> dict:
     results["benchmarks"].update(cross.pop("benchmarks", {}))
     # dGSLM's benchmarks, each item on channel A (``lexical``) and on channel B (``_channel_b``)
     results["benchmarks"].update(_info(stages, "dialogue_eval").get("benchmarks", {}))
+    # DESIGN's names: benchmarks.qa_text / qa_spoken, the chat model's (chain of modality)
+    chat = qa.get("speechgpt", {})
+    for key, figure in (("qa_text", "text_accuracy"), ("qa_spoken", "spoken_accuracy")):
+        if chat.get(figure) is not None:
+            results["benchmarks"][key] = {"accuracy": chat[figure], "n_items": chat["items"]}
     results["wall_seconds"] = round(sum(results["stage_seconds"].values()), 1)
     (out / "results.json").write_text(json.dumps(results, indent=1))
 
@@ -115,13 +124,14 @@ def _info(stages: dict[str, dict], name: str) -> dict:
 
 
 def _zero_shot(r: dict[str, Any]) -> dict[str, dict]:
-    """The eval stage's benchmarks: the cross-modal ones (also under ``benchmarks`` in
-    ``results.json``) have a section of their own."""
+    """The eval stage's benchmarks: the cross-modal ones and spoken QA (also under
+    ``benchmarks`` in ``results.json``) have sections of their own."""
     from speechlm.evaluate.crossmodal import figure_name
 
     cross = {figure_name(task, d) for task, by in r["crossmodal"].get("table", {}).items()
              for d in by}
-    return {k: v for k, v in r["benchmarks"].items() if k not in cross}
+    return {k: v for k, v in r["benchmarks"].items()
+            if k not in cross and k not in ("qa_text", "qa_spoken")}
 
 
 def _data_figures(out: Path, stages: dict[str, dict]) -> dict[str, Any]:
@@ -389,12 +399,38 @@ def _viola_rows(r: dict[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
     return [f"model ({r.get('viola_items')} text items)", *VIOLA_FIGURES.values()], rows
 
 
+QA_FIGURES = {"text_accuracy": "text answer acc.", "spoken_accuracy": "spoken answer acc.",
+              "written_accuracy": "written question acc.", "agreement": "written = spoken",
+              "transcript_wer": "question WER", "time_to_first_audio_s": "first audio (s)"}
+QA_NOTE = ("Held-out stories asked by held-out voices. speechgpt: chain of modality (the "
+           "question's transcript, the text answer, then the spoken answer); direct: speech "
+           "answered with speech. An answer is right when it names the slot's value and no "
+           "other; the spoken one through the domain ASR. Replies: qa/answers.jsonl.")
+
+
+def _qa_rows(r: dict[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
+    if not r.get("qa"):
+        return None
+    rows = [[name, *(by.get(f) if by.get(f) is not None else "-" for f in QA_FIGURES)]
+            for name, by in r["qa"].items()]
+    for name, by in r["qa"].items():
+        if by.get("in_context"):
+            ic = by["in_context"]
+            shots = next(k for k in ic if k.endswith("_shot") and k != "zero_shot")
+            rows.append([f"{name}, unseen '{ic['qtype']}' questions ({ic['items']}): text acc. "
+                         f"0-shot {ic['zero_shot']}, {shots.replace('_', '-')} {ic[shots]}",
+                         *["" for _ in QA_FIGURES]])
+    return [f"model ({r.get('qa_items')} items)", *QA_FIGURES.values()], rows
+
+
 SPEECH_SECTIONS = (
     ("Zero-shot TTS on held-out voices and sentences (tts)", _tts_rows, TTS_NOTE),
     ("Speech continuation: AudioLM's acoustic stages vs the unit vocoder (continuation)",
      _continuation_rows, CONTINUATION_NOTE),
     ("VioLA: one codec LM for four tasks vs single-task models (viola)", _viola_rows,
      VIOLA_NOTE),
+    ("Spoken question answering: SpeechGPT's chain of modality vs direct (qa)", _qa_rows,
+     QA_NOTE),
 )
 
 

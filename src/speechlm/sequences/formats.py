@@ -49,7 +49,7 @@ def inventory_sizes() -> dict[str, int]:
 FORMAT_MODULES = ("speechlm.sequences.formats", "speechlm.sequences.instruction",
                   "speechlm.sequences.multistream", "speechlm.sequences.expressive",
                   "speechlm.sequences.dialogue", "speechlm.sequences.valle",
-                  "speechlm.sequences.viola")
+                  "speechlm.sequences.viola", "speechlm.sequences.speechgpt")
 
 
 @dataclass(frozen=True)
