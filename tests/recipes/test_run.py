@@ -390,3 +390,94 @@ def test_prosody_recipes_generate_their_streams_and_measure_style(tmp_path, name
     report = (out / "report.md").read_text()
     assert "![F0 contours](plots/f0.png)" in report and (out / "plots" / "f0.png").is_file()
     assert "## Style keeping" in report
+
+
+def _instruct_small(stages: tuple[str, ...]) -> list[str]:
+    """SMALL for the instruction-tuning recipes: a tiny text LM, few spoken items, 4 steps."""
+    sft = [f"{stage}.{k}" for stage in stages for k in (
+        "max_steps=4", "save_steps=2", "eval_steps=2", "batch_size=4", "warmup_steps=1")]
+    return [a for a in SMALL if not a.startswith(("train.model.", "generate."))] + [
+        "textlm.n_sentences=200", "textlm.steps=5", "textlm.model.hidden_size=32",
+        "textlm.model.intermediate_size=64", "textlm.model.num_hidden_layers=2",
+        "textlm.model.num_attention_heads=2", "textlm.model.num_key_value_heads=2",
+        "train.max_steps=4", "train.save_steps=100", "train.eval_steps=100",
+        "instructions.train=12", "instructions.valid=4", "instructions.test=8", *sft,
+        "qa.items=8", "qa.max_seconds=1.0"]
+
+
+@pytest.mark.slow
+def test_speechgpt_instruction_tunes_in_stages_and_answers_held_out_questions(tmp_path):
+    out = tmp_path / "speechgpt"
+    small = _instruct_small(("sft_cross", "sft_chain", "sft_direct"))
+    proc = speechlm("run", "speechgpt", "--out", str(out), *small)
+    log, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, log[-3000:]
+    # each stage starts from the one before: model -> sft_cross -> sft_chain / sft_direct
+    for stage, start, formats in (("sft_cross", "model", {"speechgpt_asr", "speechgpt_tts"}),
+                                  ("sft_chain", "sft_cross",
+                                   {"speechgpt_chain", "speechgpt_text_qa"}),
+                                  ("sft_direct", "sft_cross", {"speechgpt_direct"})):
+        meta = json.loads((out / stage / "speechlm.json").read_text())
+        assert meta["objective"] == "sft" and meta["init"]["init_from"] == str(out / start)
+        assert set(meta["formats"]) == formats
+        assert (out / stage / "vocoder" / "vocoder.json").is_file()
+    qa = json.loads((out / "qa" / "qa.json").read_text())
+    answers = [json.loads(line) for line in (out / "qa" / "answers.jsonl").open()]
+    chain, direct = qa["results"]["speechgpt"], qa["results"]["direct"]
+    assert (chain["mode"], direct["mode"]) == ("chain", "direct")
+    # the unseen question type is asked only in the in-context check, of the chain model
+    asked = [a for a in answers if a["qtype"] != "where"]
+    assert len(asked) == chain["items"] + direct["items"] and chain["items"] == direct["items"]
+    for model, figure, flag in (("speechgpt", "text_accuracy", "text_correct"),
+                                ("speechgpt", "spoken_accuracy", "spoken_correct"),
+                                ("direct", "spoken_accuracy", "spoken_correct")):
+        flags = [a[flag] for a in asked if a["model"] == model]
+        assert qa["results"][model][figure] == round(sum(flags) / len(flags), 4)
+    results = json.loads((out / "results.json").read_text())
+    assert results["benchmarks"]["qa_text"]["accuracy"] == chain["text_accuracy"]
+    assert "Spoken question answering" in (out / "report.md").read_text()
+    # the test split was spoken by held-out voices only
+    from speechlm.corpus.synth import HELDOUT_VOICES
+    items = [json.loads(line) for line in (out / "instructions" / "audio" / "items.jsonl").open()]
+    assert {it["voice"] for it in items if it["split"] == "test"} <= set(HELDOUT_VOICES)
+    # chat from the command line: the text answer on stdout, the spoken one in a WAV
+    question = out / "instructions" / "audio" / "wav" / f"{answers[0]['id']}.prompt.wav"
+    proc = speechlm("chat", "--model", str(out / "sft_chain"), "--audio", str(question),
+                    "--out", str(tmp_path / "answer.wav"), "--max-seconds", "1")
+    text, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, text[-2000:]
+    record = json.loads((tmp_path / "answer.json").read_text())
+    assert record["mode"] == "chain" and record["units"] > 0
+    assert text.strip().splitlines()[-1] == record["text"]
+    import soundfile as sf
+    assert sf.info(str(tmp_path / "answer.wav")).frames > 0
+
+
+@pytest.mark.slow
+def test_llama_omni_trains_the_adapter_and_answers_in_text_and_speech(tmp_path):
+    out = tmp_path / "omni"
+    small = _instruct_small(("sft_cross", "sft_chain", "omni")) + [
+        "omni.objective_args.projector_dim=16", "omni.objective_args.upsample=4"]
+    proc = speechlm("run", "llama-omni", "--out", str(out), *small)
+    log, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, log[-3000:]
+    meta = json.loads((out / "omni" / "speechlm.json").read_text())
+    assert meta["architecture"] == "omni" and meta["init"]["init_from"] == str(out / "model")
+    assert meta["omni"]["stack"] == 5 and meta["omni"]["upsample"] == 4
+    qa = json.loads((out / "qa" / "qa.json").read_text())
+    omni = qa["results"]["omni"]
+    answers = [json.loads(line) for line in (out / "qa" / "answers.jsonl").open()]
+    mine = [a for a in answers if a["model"] == "omni"]
+    assert omni["mode"] == "omni" and len(mine) == omni["items"] > 0
+    assert all("question_text" in a and a["question_text"] == "" for a in mine)
+    flags = [a["text_correct"] for a in mine]
+    assert omni["text_accuracy"] == round(sum(flags) / len(flags), 4)
+    assert "transcript_wer" not in omni  # the adapter writes no transcript
+    question = out / "instructions" / "audio" / "wav" / f"{mine[0]['id']}.prompt.wav"
+    proc = speechlm("chat", "--model", str(out / "omni"), "--audio", str(question),
+                    "--out", str(tmp_path / "answer.wav"), "--json")
+    text, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, text[-2000:]
+    record = json.loads(text.strip().splitlines()[-1])
+    assert record["mode"] == "omni" and record["units"] > 0
+    assert json.loads((tmp_path / "answer.json").read_text())["text"] == record["text"]

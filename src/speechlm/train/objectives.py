@@ -13,6 +13,7 @@ that trains on them (``trainer``). Registered objectives:
 | ``dpo``       | prompt / chosen / rejected per row            | TRL ``DPOTrainer``           |
 | ``dialogue``  | packed two-channel frame-unit blocks (dGSLM)  | ``SpeechLMTrainer``          |
 | ``codec``     | one utterance per example (VALL-E AR / NAR, delay pattern) | ``SpeechLMTrainer`` |
+| ``omni``      | question frames, text answer, its units (LLaMA-Omni) | ``SpeechLMTrainer`` |
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class Objective(ABC):
 OBJECTIVES: Registry[Objective] = Registry(
     "objective", ("speechlm.train.objectives", "speechlm.train.multistream",
                   "speechlm.train.finetune", "speechlm.train.dialogue",
-                  "speechlm.train.codec_lm"))
+                  "speechlm.train.codec_lm", "speechlm.train.omni"))
 
 
 def get_objective(name: str) -> Objective:

@@ -111,6 +111,10 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     from speechlm.train.plot import plot_losses
     from speechlm.train.trainer import FreezeBody, ThroughputCallback
 
+    if cfg.objective == "omni":  # LLaMA-Omni: its own model class around the trained LM
+        from speechlm.train.omni import train_omni
+
+        return train_omni(cfg, callbacks)
     out = Path(cfg.output_dir)
     info = read_info(cfg.data)
     speech_tok = info.get("tokenizer")
