@@ -114,3 +114,36 @@ def test_omni_refuses_what_it_cannot_train(backbone_dir, omni_data, tmp_path):
     with pytest.raises(ConfigError, match="OmniSpeechLM"):
         get_objective("omni").datasets(_cfg(backbone_dir, omni_data, tmp_path), lm.vocab,
                                        lm.model)
+
+
+def test_written_share_asks_that_share_of_rows_in_text(backbone_dir, omni_data):
+    from speechlm.models.init import from_model_init
+    from speechlm.models.modeling_omni import MARKERS, OmniSpeechLM
+    from speechlm.train.omni import OmniDataset, omni_collate
+
+    lm, vocab, _ = from_model_init(backbone_dir, list(MARKERS))
+    spoken = OmniDataset(omni_data[0], vocab, 5, 4, 128)
+    mixed = OmniDataset(omni_data[0], vocab, 5, 4, 128, written_share=0.5)
+    written = [i for i in range(len(mixed)) if len(mixed[i]["speech_feats"]) == 0]
+    assert written == [1, 3, 5, 7]  # half of the 8 rows, spread over them
+    for i in written:
+        text = vocab.text_to_ids(SENTENCES[i % len(SENTENCES)])
+        ids = mixed[i]["input_ids"]
+        assert ids[2:2 + len(text)] == text and vocab.speech_id not in ids
+        # the same answer and units as the spoken row
+        assert mixed[i]["labels"][-len(text) - 1:] == spoken[i]["labels"][-len(text) - 1:]
+        assert mixed[i]["unit_targets"] == spoken[i]["unit_targets"]
+    # a batch of written questions only still runs through the model
+    torch.manual_seed(0)
+    model = OmniSpeechLM.from_backbone(lm.model, N_MELS, N_UNITS, vocab.speech_id,
+                                       projector_dim=16, unit_layers=1, upsample=4)
+    out = model(**omni_collate(vocab.pad_id)([mixed[i] for i in written]))
+    assert torch.isfinite(out.loss)
+
+
+def test_written_share_must_be_a_fraction(backbone_dir, omni_data, tmp_path):
+    from speechlm.train.omni import train_omni
+
+    with pytest.raises(ConfigError, match="written_share: must be in"):
+        train_omni(_cfg(backbone_dir, omni_data, tmp_path / "o",
+                        objective_args={**ARGS, "written_share": 1.0}))

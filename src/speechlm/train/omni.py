@@ -48,14 +48,19 @@ COLUMNS = ("prompt_feats", "response_text", "response_units")
 FEATURES, UNITS = "features", "units"  # tokenizer roles in the model directory
 
 
-def omni_example(row: Mapping, vocab: Any, stack: int) -> dict[str, Any]:
+def omni_example(row: Mapping, vocab: Any, stack: int, written: bool = False) -> dict[str, Any]:
     """One row -> ``input_ids``, ``labels`` (lists), ``speech_feats`` (T, D) float32 and
-    ``unit_targets`` (list): the template with the answer labelled."""
+    ``unit_targets`` (list): the template with the answer labelled. ``written``: the question's
+    text in the slot instead of its frames (no frames), the same answer."""
     from speechlm.models.modeling_omni import prompt_ids, stacked_length
 
     feats = np.asarray(row["prompt_feats"], dtype=np.float32).reshape(len(row["prompt_feats"]),
                                                                        -1)
-    prompt = prompt_ids(vocab, stacked_length(len(feats), stack))
+    if written:
+        prompt = prompt_ids(vocab, question_ids=vocab.text_to_ids(row["prompt_text"]))
+        feats = feats[:0]
+    else:
+        prompt = prompt_ids(vocab, stacked_length(len(feats), stack))
     answer = [*vocab.text_to_ids(row["response_text"]), vocab.eos_id]
     return {"input_ids": prompt + answer, "labels": [IGNORE] * len(prompt) + answer,
             "speech_feats": feats, "unit_targets": [int(u) for u in row["response_units"]]}
@@ -69,7 +74,7 @@ def omni_collate(pad_id: int):
     def fn(items: list[dict]) -> dict[str, Any]:
         b = len(items)
         n = max(len(it["input_ids"]) for it in items)
-        t = max(len(it["speech_feats"]) for it in items)
+        t = max(1, max(len(it["speech_feats"]) for it in items))  # a batch may be all text
         s = max(1, max(len(it["unit_targets"]) for it in items))
         ids = torch.full((b, n), pad_id, dtype=torch.long)
         labels = torch.full((b, n), IGNORE, dtype=torch.long)
@@ -97,12 +102,16 @@ class OmniDataset:
     longer than ``max_len`` positions are left out (``n_too_long``)."""
 
     def __init__(self, data_dir: str | Path, vocab: Any, stack: int, upsample: int,
-                 max_len: int, key: str = "data") -> None:
+                 max_len: int, key: str = "data", written_share: float = 0.0) -> None:
         import pyarrow.compute as pc
 
         from speechlm.train.data import load_rows
 
         self.rows, self.vocab, self.stack = load_rows(data_dir), vocab, stack
+        self.written_share = written_share
+        if written_share and "prompt_text" not in self.rows.column_names:
+            raise ConfigError(f"objective_args.written_share: {data_dir} has no prompt_text "
+                              "column to read the written questions from")
         missing = [c for c in COLUMNS if c not in self.rows.column_names]
         if missing:
             raise ConfigError(f"{key}: {data_dir} has no column {', '.join(missing)} (an omni "
@@ -125,15 +134,22 @@ class OmniDataset:
         return len(self.index)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return omni_example(self.rows[int(self.index[i])], self.vocab, self.stack)
+        row = int(self.index[i])
+        # exactly that share of the rows, spread evenly: where floor(share * row) steps up
+        share = self.written_share
+        written = int(share * (row + 1)) > int(share * row)
+        return omni_example(self.rows[row], self.vocab, self.stack, written)
 
 
 class OmniObjective(Objective):
     """Text answer (cross-entropy) and its units (CTC) from spoken questions (LLaMA-Omni)."""
 
     name = "omni"
+    # written_share: the share of training rows asked with the written question instead of
+    # the spoken one, the same answer (modality consistency, as AudioChatLLaMA); held-out
+    # loss stays on the spoken questions
     params = {"stack": 5, "projector_dim": 2048, "unit_layers": 2, "upsample": 25,
-              "unit_loss_weight": 1.0}
+              "unit_loss_weight": 1.0, "written_share": 0.0}
     streams = None
 
     def check(self, cfg, uses) -> None:
@@ -142,7 +158,11 @@ class OmniObjective(Objective):
             if k not in self.params:
                 raise ConfigError(f"objective_args.{k}: unknown for objective omni; valid: "
                                   f"{', '.join(self.params)}")
-            if not isinstance(v, int | float) or v <= 0:
+            if k == "written_share":
+                if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1:
+                    raise ConfigError(f"objective_args.written_share: must be in [0, 1), got "
+                                      f"{v!r}")
+            elif not isinstance(v, int | float) or v <= 0:
                 raise ConfigError(f"objective_args.{k}: must be a positive number, got {v!r}")
         if cfg.init != "from_model":
             raise ConfigError("init: objective omni starts from a trained LM's model directory "
@@ -157,10 +177,12 @@ class OmniObjective(Objective):
                               "train_omni")
         a = self.args(cfg)
 
-        def make(data: str, key: str) -> OmniDataset:
-            return OmniDataset(data, vocab, int(a["stack"]), int(a["upsample"]), cfg.seq_len, key)
+        def make(data: str, key: str, share: float = 0.0) -> OmniDataset:
+            return OmniDataset(data, vocab, int(a["stack"]), int(a["upsample"]), cfg.seq_len, key,
+                               written_share=share)
 
-        return make(cfg.data, "data"), make(cfg.eval_data, "eval_data") if cfg.eval_data else None
+        return (make(cfg.data, "data", float(a["written_share"])),
+                make(cfg.eval_data, "eval_data") if cfg.eval_data else None)
 
     def trainer(self, cfg, model, vocab, train_ds, eval_ds, callbacks):
         from speechlm.train.trainer import SpeechLMTrainer
