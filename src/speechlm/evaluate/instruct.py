@@ -12,8 +12,9 @@ chat.reply`, from the audio file, as ``speechlm chat`` does:
   the written question, and how often it names the same value as the answer to the spoken one;
 - ``time_to_first_audio_s``: from the call to the first vocoded chunk of the spoken answer;
 - ``in_context`` (COSMIC): on the question type absent from fine-tuning (``heldout_qtype``;
-  its items count in no other figure), text accuracy with no example and with ``shots`` solved
-  examples of that type (other test items) before the question.
+  its items count in no other figure), text accuracy with no example and with the ``shots``
+  shortest solved examples of that type (other test items) before the question; an item whose
+  examples and question exceed the model's context is listed (``too_long``), not scored.
 
 Accuracies are fractions of the items scored; a model that writes nothing scores 0 on that item.
 """
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from speechlm.errors import SpeechLMError
 from speechlm.evaluate.asr import normalize_text
 
 WRITERS = ("chain", "omni")  # modes that write a text answer
@@ -56,6 +58,10 @@ def load_items(audio_dir: str | Path, split: str = "test") -> list[dict]:
     return items
 
 
+def _turn_length(row: Mapping) -> int:
+    return len(row["prompt_units"]) + len(row["response_units"]) + 2 * len(row["prompt_text"])
+
+
 def _shot_ids(vocab: Any, shots: Sequence[Mapping]) -> list[int]:
     """Solved chain-of-modality turns (``prompt_units`` etc. rows) as context ids."""
     from speechlm.sequences.speechgpt import speechgpt_chain
@@ -76,8 +82,10 @@ def evaluate_qa(models: Mapping[str, str | Path], audio_dir: str | Path, out_dir
     ``asr_sentences`` are what the domain ASR's LM is estimated on (default: the grammar's);
     they must not hold the test answers. ``shot_rows`` are token rows (``prompt_units``,
     ``prompt_text``, ``response_text``, ``response_units``, ``id``, ``qtype``) that in-context
-    examples are drawn from (never the item being asked). Writes ``out_dir/qa.json`` (figures)
-    and ``answers.jsonl`` (every reply).
+    examples are drawn from (never the item being asked); with them, two references bound what
+    the spoken answers can score: ``ground_truth`` (the recorded response through the ASR) and
+    ``resynth`` (its units through the first model's vocoder). Writes ``out_dir/qa.json``
+    (figures) and ``answers.jsonl`` (every reply).
     """
     from speechlm.audio import load_audio
     from speechlm.evaluate.asr import wer
@@ -94,7 +102,6 @@ def evaluate_qa(models: Mapping[str, str | Path], audio_dir: str | Path, out_dir
     if not items:
         raise ValueError(f"{audio_dir}: no test items")
     asr = domain_transcriber(asr_sentences, out / "asr_lm")
-    rng = np.random.default_rng(seed)
     results: dict[str, dict] = {}
     answers = []
     for name, model_dir in models.items():
@@ -102,7 +109,8 @@ def evaluate_qa(models: Mapping[str, str | Path], audio_dir: str | Path, out_dir
         mode = default_mode(lm)
         rate = int(lm.speech_tokenizer.sample_rate)
         acc: dict[str, list] = {k: [] for k in (
-            "text", "spoken", "written", "agree", "ttfa", "wer_ref", "wer_hyp", "zero", "few")}
+            "text", "spoken", "written", "agree", "ttfa", "wer_ref", "wer_hyp", "zero", "few",
+            "too_long")}
         for it in progress_bar(items, unit="item", desc=f"qa {name}", disable=not progress):
             wav = load_audio(it["prompt_audio"], rate)
             cands = [c for c in it["candidates"] if c != it["answer"]]
@@ -116,10 +124,15 @@ def evaluate_qa(models: Mapping[str, str | Path], audio_dir: str | Path, out_dir
                         and s["id"] != it["id"]]
                 if len(pool) < shots:
                     continue
-                pick = [pool[int(i)] for i in rng.choice(len(pool), shots, replace=False)]
+                # the shortest solved examples, so that they and the question fit the context
+                pick = sorted(pool, key=_turn_length)[:shots]
                 z = reply(lm, wav, rate, speak=False, **common)
-                f = reply(lm, wav, rate, speak=False, context=_shot_ids(lm.vocab, pick),
-                          **common)
+                try:
+                    f = reply(lm, wav, rate, speak=False, context=_shot_ids(lm.vocab, pick),
+                              **common)
+                except SpeechLMError:
+                    acc["too_long"].append(it["id"])
+                    continue
                 acc["zero"].append(correct(z.text, it["answer"], cands))
                 acc["few"].append(correct(f.text, it["answer"], cands))
                 answers.append({"model": name, "id": it["id"], "qtype": it["qtype"],
@@ -149,11 +162,49 @@ def evaluate_qa(models: Mapping[str, str | Path], audio_dir: str | Path, out_dir
                 rec["written_text"] = w.text
             answers.append(rec)
         results[name] = _summary(mode, acc, shots, heldout_qtype, wer)
+    if shot_rows and models:
+        results.update(_references(items, audio_dir, shot_rows, next(iter(models.values())),
+                                   heldout_qtype, asr, progress))
     record = {"n_items": len(items), "results": results}
     (out / "qa.json").write_text(json.dumps(record, indent=2) + "\n")
     with open(out / "answers.jsonl", "w", encoding="utf-8") as f:
         f.writelines(json.dumps(a) + "\n" for a in answers)
     return record
+
+
+def _references(items: Sequence[dict], audio_dir: str | Path, rows: Sequence[Mapping],
+                model_dir: str | Path, heldout_qtype: str | None, asr: Any, progress: bool
+                ) -> dict[str, dict]:
+    """Spoken accuracy of the recorded responses and of their units through the vocoder."""
+    from speechlm.audio import load_audio
+    from speechlm.corpus.manifest import read_jsonl
+    from speechlm.evaluate.asr import ASR_SAMPLE_RATE
+    from speechlm.generate.continuation import resolve_vocoder
+    from speechlm.models.speech_lm import load_speech_lm
+    from speechlm.progress import progress_bar
+    from speechlm.tokenizers.streams import Streams
+
+    lm = load_speech_lm(model_dir)
+    vocoder = resolve_vocoder(lm)
+    d = Path(audio_dir)
+    paths = {u["id"]: d / u["audio"] for _, _, u in read_jsonl(d / "manifest.jsonl")}
+    units = {r["id"]: r["response_units"] for r in rows}
+    flags: dict[str, list[bool]] = {"ground_truth": [], "resynth": []}
+    for it in progress_bar([i for i in items if i["qtype"] != heldout_qtype], unit="item",
+                           desc="qa references", disable=not progress):
+        cands = [c for c in it["candidates"] if c != it["answer"]]
+        path = paths.get(f"{it['id']}.response")
+        if path is None or it["id"] not in units:
+            continue
+        heard = asr.transcribe(load_audio(path, ASR_SAMPLE_RATE), ASR_SAMPLE_RATE)
+        flags["ground_truth"].append(correct(heard, it["answer"], cands))
+        wav = vocoder.synthesize(Streams(lm.speech_tokenizer.frame_rate,
+                                         units=np.asarray(units[it["id"]])))
+        flags["resynth"].append(correct(asr.transcribe(wav, vocoder.sample_rate), it["answer"],
+                                        cands))
+    return {name: {"mode": "reference", "items": len(f),
+                   "spoken_accuracy": round(float(np.mean(f)), 4) if f else None}
+            for name, f in flags.items()}
 
 
 def _summary(mode: str, acc: dict[str, list], shots: int, heldout_qtype: str | None,
@@ -170,5 +221,6 @@ def _summary(mode: str, acc: dict[str, list], shots: int, heldout_qtype: str | N
         s["transcript_wer"] = round(wer(acc["wer_ref"], acc["wer_hyp"]), 4)
         if acc["few"]:
             s["in_context"] = {"qtype": heldout_qtype, "items": len(acc["few"]),
-                               "zero_shot": mean(acc["zero"]), f"{shots}_shot": mean(acc["few"])}
+                               "zero_shot": mean(acc["zero"]), f"{shots}_shot": mean(acc["few"]),
+                               "too_long": acc["too_long"]}
     return s

@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from speechlm.config import Config, at_least, choice, positive
 from speechlm.errors import ConfigError
 from speechlm.recipes.stages import STAGES, RunContext, Stage
 from speechlm.recipes.stages.finetune import finetune_stage
+from speechlm.recipes.stages.tokens import FROM_SSL
 
 # qa name -> stage
 CHAT_MODELS = {"speechgpt": "sft_chain", "direct": "sft_direct", "omni": "omni"}
@@ -82,7 +84,8 @@ def _plan_instructions(ctx: RunContext, conf: InstructionsConfig) -> dict:
 @dataclass
 class OmniFeaturesConfig(Config):
     """The speech encoder whose frames the adapter reads: a front-end ``kind`` (its ``model``
-    and ``layer`` for an SSL encoder: a hub id or folder) and options of a spectral one."""
+    and ``layer`` for an SSL encoder: a hub id, a folder, or ``<ssl>`` for the encoder the run's
+    ``ssl`` stage trains) and options of a spectral one."""
 
     kind: str = choice("logmel", "logmel", "mfcc", "hubert", "wav2vec2", "wavlm", "w2v-bert")
     model: str | None = None
@@ -105,8 +108,16 @@ def _run_omni_features(ctx: RunContext, conf: OmniFeaturesConfig, d: Path) -> di
     from speechlm.train.omni import write_omni_rows
 
     audio = ctx.dir("instructions") / "audio"
-    manifest = audio / "manifest.jsonl"
-    opts = {k: v for k, v in (("model", conf.model), ("layer", conf.layer),
+    # the adapter reads the questions only: the answers are units, already tokenised
+    manifest = d / "questions.jsonl"
+    with open(audio / "manifest.jsonl", encoding="utf-8") as src, \
+            open(manifest, "w", encoding="utf-8") as dst:
+        for line in src:
+            u = json.loads(line)
+            if u["id"].endswith(".prompt"):
+                dst.write(json.dumps({**u, "audio": str((audio / u["audio"]).resolve())}) + "\n")
+    model = str(ctx.dir("ssl")) if conf.model == FROM_SSL else conf.model
+    opts = {k: v for k, v in (("model", model), ("layer", conf.layer),
                               ("n_mels", conf.n_mels)) if v is not None}
     fit_tokenizer(manifest, "continuous", 0, d / "tokenizer", features=conf.kind, **opts)
     tokenize_manifest(manifest, d / "tokenizer", d / "tokens")
@@ -195,8 +206,10 @@ STAGES.add("sft_direct", finetune_stage(
     "sft_direct", start="sft_cross", data="instructions/train", eval_data="instructions/valid",
     defaults={"objective": "sft", "formats": {"speechgpt_direct": 1.0}},
     needs=("instructions",)))
-STAGES.add("omni_features", Stage("omni_features", _run_omni_features, _plan_omni_features,
-                                  config=OmniFeaturesConfig, needs=("instructions",)))
+STAGES.add("omni_features", Stage(
+    "omni_features", _run_omni_features, _plan_omni_features, config=OmniFeaturesConfig,
+    needs=("instructions",),
+    extra_needs=lambda conf: ("ssl",) if conf.model == FROM_SSL else ()))
 STAGES.add("omni", finetune_stage(
     "omni", start="model", data="omni_features/train", eval_data="omni_features/valid",
     defaults={"objective": "omni"}, needs=("omni_features",)))
