@@ -408,7 +408,7 @@ def _instruct_small(stages: tuple[str, ...]) -> list[str]:
 @pytest.mark.slow
 def test_speechgpt_instruction_tunes_in_stages_and_answers_held_out_questions(tmp_path):
     out = tmp_path / "speechgpt"
-    small = _instruct_small(("sft_cross", "sft_chain", "sft_direct"))
+    small = _instruct_small(("sft_cross", "sft_chain", "sft_direct", "spectron"))
     proc = speechlm("run", "speechgpt", "--out", str(out), *small)
     log, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, log[-3000:]
@@ -424,11 +424,18 @@ def test_speechgpt_instruction_tunes_in_stages_and_answers_held_out_questions(tm
     qa = json.loads((out / "qa" / "qa.json").read_text())
     answers = [json.loads(line) for line in (out / "qa" / "answers.jsonl").open()]
     chain, direct = qa["results"]["speechgpt"], qa["results"]["direct"]
-    assert (chain["mode"], direct["mode"]) == ("chain", "direct")
+    spectron = qa["results"]["spectron"]
+    assert (chain["mode"], direct["mode"], spectron["mode"]) == ("chain", "direct", "spectron")
+    meta = json.loads((out / "spectron" / "speechlm.json").read_text())
+    assert meta["architecture"] == "spectron" and meta["init"]["init_from"] == str(
+        out / "sft_cross")
     # the unseen question type is asked only in the in-context check, of the chain model
     asked = [a for a in answers if a["qtype"] != "where"]
-    assert len(asked) == chain["items"] + direct["items"] and chain["items"] == direct["items"]
+    assert len(asked) == chain["items"] + direct["items"] + spectron["items"]
+    assert chain["items"] == direct["items"] == spectron["items"]
     for model, figure, flag in (("speechgpt", "text_accuracy", "text_correct"),
+                                ("spectron", "text_accuracy", "text_correct"),
+                                ("spectron", "spoken_accuracy", "spoken_correct"),
                                 ("speechgpt", "spoken_accuracy", "spoken_correct"),
                                 ("direct", "spoken_accuracy", "spoken_correct")):
         flags = [a[flag] for a in asked if a["model"] == model]

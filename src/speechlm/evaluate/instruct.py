@@ -31,7 +31,7 @@ import numpy as np
 from speechlm.errors import SpeechLMError
 from speechlm.evaluate.asr import normalize_text
 
-WRITERS = ("chain", "omni")  # modes that write a text answer
+WRITERS = ("chain", "omni", "spectron")  # modes that write a text answer
 
 
 def named_values(text: str, values: Sequence[str]) -> set[str]:
@@ -151,7 +151,7 @@ def evaluate_qa(models: Mapping[str, str | Path], audio_dir: str | Path, out_dir
             if mode in WRITERS:
                 rec["text_correct"] = correct(r.text, it["answer"], cands)
                 acc["text"].append(rec["text_correct"])
-                if mode == "chain":  # the transcript is written before the answer
+                if mode in ("chain", "spectron"):  # a transcript is written before the answer
                     acc["wer_ref"].append(f"{it['context']} {it['question']}")
                     acc["wer_hyp"].append(r.question_text)
                 w = reply(lm, text=f"{it['context']} {it['question']}", speak=False, **common)

@@ -27,8 +27,9 @@ import numpy as np
 
 from speechlm.errors import ConfigError, SpeechLMError
 
-OMNI = "omni"
-MODES = ("chain", "direct", OMNI)
+OMNI, SPECTRON = "omni", "spectron"
+MODES = ("chain", "direct", OMNI, SPECTRON)
+OWN_MODES = (OMNI, SPECTRON)  # modes of their own architecture
 CHAIN_FORMATS = ("speechgpt_chain", "speechgpt_text_qa")
 
 
@@ -58,8 +59,8 @@ class ChatReply:
 def default_mode(lm: Any) -> str:
     """``omni`` for a LLaMA-Omni model; ``chain`` if the model was fine-tuned on
     chain-of-modality data, else ``direct``."""
-    if lm.architecture.name == OMNI:
-        return OMNI
+    if lm.architecture.name in OWN_MODES:
+        return lm.architecture.name
     formats = set(lm.meta.get("formats") or {})
     if formats & set(CHAIN_FORMATS):
         return "chain"
@@ -117,6 +118,7 @@ class _Decoder:
 
     def __init__(self, model: Any, ids: Sequence[int], limit: int, seed: int) -> None:
         self.model, self.limit, self.n = model, limit, 0
+        self.ids: list[int] = []  # everything read so far
         self.cache: Any = None
         self.logits: Any = None
         self.generator = __import__("torch").Generator().manual_seed(seed)
@@ -133,6 +135,7 @@ class _Decoder:
             out = self.model(input_ids=torch.tensor([list(ids)]), cache=self.cache,
                              use_cache=True)
         self.cache, self.logits, self.n = out.cache, out.logits[0, -1], self.n + len(ids)
+        self.ids += ids
 
     def room(self) -> int:
         return self.limit - self.n
@@ -170,6 +173,7 @@ def reply(lm: Any, audio: np.ndarray | None = None, sample_rate: int = 0,
     ``top_k`` filtering (``temperature`` 0: greedy). ``speak=False`` skips the vocoder.
     """
     from speechlm.generate.continuation import check_waveform, resolve_vocoder
+    from speechlm.models.modeling_spectron import SPEC
     from speechlm.sequences import speechgpt as sg
 
     start = time.perf_counter()
@@ -178,7 +182,8 @@ def reply(lm: Any, audio: np.ndarray | None = None, sample_rate: int = 0,
         raise ConfigError(f"mode: one of {', '.join(MODES)}, got {mode!r}")
     if (audio is None) == (text is None):
         raise ConfigError("give the question as audio or as text (exactly one)")
-    if (mode == OMNI) != (lm.architecture.name == OMNI):
+    if (mode in OWN_MODES or lm.architecture.name in OWN_MODES) \
+            and mode != lm.architecture.name:
         raise ConfigError(f"mode {mode}: the model is a {lm.architecture.name} model")
     if mode == OMNI:
         return _omni_reply(lm, audio, sample_rate, text, max_text_tokens, speak, vocoder,
@@ -191,7 +196,7 @@ def reply(lm: Any, audio: np.ndarray | None = None, sample_rate: int = 0,
             raise SpeechLMError("question: too short to tokenise; record at least a word")
         human = sg.human_speech(vocab, streams.units)
         units_per_s = len(streams.units) / max(len(audio) / sample_rate, 1e-3)
-        start_ids = [vocab.marker(sg.TQ if mode == "chain" else sg.SOSP)]
+        start_ids = [vocab.marker(sg.SOSP if mode == "direct" else sg.TQ)]
     else:
         if mode == "direct":
             raise ConfigError("mode direct answers speech with speech; a written question "
@@ -201,10 +206,12 @@ def reply(lm: Any, audio: np.ndarray | None = None, sample_rate: int = 0,
         human = vocab.text_to_ids(text.strip().lower())
         units_per_s = tok.frame_rate / 2  # a de-duplicated stream: about half the frames
         start_ids = [vocab.marker(sg.TA)]
-    limit = int(getattr(lm.model.config, "max_position_embeddings", 0) or 2048)
-    dec = _Decoder(lm.model, [*context, *sg.prompt_ids(vocab, human, start_ids)], limit, seed)
+    # Spectron's text comes from its LM; its spectrogram head continues after [SPEC]
+    text_lm = lm.model.lm if mode == SPECTRON else lm.model
+    limit = int(getattr(text_lm.config, "max_position_embeddings", 0) or 2048)
+    dec = _Decoder(text_lm, [*context, *sg.prompt_ids(vocab, human, start_ids)], limit, seed)
     out = ChatReply(mode=mode, question_text=text.strip().lower() if text else "")
-    size = lm.model.config.vocab_size
+    size = text_lm.config.vocab_size
     m = vocab.marker
     text_ids = [i for i in range(vocab.layout.n_text)
                 if i not in (vocab.bos_id, vocab.eos_id, vocab.pad_id)]
@@ -222,6 +229,10 @@ def reply(lm: Any, audio: np.ndarray | None = None, sample_rate: int = 0,
 
     if start_ids == [m(sg.TQ)]:
         out.question_text = write_text(sg.TA)
+    if mode == SPECTRON:
+        out.text = write_text(SPEC)
+        _speak_spectrogram(lm, dec.ids, max_seconds, speak, out, start)
+        return out
     if mode == "chain":
         out.text = write_text(sg.UA)
         dec.feed([m(sg.SOSP)])
@@ -243,6 +254,23 @@ def reply(lm: Any, audio: np.ndarray | None = None, sample_rate: int = 0,
     voice.finish(out)
     out.seconds = time.perf_counter() - start
     return out
+
+
+def _speak_spectrogram(lm: Any, ids: list[int], max_seconds: float, speak: bool,
+                       out: ChatReply, start: float) -> None:
+    """Spectron: log-mel frames after the text (``ids``, ending in ``[SPEC]``), then
+    Griffin-Lim. Not streamed: the phase is estimated over the whole spectrogram."""
+    from speechlm.generate.spectron import continue_spectrogram, griffin_lim
+    from speechlm.train.spectron import mel_frontend
+
+    if speak:
+        mel = mel_frontend(lm.meta["spectron"]["mel"])
+        frames = continue_spectrogram(lm.model, ids, max_frames=max(1, int(
+            max_seconds * mel.frame_rate)))
+        out.audio = griffin_lim(frames, frontend=mel)
+        out.sample_rate = mel.sample_rate
+        out.time_to_first_audio_s = time.perf_counter() - start
+    out.seconds = time.perf_counter() - start
 
 
 def _omni_reply(lm: Any, audio: np.ndarray | None, sample_rate: int, text: str | None,

@@ -171,8 +171,8 @@ def chat(
     out: Path | None = typer.Option(None, "--out", help="Write the spoken answer here (WAV; "
                                     "a .json record is written beside it)."),
     mode: str | None = typer.Option(
-        None, "--mode", help="chain (transcript, text answer, then speech) or direct (speech "
-        "only); default: what the model was fine-tuned for."),
+        None, "--mode", help="chain (transcript, text answer, then speech), direct (speech "
+        "only), omni or spectron; default: what the model was trained for."),
     max_seconds: float = typer.Option(6.0, "--max-seconds", help="Length cap of the spoken "
                                       "answer."),
     temperature: float = typer.Option(0.8, "--temperature", help="Sampling of the spoken "

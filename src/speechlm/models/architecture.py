@@ -98,7 +98,7 @@ class Architecture(ABC):
 ARCHITECTURES: Registry[Architecture] = Registry(
     "architecture", ("speechlm.models.causal_lm", "speechlm.models.multistream",
                      "speechlm.models.expressive", "speechlm.models.dialogue",
-                     "speechlm.models.codec_lm", "speechlm.models.omni"))
+                     "speechlm.models.codec_lm", "speechlm.models.answering"))
 
 
 def get_architecture(name: str, key: str = "architecture") -> Architecture:

@@ -14,6 +14,7 @@ that trains on them (``trainer``). Registered objectives:
 | ``dialogue``  | packed two-channel frame-unit blocks (dGSLM)  | ``SpeechLMTrainer``          |
 | ``codec``     | one utterance per example (VALL-E AR / NAR, delay pattern) | ``SpeechLMTrainer`` |
 | ``omni``      | question frames, text answer, its units (LLaMA-Omni) | ``SpeechLMTrainer`` |
+| ``spectron``  | chain of modality ending in log-mel frames (Spectron) | ``SpeechLMTrainer`` |
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ class Objective(ABC):
 OBJECTIVES: Registry[Objective] = Registry(
     "objective", ("speechlm.train.objectives", "speechlm.train.multistream",
                   "speechlm.train.finetune", "speechlm.train.dialogue",
-                  "speechlm.train.codec_lm", "speechlm.train.omni"))
+                  "speechlm.train.codec_lm", "speechlm.train.omni",
+                  "speechlm.train.spectron"))
 
 
 def get_objective(name: str) -> Objective:

@@ -115,6 +115,10 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         from speechlm.train.omni import train_omni
 
         return train_omni(cfg, callbacks)
+    if cfg.objective == "spectron":  # Spectron: a spectrogram head on the trained LM
+        from speechlm.train.spectron import train_spectron
+
+        return train_spectron(cfg, callbacks)
     out = Path(cfg.output_dir)
     info = read_info(cfg.data)
     speech_tok = info.get("tokenizer")

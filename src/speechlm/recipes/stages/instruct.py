@@ -16,6 +16,10 @@
   at paper scale), joined with the answers into ``RUN/omni_features/{train,valid,test}``;
 - ``omni``: ``RUN/model`` with LLaMA-Omni's speech adapter and CTC unit decoder
   (``speechlm.train.omni``), trained into ``RUN/omni``;
+- ``spectron_features`` and ``spectron`` (Spectron's chain): the recorded answers as log-mel
+  frames beside the instruction rows (``RUN/spectron_features/{train,valid,test}``), and
+  ``RUN/sft_cross`` trained to write the transcript and the text answer and then continue the
+  spectrogram (``speechlm.train.spectron``) into ``RUN/spectron``;
 - ``qa``: :func:`speechlm.evaluate.instruct.evaluate_qa` on the test items for each fine-tuned
   model present: ``RUN/qa/qa.json`` and ``answers.jsonl``.
 """
@@ -33,7 +37,8 @@ from speechlm.recipes.stages.finetune import finetune_stage
 from speechlm.recipes.stages.tokens import FROM_SSL
 
 # qa name -> stage
-CHAT_MODELS = {"speechgpt": "sft_chain", "direct": "sft_direct", "omni": "omni"}
+CHAT_MODELS = {"speechgpt": "sft_chain", "direct": "sft_direct", "omni": "omni",
+               "spectron": "spectron"}
 
 
 @dataclass
@@ -143,6 +148,34 @@ def _plan_omni_features(ctx: RunContext, conf: OmniFeaturesConfig) -> dict:
     return {"features": f"{what} frames of the spoken questions"}
 
 
+def _run_spectron_features(ctx: RunContext, conf: None, d: Path) -> dict:
+    from speechlm.audio import load_audio
+    from speechlm.corpus.instructions import SPLITS, instruction_rows
+    from speechlm.progress import progress_bar
+    from speechlm.train.data import read_info
+    from speechlm.train.spectron import mel_frontend, write_spectron_rows
+
+    audio = ctx.dir("instructions") / "audio"
+    rows, left_out = instruction_rows(audio, ctx.dir("instructions") / "tokens")
+    units = read_info(ctx.dir("instructions") / "tokens")
+    mel = mel_frontend()
+    counts = {}
+    for split in SPLITS:
+        out = []
+        for r in progress_bar(rows[split], unit="item", desc=f"log-mel {split}"):
+            wav = load_audio(audio / "wav" / f"{r['id']}.response.wav", mel.sample_rate)
+            out.append({**r, "response_frames": mel([wav])[0].numpy()})
+        if out:
+            write_spectron_rows(d / split, out, units["tokenizer"], int(units["n_units"]),
+                                mel.frame_rate, mel.to_dict())
+        counts[split] = len(out)
+    return {"items": counts, "left_out": left_out}
+
+
+def _plan_spectron_features(ctx: RunContext, conf: None) -> dict:
+    return {"frames": "80-band log-mel of the recorded answers (unnormalised: invertible)"}
+
+
 @dataclass
 class QAConfig(Config):
     """Test items to ask (null: all), in-context examples for the held-out question type, how
@@ -213,5 +246,11 @@ STAGES.add("omni_features", Stage(
 STAGES.add("omni", finetune_stage(
     "omni", start="model", data="omni_features/train", eval_data="omni_features/valid",
     defaults={"objective": "omni"}, needs=("omni_features",)))
+STAGES.add("spectron_features", Stage("spectron_features", _run_spectron_features,
+                                      _plan_spectron_features, needs=("instructions",)))
+STAGES.add("spectron", finetune_stage(
+    "spectron", start="sft_cross", data="spectron_features/train",
+    eval_data="spectron_features/valid", defaults={"objective": "spectron"},
+    needs=("spectron_features",), vocoder=False))
 STAGES.add("qa", Stage("qa", _run_qa, _plan_qa, config=QAConfig,
                        needs=("instructions",), after=tuple(CHAT_MODELS.values())))
