@@ -78,12 +78,12 @@ def _cfg(backbone_dir, omni_data, out, **kw) -> TrainConfig:
 def test_omni_trains_writes_a_model_dir_and_resumes(backbone_dir, omni_data, tmp_path):
     from speechlm.generate.omni import answer
     from speechlm.models.speech_lm import load_speech_lm
+    from speechlm.train import run_training
     from speechlm.train.data import load_rows
-    from speechlm.train.omni import train_omni
 
     out = tmp_path / "run"
-    metrics = train_omni(_cfg(backbone_dir, omni_data, out))
-    assert metrics["steps"] == 3 and metrics["train_examples"] == 8
+    metrics = run_training(_cfg(backbone_dir, omni_data, out))
+    assert metrics["steps"] == 3 and metrics["train_blocks"] == 8
     assert all(np.isfinite(v) for _, v in metrics["train_loss"])
     assert np.isfinite(metrics["eval"]["text_loss"]) and np.isfinite(metrics["eval"]["unit_loss"])
     assert not any(p.suffix in (".bin", ".pt", ".pkl") for p in out.iterdir())
@@ -96,7 +96,7 @@ def test_omni_trains_writes_a_model_dir_and_resumes(backbone_dir, omni_data, tmp
     res = answer(model, vocab, feats=np.asarray(feats), max_new_tokens=4)
     assert isinstance(res["text"], str)
 
-    again = train_omni(_cfg(backbone_dir, omni_data, out))  # finished: nothing more to train
+    again = run_training(_cfg(backbone_dir, omni_data, out))  # finished: nothing more to train
     assert again["steps"] == 3 and again["resumed_from"].endswith("checkpoint-3")
     assert json.loads((out / "metrics.json").read_text())["steps"] == 3
 
@@ -142,8 +142,8 @@ def test_written_share_asks_that_share_of_rows_in_text(backbone_dir, omni_data):
 
 
 def test_written_share_must_be_a_fraction(backbone_dir, omni_data, tmp_path):
-    from speechlm.train.omni import train_omni
+    from speechlm.train import run_training
 
     with pytest.raises(ConfigError, match="written_share: must be in"):
-        train_omni(_cfg(backbone_dir, omni_data, tmp_path / "o",
+        run_training(_cfg(backbone_dir, omni_data, tmp_path / "o",
                         objective_args={**ARGS, "written_share": 1.0}))

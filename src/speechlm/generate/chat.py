@@ -1,14 +1,18 @@
-"""Answering one spoken or written question with a SpeechGPT-style model (``speechlm chat``).
+"""Answering one spoken or written question (``speechlm chat``).
 
-The model is a plain causal LM fine-tuned on :mod:`speechlm.sequences.speechgpt`'s template.
-Decoding follows the template's parts, each restricted to the ids it may hold, with the KV
-cache carried across them:
+A SpeechGPT-style model is a plain causal LM fine-tuned on :mod:`speechlm.sequences.speechgpt`'s
+template. Decoding follows the template's parts, each restricted to the ids it may hold, with
+the KV cache carried across them:
 
 - ``chain`` (chain of modality): the transcript after ``[tq]`` and the text answer after
   ``[ta]`` greedily (text ids only, until the next part's marker), then the spoken answer
   after ``[ua] <sosp>`` by sampling unit ids until ``<eosp>``;
 - a written question starts at ``[ta]`` (no transcript to write);
-- ``direct``: units only, after ``<sosp>``.
+- ``direct``: units only, after ``<sosp>``;
+- ``spectron`` (architecture ``spectron``): the chain's text parts up to ``[SPEC]``, then log-mel
+  frames from the spectrogram head, inverted by Griffin-Lim (not streamed);
+- ``omni`` (architecture ``omni``): the question's frames through LLaMA-Omni's adapter, the text
+  greedily, its units streamed from the CTC decoder (``speechlm.generate.omni``).
 
 The spoken answer is vocoded in chunks of ``chunk_units`` as the units are sampled, so the
 time to first audio (from the call to the first chunk's samples) is what a streaming client

@@ -65,6 +65,22 @@ class Objective(ABC):
         """``objective_args`` with defaults filled in."""
         return {**self.params, **cfg.objective_args}
 
+    def build(self, cfg: TrainConfig, info: dict) -> tuple[Any, Any, Any, dict] | None:
+        """``(architecture, model, vocabulary, init record)`` for an objective that trains its
+        own model class around a trained model (LLaMA-Omni, Spectron); None (the default): the
+        architecture's model, as ``cfg.init`` says. The record's ``tokenizers`` are the model
+        directory's speech tokenizers by role."""
+        return None
+
+    def extra_meta(self, cfg: TrainConfig, info: dict, model: Any) -> dict[str, Any]:
+        """Keys this objective adds to the model directory's ``speechlm.json``."""
+        return {}
+
+    def extra_metrics(self, trainer: Any, train_ds: Any, eval_ds: Any, vocab: SpeechVocab,
+                      cfg: TrainConfig) -> dict[str, Any]:
+        """Figures this objective adds to ``metrics.json`` (after training)."""
+        return {}
+
     @abstractmethod
     def datasets(self, cfg: TrainConfig, vocab: SpeechVocab, model: Any,
                  uses: Sequence[FormatUse], eval_uses: Sequence[FormatUse]) -> tuple[Any, Any]:

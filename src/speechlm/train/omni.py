@@ -21,19 +21,17 @@ counted (``too_long``); rows whose units cannot fit the upsampled answer (CTC ne
 ``(answer + 1) * upsample`` >= units + repeats) are counted (``units_unfit``: they still train
 the text, and add no unit loss).
 
-:func:`train_omni` runs it: ``init: from_model`` (the backbone LM's model directory: weights and
-vocabulary, the template's markers appended), ``objective: omni``, the adapter's keys in
-``objective_args`` (:attr:`OmniObjective.params`); formats are not used. It trains on the shared
-``SpeechLMTrainer`` (no pickle in checkpoints), keeps the checkpoint with the lowest held-out
-loss, resumes from ``output_dir/checkpoints``, and writes a model directory: the model, the
-vocabulary and ``speechlm.json`` (architecture ``omni``) with the backbone's speech tokenizers,
-the feature extractor (role ``features``) and the unit tokenizer (role ``units``, if named).
+``run_training`` trains it like any objective (step caps, early stopping, the best checkpoint
+by held-out loss, resume): ``init: from_model`` (the backbone LM's model directory: weights and
+vocabulary, the template's markers appended; :meth:`OmniObjective.build` wraps it),
+``objective: omni``, the adapter's keys in ``objective_args`` (:attr:`OmniObjective.params`);
+formats are not used. The model directory holds the model, the vocabulary and
+``speechlm.json`` (architecture ``omni``) with the backbone's speech tokenizers, the feature
+extractor (role ``features``) and the unit tokenizer (role ``units``, if named).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -173,8 +171,7 @@ class OmniObjective(Objective):
 
         if not isinstance(model, OmniSpeechLM):
             raise ConfigError(f"objective: omni trains an OmniSpeechLM, not a "
-                              f"{type(model).__name__}; run it with speechlm.train.omni."
-                              "train_omni")
+                              f"{type(model).__name__}")
         a = self.args(cfg)
 
         def make(data: str, key: str, share: float = 0.0) -> OmniDataset:
@@ -183,6 +180,38 @@ class OmniObjective(Objective):
 
         return (make(cfg.data, "data", float(a["written_share"])),
                 make(cfg.eval_data, "eval_data") if cfg.eval_data else None)
+
+    def build(self, cfg, info):
+        """The backbone model directory (``init_from``) with the template's markers appended,
+        wrapped by the adapter and unit decoder sized from the data."""
+        from speechlm.models.architecture import get_architecture
+        from speechlm.models.init import from_model_init
+        from speechlm.models.modeling_omni import MARKERS, OmniSpeechLM
+        from speechlm.train.data import load_rows
+
+        a = self.args(cfg)
+        lm, vocab, init_info = from_model_init(cfg.init_from, list(MARKERS), seed=cfg.seed)
+        feat_dim = int(info.get("feat_dim") or len(load_rows(cfg.data)[0]["prompt_feats"][0]))
+        model = OmniSpeechLM.from_backbone(
+            lm.model, feat_dim, int(info["n_units"]), vocab.speech_id, seed=cfg.seed,
+            stack=int(a["stack"]), projector_dim=int(a["projector_dim"]),
+            unit_layers=int(a["unit_layers"]), upsample=int(a["upsample"]),
+            unit_loss_weight=float(a["unit_loss_weight"]))
+        tokenizers = {role: str(lm.dir / rel) for role, rel in lm.meta["tokenizers"].items()}
+        tokenizers[FEATURES] = info["tokenizer"]
+        if info.get("unit_tokenizer"):
+            tokenizers[UNITS] = str((Path(cfg.data) / info["unit_tokenizer"]).resolve())
+        return (get_architecture("omni"), model, vocab,
+                {"init": "from_model", **init_info, "tokenizers": tokenizers})
+
+    def extra_meta(self, cfg, info, model):
+        return {"formats": {}, "omni": {"feat_dim": model.config.feat_dim,
+                                        "n_units": model.config.n_units, **self.args(cfg)}}
+
+    def extra_metrics(self, trainer, train_ds, eval_ds, vocab, cfg):
+        held_out = {} if eval_ds is None else {
+            "eval": held_out_losses(trainer.model, eval_ds, vocab.pad_id, cfg.batch_size)}
+        return {"units_unfit": train_ds.n_units_unfit, **held_out}
 
     def trainer(self, cfg, model, vocab, train_ds, eval_ds, callbacks):
         from speechlm.train.trainer import SpeechLMTrainer
@@ -222,76 +251,6 @@ def write_omni_rows(out_dir: str | Path, rows: Sequence[Mapping], tokenizer_dir:
         info["unit_tokenizer"] = os.path.relpath(Path(unit_tokenizer).resolve(),
                                                  Path(out_dir).resolve())
     return write_token_table(out_dir, table, tokenizer_dir, n_units, frame_rate, **info)
-
-
-def train_omni(cfg: Any, callbacks: list | None = None) -> dict:
-    """Train an :class:`~speechlm.models.modeling_omni.OmniSpeechLM` as ``cfg`` (a
-    ``TrainConfig`` with ``objective: omni``) says; returns the metrics (also written to
-    ``output_dir/metrics.json``). See the module docstring."""
-    from speechlm.models.init import from_model_init
-    from speechlm.models.modeling_omni import MARKERS, OmniSpeechLM
-    from speechlm.models.speech_lm import write_model_meta
-    from speechlm.train.data import load_rows, read_info
-    from speechlm.train.hardware import resolve_precision
-    from speechlm.train.run import check_resumed_config, last_complete_checkpoint
-
-    if cfg.objective != "omni":
-        raise ConfigError(f"objective: train_omni trains objective omni, not {cfg.objective}")
-    out = Path(cfg.output_dir)
-    cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision))
-    info = read_info(cfg.data)
-    objective = OBJECTIVES.get("omni")
-    objective.check(cfg, ())
-    a = objective.args(cfg)
-    lm, vocab, init_info = from_model_init(cfg.init_from, list(MARKERS), seed=cfg.seed)
-    first = load_rows(cfg.data)[0]["prompt_feats"]
-    feat_dim = int(info.get("feat_dim") or len(first[0]))
-    model = OmniSpeechLM.from_backbone(
-        lm.model, feat_dim, int(info["n_units"]), vocab.speech_id, seed=cfg.seed,
-        stack=int(a["stack"]), projector_dim=int(a["projector_dim"]),
-        unit_layers=int(a["unit_layers"]), upsample=int(a["upsample"]),
-        unit_loss_weight=float(a["unit_loss_weight"]))
-    train_ds, eval_ds = objective.datasets(cfg, vocab, model)
-    trainer = objective.trainer(cfg, model, vocab, train_ds, eval_ds, list(callbacks or []))
-    last = last_complete_checkpoint(out / "checkpoints")
-    if trainer.is_world_process_zero():
-        check_resumed_config(out, cfg, last)
-    trainer.train(resume_from_checkpoint=last)
-    step = trainer.state.global_step
-    history = trainer.state.log_history
-    if eval_ds is not None and not any(h.get("step") == step and "eval_loss" in h
-                                       for h in history):
-        trainer.evaluate()  # the last step was not an eval step: evaluate the final model
-    train_loss = [(h["step"], h["loss"]) for h in history if "loss" in h]
-    eval_loss = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
-    kept_step, best = step, trainer.state.best_model_checkpoint
-    if trainer.args.load_best_model_at_end and best:
-        kept_step = int(Path(best).name.split("-")[-1])
-    metrics = {
-        "train_loss": train_loss, "eval_loss": eval_loss,
-        "final_eval_loss": dict(eval_loss).get(kept_step, trainer.state.best_metric)
-        if eval_loss else None,
-        "kept_step": kept_step, "steps": step, "max_steps": cfg.max_steps,
-        "resumed_from": last, "objective": "omni", "precision": cfg.precision,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "train_examples": len(train_ds), "too_long": train_ds.n_too_long,
-        "units_unfit": train_ds.n_units_unfit,
-        **({"eval": held_out_losses(trainer.model, eval_ds, vocab.pad_id, cfg.batch_size)}
-           if eval_ds is not None else {}),
-    }
-    trainer.save_model(str(out))
-    if trainer.is_world_process_zero():
-        tokenizers = {role: str(lm.dir / rel) for role, rel in lm.meta["tokenizers"].items()}
-        tokenizers[FEATURES] = info["tokenizer"]
-        if info.get("unit_tokenizer"):
-            tokenizers[UNITS] = str((Path(cfg.data) / info["unit_tokenizer"]).resolve())
-        meta = {"init": {"init": "from_model", **init_info}, "objective": "omni",
-                "frame_rate": float(info["frame_rate"]), "seq_len": cfg.seq_len,
-                "omni": {"feat_dim": feat_dim, "n_units": int(info["n_units"]), **a},
-                "train_config": cfg.to_dict()}
-        write_model_meta(out, vocab, meta, tokenizers, architecture="omni")
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return metrics
 
 
 def held_out_losses(model: Any, dataset: OmniDataset, pad_id: int, batch_size: int

@@ -111,14 +111,6 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     from speechlm.train.plot import plot_losses
     from speechlm.train.trainer import FreezeBody, ThroughputCallback
 
-    if cfg.objective == "omni":  # LLaMA-Omni: its own model class around the trained LM
-        from speechlm.train.omni import train_omni
-
-        return train_omni(cfg, callbacks)
-    if cfg.objective == "spectron":  # Spectron: a spectrogram head on the trained LM
-        from speechlm.train.spectron import train_spectron
-
-        return train_spectron(cfg, callbacks)
     out = Path(cfg.output_dir)
     info = read_info(cfg.data)
     speech_tok = info.get("tokenizer")
@@ -127,9 +119,19 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
                           f"tokenizer directory (got {speech_tok!r})")
     uses = parse_formats(cfg.formats)
     cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision))
-    arch, model, vocab, init_info = build_model(cfg, info, uses)
-    check_formats(uses, vocab)
-    objective = get_objective(cfg.objective or arch.objective)
+    # an objective may train its own model class around a trained model (omni, spectron)
+    own = get_objective(cfg.objective) if cfg.objective else None
+    built = own.build(cfg, info) if own is not None else None
+
+    def start_model() -> tuple[Architecture, Any, SpeechVocab, dict[str, Any]]:
+        """The model training starts from (built again, seeded: the same weights)."""
+        return (own.build(cfg, info) if built is not None else None) or build_model(
+            cfg, info, uses)
+
+    arch, model, vocab, init_info = built or start_model()
+    if built is None:
+        check_formats(uses, vocab)
+    objective = own or get_objective(arch.objective)
     objective.check(cfg, uses)
     train_ds, eval_ds = objective.datasets(cfg, vocab, model, uses,
                                            objective.eval_uses(arch, uses))
@@ -175,7 +177,7 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         kept_step = int(Path(best).name.split("-")[-1])
         kept_eval = dict(eval_loss).get(kept_step, trainer.state.best_metric)
     if start_eval is not None and (kept_eval is None or start_eval <= kept_eval):
-        trainer.model.load_state_dict(build_model(cfg, info, uses)[1].state_dict())  # seeded
+        trainer.model.load_state_dict(start_model()[1].state_dict())  # seeded
         kept_step, kept_eval = 0, start_eval
     trainer.save_model(str(out))
     metrics = {
@@ -203,11 +205,12 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         "processes": world,
         "objective": objective.name,
         **throughput.result,
+        **objective.extra_metrics(trainer, train_ds, eval_ds, vocab, cfg),
     }
     if trainer.is_world_process_zero():
         meta = {"init": init_info, "objective": objective.name, "formats": cfg.formats,
                 "seq_len": cfg.seq_len, "frame_rate": float(info["frame_rate"]),
-                "train_config": cfg.to_dict()}
+                "train_config": cfg.to_dict(), **objective.extra_meta(cfg, info, model)}
         # a fine-tuned model keeps every speech tokenizer of the model it started from
         tokenizers = init_info.pop("tokenizers", None) or speech_tok
         write_model_meta(out, vocab, meta, tokenizers, architecture=arch.name)

@@ -13,15 +13,13 @@ plus :class:`~speechlm.models.modeling_spectron.SpectronLM`'s frame regression a
 Data (:func:`write_spectron_rows`): a token dataset whose rows have ``prompt_units``,
 ``prompt_text``, ``response_text`` and ``response_frames`` (T x n_mels log-mel of the spoken
 answer, unnormalised so that Griffin-Lim inverts it); ``info.json`` holds the mel front end's
-settings (``mel``). :func:`train_spectron` starts from a speech-text model directory
-(``init: from_model``), keeps the checkpoint with the lowest held-out loss, resumes from
-``output_dir/checkpoints`` and writes a model directory with architecture ``spectron``.
+settings (``mel``). ``run_training`` trains it from a speech-text model directory
+(``init: from_model``; :meth:`SpectronObjective.build` wraps it) like any objective and writes
+a model directory with architecture ``spectron``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,12 @@ import numpy as np
 
 from speechlm.errors import ConfigError
 from speechlm.sequences.example import IGNORE
-from speechlm.train.objectives import OBJECTIVES, Objective, training_arguments
+from speechlm.train.objectives import (
+    OBJECTIVES,
+    Objective,
+    fsdp_arguments,
+    training_arguments,
+)
 
 COLUMNS = ("prompt_units", "prompt_text", "response_text", "response_frames")
 MEL_OPTIONS = {"n_mels": 80, "normalize": False}  # invertible: the level is kept
@@ -123,8 +126,8 @@ def write_spectron_rows(out_dir: str | Path, rows: Sequence[Mapping], tokenizer_
 
 
 class SpectronObjective(Objective):
-    """Validates a ``spectron`` config; :func:`train_spectron` trains it (its own model class
-    and rows, as ``omni``)."""
+    """Text cross-entropy and frame regression on :class:`SpectronDataset` rows, for a
+    :class:`~speechlm.models.modeling_spectron.SpectronLM` built around a trained model."""
 
     name = "spectron"
     params: dict[str, Any] = {}
@@ -138,78 +141,43 @@ class SpectronObjective(Objective):
             raise ConfigError("init: objective spectron starts from a trained speech-text "
                               "model directory (init: from_model, init_from: DIR)")
 
+    def build(self, cfg, info):
+        """``init_from`` with the template's and ``[SPEC]`` markers appended, wrapped by the
+        pre-net and the frame and stop heads; frames normalised by training-set statistics."""
+        from speechlm.models.architecture import get_architecture
+        from speechlm.models.init import from_model_init
+        from speechlm.models.modeling_spectron import MARKERS, SpectronLM, mel_stats
+        from speechlm.sequences.speechgpt import MARKERS as TEMPLATE
+        from speechlm.train.data import load_rows
+
+        lm, vocab, init_info = from_model_init(cfg.init_from, [*TEMPLATE, *MARKERS],
+                                               seed=cfg.seed)
+        rows = load_rows(cfg.data)
+        sample = rows.select(range(min(len(rows), 500)))["response_frames"]
+        mean, std = mel_stats(np.asarray(f, dtype=np.float32) for f in sample)
+        model = SpectronLM.from_backbone(lm.model, len(mean), vocab.marker(MARKERS[0]), mean,
+                                         std, seed=cfg.seed)
+        tokenizers = {role: str(lm.dir / rel) for role, rel in lm.meta["tokenizers"].items()}
+        return (get_architecture("spectron"), model, vocab,
+                {"init": "from_model", **init_info, "tokenizers": tokenizers})
+
+    def extra_meta(self, cfg, info, model):
+        return {"formats": {}, "spectron": {"mel": info["mel"], "n_mels": model.config.n_mels}}
+
     def datasets(self, cfg, vocab, model, uses=(), eval_uses=()):
-        raise ConfigError("objective spectron: run it with speechlm.train.spectron."
-                          "train_spectron")
+        return (SpectronDataset(cfg.data, vocab, cfg.seq_len),
+                SpectronDataset(cfg.eval_data, vocab, cfg.seq_len, "eval_data")
+                if cfg.eval_data else None)
 
     def trainer(self, cfg, model, vocab, train_ds, eval_ds, callbacks):
-        self.datasets(cfg, vocab, model)
+        from speechlm.models.modeling_spectron import spectron_collate
+        from speechlm.train.trainer import SpeechLMTrainer
+
+        args = training_arguments(cfg, eval_ds is not None, label_names=["labels", "frames"],
+                                  **fsdp_arguments(cfg, model))
+        return SpeechLMTrainer(model=model, args=args, train_dataset=train_ds,
+                               eval_dataset=eval_ds, data_collator=spectron_collate(vocab.pad_id),
+                               processing_class=vocab.tokenizer, callbacks=callbacks)
 
 
 OBJECTIVES.add("spectron", SpectronObjective())
-
-
-def train_spectron(cfg: Any, callbacks: list | None = None) -> dict:
-    """Train a :class:`~speechlm.models.modeling_spectron.SpectronLM` from ``cfg.init_from``
-    (``objective: spectron``, ``init: from_model``) on ``cfg.data``; returns the metrics (also
-    in ``output_dir/metrics.json``)."""
-    from speechlm.models.init import from_model_init
-    from speechlm.models.modeling_spectron import (
-        MARKERS,
-        SpectronLM,
-        mel_stats,
-        spectron_collate,
-    )
-    from speechlm.models.speech_lm import write_model_meta
-    from speechlm.sequences.speechgpt import MARKERS as TEMPLATE
-    from speechlm.train.data import read_info
-    from speechlm.train.hardware import resolve_precision
-    from speechlm.train.run import check_resumed_config, last_complete_checkpoint
-    from speechlm.train.trainer import SpeechLMTrainer
-
-    OBJECTIVES.get("spectron").check(cfg, ())
-    out = Path(cfg.output_dir)
-    cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision))
-    info = read_info(cfg.data)
-    lm, vocab, init_info = from_model_init(cfg.init_from, [*TEMPLATE, *MARKERS], seed=cfg.seed)
-    train_ds = SpectronDataset(cfg.data, vocab, cfg.seq_len)
-    eval_ds = SpectronDataset(cfg.eval_data, vocab, cfg.seq_len, "eval_data") \
-        if cfg.eval_data else None
-    sample = train_ds.rows.select(range(min(len(train_ds.rows), 500)))["response_frames"]
-    mean, std = mel_stats(np.asarray(f, dtype=np.float32) for f in sample)
-    n_mels = len(mean)
-    model = SpectronLM.from_backbone(lm.model, n_mels, vocab.marker(MARKERS[0]), mean, std,
-                                     seed=cfg.seed)
-    args = training_arguments(cfg, eval_ds is not None, label_names=["labels", "frames"])
-    trainer = SpeechLMTrainer(model=model, args=args, train_dataset=train_ds,
-                              eval_dataset=eval_ds, data_collator=spectron_collate(vocab.pad_id),
-                              processing_class=vocab.tokenizer, callbacks=list(callbacks or []))
-    last = last_complete_checkpoint(out / "checkpoints")
-    if trainer.is_world_process_zero():
-        check_resumed_config(out, cfg, last)
-    trainer.train(resume_from_checkpoint=last)
-    step, history = trainer.state.global_step, trainer.state.log_history
-    if eval_ds is not None and not any(h.get("step") == step and "eval_loss" in h
-                                       for h in history):
-        trainer.evaluate()
-    eval_loss = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
-    kept_step, best = step, trainer.state.best_model_checkpoint
-    if trainer.args.load_best_model_at_end and best:
-        kept_step = int(Path(best).name.split("-")[-1])
-    metrics = {"train_loss": [(h["step"], h["loss"]) for h in history if "loss" in h],
-               "eval_loss": eval_loss, "kept_step": kept_step, "steps": step,
-               "final_eval_loss": dict(eval_loss).get(kept_step) if eval_loss else None,
-               "max_steps": cfg.max_steps, "resumed_from": last, "objective": "spectron",
-               "precision": cfg.precision, "train_examples": len(train_ds),
-               "too_long": train_ds.n_too_long,
-               "parameters": sum(p.numel() for p in model.parameters())}
-    trainer.save_model(str(out))
-    if trainer.is_world_process_zero():
-        tokenizers = {role: str(lm.dir / rel) for role, rel in lm.meta["tokenizers"].items()}
-        meta = {"init": {"init": "from_model", **init_info}, "objective": "spectron",
-                "frame_rate": float(info["frame_rate"]), "seq_len": cfg.seq_len,
-                "spectron": {"mel": info["mel"], "n_mels": n_mels},
-                "formats": {"spectron_chain": 1.0}, "train_config": cfg.to_dict()}
-        write_model_meta(out, vocab, meta, tokenizers, architecture="spectron")
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return metrics
