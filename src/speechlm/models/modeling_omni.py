@@ -47,6 +47,7 @@ from transformers.utils import ModelOutput
 
 from speechlm.errors import ConfigError
 from speechlm.models.modeling_valle import _mean_ce
+from speechlm.models.wrapped_lm import AroundLM
 from speechlm.sequences.example import IGNORE
 from speechlm.sequences.instruction import ASSISTANT, HUMAN
 from speechlm.sequences.vocab import SPEECH_MARKER, SpeechVocab
@@ -149,7 +150,7 @@ class SpeechAdapter(nn.Module):
 
 
 # ---- model --------------------------------------------------------------------------------------
-class OmniSpeechLM(PreTrainedModel):
+class OmniSpeechLM(AroundLM, PreTrainedModel):
     """Speech adapter + causal LM + streaming CTC unit decoder (see the module docstring)."""
 
     config_class = OmniConfig
@@ -180,21 +181,9 @@ class OmniSpeechLM(PreTrainedModel):
         ``adapter_kwargs``: further :class:`OmniConfig` keys (``stack``, ``projector_dim``,
         ``unit_layers``, ``upsample``, ``unit_loss_weight``, ``unit_decoder``).
         """
-        torch.manual_seed(seed)
         config = OmniConfig(backbone=backbone.config.to_dict(), feat_dim=feat_dim,
                             n_units=n_units, speech_token_id=speech_token_id, **adapter_kwargs)
-        model = cls(config)
-        model.lm.load_state_dict(backbone.state_dict())  # strict: every key and shape
-        return model.to(backbone.dtype)
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.lm.get_input_embeddings()
-
-    def set_input_embeddings(self, value: nn.Module) -> None:
-        self.lm.set_input_embeddings(value)
-
-    def get_output_embeddings(self) -> nn.Module:
-        return self.lm.get_output_embeddings()
+        return cls.around(backbone, config, seed)
 
     # ---- pieces the training forward and generation share -----------------------------------
     def embed(self, input_ids: torch.Tensor, speech_feats: torch.Tensor | None = None,

@@ -48,6 +48,7 @@ from transformers.utils import ModelOutput
 
 from speechlm.errors import ConfigError
 from speechlm.models.modeling_valle import _mean_ce
+from speechlm.models.wrapped_lm import AroundLM
 from speechlm.sequences.example import IGNORE
 
 SPECTRON_TYPE = "speechlm_spectron"
@@ -136,7 +137,7 @@ class Prenet(nn.Module):
 
 
 # ---- model --------------------------------------------------------------------------------------
-class SpectronLM(PreTrainedModel):
+class SpectronLM(AroundLM, PreTrainedModel):
     """Causal LM + frame pre-net + frame and stop heads (see the module docstring)."""
 
     config_class = SpectronConfig
@@ -163,23 +164,11 @@ class SpectronLM(PreTrainedModel):
         ``kwargs``: further :class:`SpectronConfig` keys (``prenet_dim``, ``prenet_dropout``,
         ``frame_weight``, ``stop_weight``, ``stop_pos_weight``).
         """
-        torch.manual_seed(seed)
         config = SpectronConfig(
             backbone=backbone.config.to_dict(), n_mels=n_mels, spec_token_id=spec_token_id,
             mel_mean=None if mel_mean is None else [float(v) for v in mel_mean],
             mel_std=None if mel_std is None else [float(v) for v in mel_std], **kwargs)
-        model = cls(config)
-        model.lm.load_state_dict(backbone.state_dict())  # strict: every key and shape
-        return model.to(backbone.dtype)
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.lm.get_input_embeddings()
-
-    def set_input_embeddings(self, value: nn.Module) -> None:
-        self.lm.set_input_embeddings(value)
-
-    def get_output_embeddings(self) -> nn.Module:
-        return self.lm.get_output_embeddings()
+        return cls.around(backbone, config, seed)
 
     # ---- pieces the training forward and generation share -----------------------------------
     def _stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
