@@ -434,6 +434,7 @@ def test_speechgpt_instruction_tunes_in_stages_and_answers_held_out_questions(tm
     assert len(asked) == chain["items"] + direct["items"] + spectron["items"]
     assert chain["items"] == direct["items"] == spectron["items"]
     for model, figure, flag in (("speechgpt", "text_accuracy", "text_correct"),
+                                ("speechgpt", "text_exact", "text_exact"),
                                 ("spectron", "text_accuracy", "text_correct"),
                                 ("spectron", "spoken_accuracy", "spoken_correct"),
                                 ("speechgpt", "spoken_accuracy", "spoken_correct"),

@@ -5,7 +5,8 @@ about it, spoken by a held-out voice), every model answers through :func:`speech
 chat.reply`, from the audio file, as ``speechlm chat`` does:
 
 - ``text_accuracy``: the text answer names the right slot value and no other value of that slot
-  (a chain model's ``[ta]`` part, an omni model's text);
+  (a chain model's ``[ta]`` part, an omni model's text); ``text_exact``: it is the reference
+  response itself (case and punctuation aside);
 - ``spoken_accuracy``: the same check on the domain ASR's transcript of the spoken answer;
 - ``transcript_wer``: how well a chain model wrote the question down (``[tq]``);
 - ``written_accuracy`` and ``agreement`` (AudioChatLLaMA's modality consistency): the answer to
@@ -109,8 +110,8 @@ def evaluate_qa(models: Mapping[str, str | Path], audio_dir: str | Path, out_dir
         mode = default_mode(lm)
         rate = int(lm.speech_tokenizer.sample_rate)
         acc: dict[str, list] = {k: [] for k in (
-            "text", "spoken", "written", "agree", "ttfa", "wer_ref", "wer_hyp", "zero", "few",
-            "too_long")}
+            "text", "exact", "spoken", "written", "agree", "ttfa", "wer_ref", "wer_hyp", "zero",
+            "few", "too_long")}
         for it in progress_bar(items, unit="item", desc=f"qa {name}", disable=not progress):
             wav = load_audio(it["prompt_audio"], rate)
             cands = [c for c in it["candidates"] if c != it["answer"]]
@@ -151,6 +152,8 @@ def evaluate_qa(models: Mapping[str, str | Path], audio_dir: str | Path, out_dir
             if mode in WRITERS:
                 rec["text_correct"] = correct(r.text, it["answer"], cands)
                 acc["text"].append(rec["text_correct"])
+                rec["text_exact"] = normalize_text(r.text) == normalize_text(it["response"])
+                acc["exact"].append(rec["text_exact"])
                 if mode in ("chain", "spectron"):  # a transcript is written before the answer
                     acc["wer_ref"].append(f"{it['context']} {it['question']}")
                     acc["wer_hyp"].append(r.question_text)
@@ -215,7 +218,8 @@ def _summary(mode: str, acc: dict[str, list], shots: int, heldout_qtype: str | N
     s = {"mode": mode, "items": len(acc["spoken"]), "spoken_accuracy": mean(acc["spoken"]),
          "time_to_first_audio_s": mean(acc["ttfa"])}
     if mode in WRITERS:
-        s.update({"text_accuracy": mean(acc["text"]), "written_accuracy": mean(acc["written"]),
+        s.update({"text_accuracy": mean(acc["text"]), "text_exact": mean(acc["exact"]),
+                  "written_accuracy": mean(acc["written"]),
                   "agreement": mean(acc["agree"])})
     if acc["wer_ref"]:
         s["transcript_wer"] = round(wer(acc["wer_ref"], acc["wer_hyp"]), 4)

@@ -399,7 +399,8 @@ def _viola_rows(r: dict[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
     return [f"model ({r.get('viola_items')} text items)", *VIOLA_FIGURES.values()], rows
 
 
-QA_FIGURES = {"text_accuracy": "text answer acc.", "spoken_accuracy": "spoken answer acc.",
+QA_FIGURES = {"text_accuracy": "text answer acc.", "text_exact": "text exact match",
+              "spoken_accuracy": "spoken answer acc.",
               "written_accuracy": "written question acc.", "agreement": "written = spoken",
               "transcript_wer": "question WER", "time_to_first_audio_s": "first audio (s)"}
 QA_NOTE = ("Held-out stories asked by held-out voices. speechgpt: chain of modality (the "
