@@ -199,22 +199,3 @@ def test_griffin_lim_recovers_a_sine():
     spectrum = np.abs(np.fft.rfft(audio))
     peak = np.fft.rfftfreq(len(audio), 1 / sr)[spectrum.argmax()]
     assert abs(peak - 440) < 20, peak
-
-
-def test_examples_read_the_response_audio_as_unnormalised_logmel(vocab, tmp_path):
-    import soundfile as sf
-
-    from speechlm.models.modeling_spectron import spectron_examples
-    from speechlm.tokenizers.frontends import make_frontend
-
-    wav = (0.3 * np.sin(2 * np.pi * 300 * np.arange(8000) / 16000)).astype(np.float32)
-    sf.write(tmp_path / "a.wav", wav, 16000, subtype="FLOAT")  # no 16-bit rounding
-    row = {"prompt_text": "a cat .", "response_text": "the cat .",
-           "response_audio": str(tmp_path / "a.wav")}
-    frontend = make_frontend("logmel", {"n_mels": M, "normalize": False})
-    (ex,) = spectron_examples([row], vocab, frontend)
-    assert ex["frames"].shape == (26, M) and ex["frames"].dtype == np.float32
-    np.testing.assert_allclose(ex["frames"], frontend([wav])[0].numpy(), atol=1e-4)
-    assert ex["input_ids"][-1] == vocab.marker(SPEC)
-    with pytest.raises(ConfigError, match="normalize"):
-        spectron_examples([row], vocab, make_frontend("logmel", {"n_mels": M}))

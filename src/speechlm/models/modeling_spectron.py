@@ -28,7 +28,7 @@ weights it copies; ``speechlm.generate.spectron`` decodes frames and vocodes the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -283,24 +283,6 @@ def spectron_example(vocab: Any, prompt_text: str, response_text: str,
            vocab.marker(SPEC)]
     return {"input_ids": ids, "labels": [IGNORE, *ids[1:]],
             "frames": np.asarray(frames, dtype=np.float32)}
-
-
-def spectron_examples(rows: Iterable[Mapping], vocab: Any, frontend: Any) -> list[dict[str, Any]]:
-    """Rows with ``prompt_text``, ``response_text`` and ``response_audio`` (a path) -> the
-    examples of :func:`spectron_example`, frames from ``frontend`` (a log-mel front end built
-    with ``normalize: False``, whose frames :func:`~speechlm.generate.spectron.griffin_lim`
-    can invert)."""
-    from speechlm.audio import load_audio
-
-    if getattr(frontend, "kind", None) != "logmel" or frontend.spec.normalize:
-        raise ConfigError("spectron frames: use make_frontend('logmel', {'normalize': False}) "
-                          "(per-utterance normalisation cannot be vocoded back)")
-    out = []
-    for row in rows:
-        wav = load_audio(row["response_audio"], frontend.sample_rate)
-        out.append(spectron_example(vocab, row["prompt_text"], row["response_text"],
-                                    frontend([wav])[0]))
-    return out
 
 
 def spectron_collate(pad_id: int):
