@@ -99,6 +99,17 @@ class Speaker:
     def say(self, text: str, voice: str, params: dict):
         return self.espeak.speak(text, voice, sample_rate=SAMPLE_RATE, **params)
 
+    def say_to_file(self, text: str, voice: str, params: dict, out_dir: Path, uid: str):
+        """Speak ``text`` into ``out_dir/wav/<uid>.wav``; its manifest ``Utterance`` (audio path
+        relative to ``out_dir``, with the word alignments)."""
+        from speechlm.audio import save_audio
+        from speechlm.corpus.manifest import Utterance
+
+        spoken = self.say(text, voice, params)
+        save_audio(Path(out_dir) / "wav" / f"{uid}.wav", spoken.wav, SAMPLE_RATE)
+        return Utterance(id=uid, audio=f"wav/{uid}.wav", duration=spoken.duration,
+                         sample_rate=SAMPLE_RATE, text=text, speaker=voice, words=spoken.words)
+
     def mnemonics(self, word: str, voice: str) -> list[str] | None:
         """The word's phones as espeak's translator writes them (phone events omit some, e.g.
         a post-vocalic l), split into phones; None if a symbol is not in our inventory."""

@@ -201,9 +201,8 @@ def synthesize_instructions(out_dir: str | Path, n_train: int, n_valid: int, n_t
 
     A finished set with the same settings is returned, not made again.
     """
-    from speechlm.audio import save_audio
-    from speechlm.corpus.benchmarks import SAMPLE_RATE, Speaker
-    from speechlm.corpus.manifest import Utterance, write_manifest
+    from speechlm.corpus.benchmarks import Speaker
+    from speechlm.corpus.manifest import write_manifest
     from speechlm.corpus.synth import HELDOUT_VOICES, TRAIN_VOICES
     from speechlm.progress import progress_bar
 
@@ -229,13 +228,9 @@ def synthesize_instructions(out_dir: str | Path, n_train: int, n_valid: int, n_t
         params = speaker.params()
         item["voice"] = voice
         for part in PARTS:
-            spoken = speaker.say(item[part], voice, params)
-            uid = f"{item['id']}.{part}"
-            save_audio(out / "wav" / f"{uid}.wav", spoken.wav, SAMPLE_RATE)
-            utts.append(Utterance(id=uid, audio=f"wav/{uid}.wav", duration=spoken.duration,
-                                  sample_rate=SAMPLE_RATE, text=item[part], speaker=voice,
-                                  words=spoken.words))
-            seconds += spoken.duration
+            utts.append(speaker.say_to_file(item[part], voice, params, out,
+                                            f"{item['id']}.{part}"))
+            seconds += utts[-1].duration
     write_manifest(out / "manifest.jsonl", utts)
     with open(out / "items.jsonl", "w", encoding="utf-8") as f:
         f.writelines(json.dumps(item) + "\n" for item in items)

@@ -66,9 +66,8 @@ def synthesize_story_pairs(out_dir: str | Path, n: int, seed: int = 0,
 
     A finished set with the same settings is not made again.
     """
-    from speechlm.audio import save_audio
-    from speechlm.corpus.benchmarks import SAMPLE_RATE, Speaker
-    from speechlm.corpus.manifest import Utterance, write_manifest
+    from speechlm.corpus.benchmarks import Speaker
+    from speechlm.corpus.manifest import write_manifest
     from speechlm.corpus.synth import TRAIN_VOICES
     from speechlm.progress import progress_bar
 
@@ -89,14 +88,9 @@ def synthesize_story_pairs(out_dir: str | Path, n: int, seed: int = 0,
         params = speaker.params()
         pair["voice"] = voice
         for part in PARTS:
-            spoken = speaker.say(pair[part], voice, params)
-            uid = f"{pair['id']}.{part}"
-            path = out / "wav" / f"{uid}.wav"
-            save_audio(path, spoken.wav, SAMPLE_RATE)
-            utts.append(Utterance(id=uid, audio=f"wav/{uid}.wav", duration=spoken.duration,
-                                  sample_rate=SAMPLE_RATE, text=pair[part], speaker=voice,
-                                  words=spoken.words))
-            seconds += spoken.duration
+            utts.append(speaker.say_to_file(pair[part], voice, params, out,
+                                            f"{pair['id']}.{part}"))
+            seconds += utts[-1].duration
     write_manifest(out / "manifest.jsonl", utts)
     with open(out / "pairs.jsonl", "w", encoding="utf-8") as f:
         f.writelines(json.dumps(p) + "\n" for p in texts)
