@@ -28,8 +28,7 @@ from speechlm.train.objectives import (
     OBJECTIVES,
     Objective,
     block_datasets,
-    fsdp_arguments,
-    training_arguments,
+    speech_lm_trainer,
 )
 
 # the formats each model trains on (AudioLM's coarse and fine stages are VALL-E's AR and NAR
@@ -77,14 +76,9 @@ class CodecObjective(Objective):
         return block_datasets(cfg, vocab, uses, eval_uses, wrap=ExampleDataset)
 
     def trainer(self, cfg, model, vocab, train_ds, eval_ds, callbacks):
-        from speechlm.train.trainer import SpeechLMTrainer
-
         labels = ["labels"] if type(model).__name__ == "ValleAR" else ["loss_mask"]
-        args = training_arguments(cfg, eval_ds is not None, label_names=labels,
-                                  **fsdp_arguments(cfg, model))
-        return SpeechLMTrainer(model=model, args=args, train_dataset=train_ds,
-                               eval_dataset=eval_ds, data_collator=codec_collate(vocab.pad_id),
-                               processing_class=vocab.tokenizer, callbacks=callbacks)
+        return speech_lm_trainer(cfg, model, vocab, train_ds, eval_ds, callbacks,
+                                 codec_collate(vocab.pad_id), label_names=labels)
 
 
 OBJECTIVES.add("codec", CodecObjective())

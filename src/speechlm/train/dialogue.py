@@ -26,8 +26,7 @@ from speechlm.train.objectives import (
     OBJECTIVES,
     Objective,
     block_datasets,
-    fsdp_arguments,
-    training_arguments,
+    speech_lm_trainer,
 )
 
 FROM_MODEL = ("delayed", "max_duration")  # format parameters this objective sets from the model
@@ -80,15 +79,10 @@ class DialogueObjective(Objective):
                               _for_model(eval_uses, model.config))
 
     def trainer(self, cfg, model, vocab, train_ds, eval_ds, callbacks):
-        from speechlm.train.trainer import SpeechLMTrainer
-
         # the model takes no ``labels``: naming its targets makes the Trainer compute eval losses
-        args = training_arguments(cfg, eval_ds is not None,
-                                  label_names=["next_units", "durations"],
-                                  **fsdp_arguments(cfg, model))
-        return SpeechLMTrainer(model=model, args=args, train_dataset=train_ds,
-                               eval_dataset=eval_ds, data_collator=dialogue_collate(vocab.pad_id),
-                               processing_class=vocab.tokenizer, callbacks=callbacks)
+        return speech_lm_trainer(cfg, model, vocab, train_ds, eval_ds, callbacks,
+                                 dialogue_collate(vocab.pad_id),
+                                 label_names=["next_units", "durations"])
 
 
 def _for_model(uses: Sequence, config: Any) -> list:

@@ -20,8 +20,7 @@ from speechlm.train.objectives import (
     OBJECTIVES,
     Objective,
     block_datasets,
-    fsdp_arguments,
-    training_arguments,
+    speech_lm_trainer,
 )
 
 DELAYS = "delays"  # the format parameter this objective fills from the model
@@ -64,14 +63,9 @@ class MultiStreamObjective(Objective):
                               _for_model(eval_uses, model.config.delays))
 
     def trainer(self, cfg, model, vocab, train_ds, eval_ds, callbacks):
-        from speechlm.train.trainer import SpeechLMTrainer
-
         # the model takes no ``labels``: naming ``masks`` makes the Trainer compute eval losses
-        args = training_arguments(cfg, eval_ds is not None, label_names=["masks"],
-                                  **fsdp_arguments(cfg, model))
-        return SpeechLMTrainer(model=model, args=args, train_dataset=train_ds,
-                               eval_dataset=eval_ds, data_collator=multistream_collate,
-                               processing_class=vocab.tokenizer, callbacks=callbacks)
+        return speech_lm_trainer(cfg, model, vocab, train_ds, eval_ds, callbacks,
+                                 multistream_collate, label_names=["masks"])
 
 
 def _for_model(uses: Sequence, delays: dict[str, int]) -> list:

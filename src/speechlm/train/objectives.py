@@ -104,6 +104,21 @@ def get_objective(name: str) -> Objective:
     return OBJECTIVES.get(name, key="objective")
 
 
+def speech_lm_trainer(cfg: TrainConfig, model: Any, vocab: SpeechVocab, train_ds: Any,
+                      eval_ds: Any, callbacks: list, collate: Any,
+                      label_names: list[str] | None = None) -> Any:
+    """The shared ``SpeechLMTrainer`` on the datasets with ``collate``; ``label_names`` name the
+    batch keys that hold targets when the model takes no ``labels`` (so that the Trainer
+    computes held-out losses)."""
+    from speechlm.train.trainer import SpeechLMTrainer
+
+    extra = {} if label_names is None else {"label_names": label_names}
+    args = training_arguments(cfg, eval_ds is not None, **extra, **fsdp_arguments(cfg, model))
+    return SpeechLMTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                           data_collator=collate, processing_class=vocab.tokenizer,
+                           callbacks=callbacks)
+
+
 def training_arguments(cfg: TrainConfig, has_eval: bool, args_class: Any = None,
                        **extra: Any) -> Any:
     """The ``TrainingArguments`` (or a TRL config class) every objective shares.
@@ -209,12 +224,7 @@ class NextToken(Objective):
         return block_datasets(cfg, vocab, uses, eval_uses)
 
     def trainer(self, cfg, model, vocab, train_ds, eval_ds, callbacks):
-        from speechlm.train.trainer import SpeechLMTrainer
-
-        args = training_arguments(cfg, eval_ds is not None, **fsdp_arguments(cfg, model))
-        return SpeechLMTrainer(model=model, args=args, train_dataset=train_ds,
-                               eval_dataset=eval_ds, data_collator=lm_collate,
-                               processing_class=vocab.tokenizer, callbacks=callbacks)
+        return speech_lm_trainer(cfg, model, vocab, train_ds, eval_ds, callbacks, lm_collate)
 
 
 OBJECTIVES.add("lm", NextToken())

@@ -40,7 +40,11 @@ import numpy as np
 
 from speechlm.errors import ConfigError
 from speechlm.sequences.example import IGNORE
-from speechlm.train.objectives import OBJECTIVES, Objective, fsdp_arguments, training_arguments
+from speechlm.train.objectives import (
+    OBJECTIVES,
+    Objective,
+    speech_lm_trainer,
+)
 
 COLUMNS = ("prompt_feats", "response_text", "response_units")
 FEATURES, UNITS = "features", "units"  # tokenizer roles in the model directory
@@ -214,14 +218,9 @@ class OmniObjective(Objective):
         return {"units_unfit": train_ds.n_units_unfit, **held_out}
 
     def trainer(self, cfg, model, vocab, train_ds, eval_ds, callbacks):
-        from speechlm.train.trainer import SpeechLMTrainer
-
-        args = training_arguments(cfg, eval_ds is not None,
-                                  label_names=["labels", "unit_targets"],
-                                  **fsdp_arguments(cfg, model))
-        return SpeechLMTrainer(model=model, args=args, train_dataset=train_ds,
-                               eval_dataset=eval_ds, data_collator=omni_collate(vocab.pad_id),
-                               processing_class=vocab.tokenizer, callbacks=callbacks)
+        return speech_lm_trainer(cfg, model, vocab, train_ds, eval_ds, callbacks,
+                                 omni_collate(vocab.pad_id),
+                                 label_names=["labels", "unit_targets"])
 
 
 OBJECTIVES.add("omni", OmniObjective())

@@ -31,8 +31,7 @@ from speechlm.sequences.example import IGNORE
 from speechlm.train.objectives import (
     OBJECTIVES,
     Objective,
-    fsdp_arguments,
-    training_arguments,
+    speech_lm_trainer,
 )
 
 COLUMNS = ("prompt_units", "prompt_text", "response_text", "response_frames")
@@ -171,13 +170,9 @@ class SpectronObjective(Objective):
 
     def trainer(self, cfg, model, vocab, train_ds, eval_ds, callbacks):
         from speechlm.models.modeling_spectron import spectron_collate
-        from speechlm.train.trainer import SpeechLMTrainer
 
-        args = training_arguments(cfg, eval_ds is not None, label_names=["labels", "frames"],
-                                  **fsdp_arguments(cfg, model))
-        return SpeechLMTrainer(model=model, args=args, train_dataset=train_ds,
-                               eval_dataset=eval_ds, data_collator=spectron_collate(vocab.pad_id),
-                               processing_class=vocab.tokenizer, callbacks=callbacks)
+        return speech_lm_trainer(cfg, model, vocab, train_ds, eval_ds, callbacks,
+                                 spectron_collate(vocab.pad_id), label_names=["labels", "frames"])
 
 
 OBJECTIVES.add("spectron", SpectronObjective())
