@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import functools
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,28 @@ class Speaker:
         a post-vocalic l), split into phones; None if a symbol is not in our inventory."""
         self.espeak.set_voice(voice)
         return split_mnemonics(self.espeak.phonemes(word).replace(" ", ""))
+
+def speak_items(items: list[dict], parts: Sequence[str], out_dir: Path,
+                rng: np.random.Generator, voice_pool: Callable[[dict], Sequence[str]],
+                desc: str, unit: str = "item", progress: bool = True) -> tuple[list, float]:
+    """Speak each item's ``parts`` (keys of its texts) into ``out_dir/wav/<id>.<part>.wav``, all
+    by one voice drawn from ``voice_pool(item)`` (set as ``item["voice"]``) with one rate and
+    pitch; returns the manifest utterances and the seconds spoken."""
+    from speechlm.progress import progress_bar
+
+    speaker = Speaker(rng)
+    (Path(out_dir) / "wav").mkdir(parents=True, exist_ok=True)
+    utts, seconds = [], 0.0
+    for item in progress_bar(items, unit=unit, desc=desc, disable=not progress):
+        pool = voice_pool(item)
+        item["voice"] = pool[int(rng.integers(len(pool)))]
+        params = speaker.params()
+        for part in parts:
+            utts.append(speaker.say_to_file(item[part], item["voice"], params, out_dir,
+                                            f"{item['id']}.{part}"))
+            seconds += utts[-1].duration
+    return utts, seconds
+
 
 def spoken_phones(spoken) -> list[str]:
     """Base labels of the phone events of a synthesised item, pauses left out."""

@@ -201,10 +201,9 @@ def synthesize_instructions(out_dir: str | Path, n_train: int, n_valid: int, n_t
 
     A finished set with the same settings is returned, not made again.
     """
-    from speechlm.corpus.benchmarks import Speaker
+    from speechlm.corpus.benchmarks import speak_items
     from speechlm.corpus.manifest import write_manifest
     from speechlm.corpus.synth import HELDOUT_VOICES, TRAIN_VOICES
-    from speechlm.progress import progress_bar
 
     out = Path(out_dir)
     voices = {"train": list(train_voices or TRAIN_VOICES),
@@ -217,20 +216,10 @@ def synthesize_instructions(out_dir: str | Path, n_train: int, n_valid: int, n_t
         return json.loads(summary_path.read_text())
     splits = instruction_items(n_train, n_valid, n_test, seed, heldout_qtype)
     items = [{**item, "split": split} for split in SPLITS for item in splits[split]]
-    rng = np.random.default_rng([seed, 41])
-    speaker = Speaker(rng)
-    (out / "wav").mkdir(parents=True, exist_ok=True)
-    utts, seconds = [], 0.0
-    for item in progress_bar(items, unit="item", desc="speaking instructions",
-                             disable=not progress):
-        pool = voices["test" if item["split"] == "test" else "train"]
-        voice = pool[int(rng.integers(len(pool)))]
-        params = speaker.params()
-        item["voice"] = voice
-        for part in PARTS:
-            utts.append(speaker.say_to_file(item[part], voice, params, out,
-                                            f"{item['id']}.{part}"))
-            seconds += utts[-1].duration
+    utts, seconds = speak_items(
+        items, PARTS, out, np.random.default_rng([seed, 41]),
+        lambda item: voices["test" if item["split"] == "test" else "train"],
+        "speaking instructions", "item", progress)
     write_manifest(out / "manifest.jsonl", utts)
     with open(out / "items.jsonl", "w", encoding="utf-8") as f:
         f.writelines(json.dumps(item) + "\n" for item in items)

@@ -66,10 +66,9 @@ def synthesize_story_pairs(out_dir: str | Path, n: int, seed: int = 0,
 
     A finished set with the same settings is not made again.
     """
-    from speechlm.corpus.benchmarks import Speaker
+    from speechlm.corpus.benchmarks import speak_items
     from speechlm.corpus.manifest import write_manifest
     from speechlm.corpus.synth import TRAIN_VOICES
-    from speechlm.progress import progress_bar
 
     out = Path(out_dir)
     voices = list(voices or TRAIN_VOICES)
@@ -79,18 +78,8 @@ def synthesize_story_pairs(out_dir: str | Path, n: int, seed: int = 0,
     if summary_path.is_file() and json.loads(summary_path.read_text()).get("settings") == settings:
         return json.loads(summary_path.read_text())
     texts = story_pair_texts(n, seed, scenarios)
-    rng = np.random.default_rng([seed, 29])
-    speaker = Speaker(rng)
-    (out / "wav").mkdir(parents=True, exist_ok=True)
-    utts, seconds = [], 0.0
-    for pair in progress_bar(texts, unit="pair", desc="speaking pairs", disable=not progress):
-        voice = voices[int(rng.integers(len(voices)))]
-        params = speaker.params()
-        pair["voice"] = voice
-        for part in PARTS:
-            utts.append(speaker.say_to_file(pair[part], voice, params, out,
-                                            f"{pair['id']}.{part}"))
-            seconds += utts[-1].duration
+    utts, seconds = speak_items(texts, PARTS, out, np.random.default_rng([seed, 29]),
+                                lambda _: voices, "speaking pairs", "pair", progress)
     write_manifest(out / "manifest.jsonl", utts)
     with open(out / "pairs.jsonl", "w", encoding="utf-8") as f:
         f.writelines(json.dumps(p) + "\n" for p in texts)
