@@ -31,6 +31,9 @@ def fit(
     no_dedup: bool = typer.Option(False, help="Keep repeated units (no run-length dedup)."),
     smoothing: float = typer.Option(0.0, help="Penalty per change of unit (x median frame "
                                     "distance; 0 = off): fewer one-frame flickers."),
+    causal: bool = typer.Option(False, help="MFCC/log-mel that the real-time engine can run "
+                                "frame by frame: past samples only, global normalisation "
+                                "statistics (excludes --smoothing)."),
     seed: int = typer.Option(0),
 ) -> None:
     """Fit a speech tokenizer on a manifest and save it (tokenizer.json + safetensors)."""
@@ -44,6 +47,8 @@ def fit(
                     smoothing=smoothing)
         if prosody:
             opts["prosody"] = True
+    if causal:  # fit_tokenizer names the kinds that have no causal front end
+        opts["causal"] = True
     path = fit_tokenizer(manifest, kind, units, out, **opts)
     typer.echo(f"tokenizer written to {path}")
     errors = path / "fit_errors.jsonl"

@@ -55,7 +55,7 @@ def build_frontend(spec: dict, directory: Path) -> Frontend:
     """Rebuild a front end from its ``to_dict()`` (paths relative to the tokenizer dir)."""
     kind = spec.get("kind")
     if kind in SPECTRAL_KINDS:
-        return SpectralFeatures(SpectralSpec(**spec))
+        return SpectralFeatures.from_dict(spec)
     if kind in ENCODER_KINDS:
         from speechlm.tokenizers.encoders import SSLEncoder
 

@@ -25,7 +25,7 @@ FROM_CODEC = "<codec>"  # model placeholder: the codec the codec stage trains (s
 # Which options each kind takes (read by fit_tokenizer, its front end or its codec).
 KMEANS_OPTIONS = ("seed", "max_frames", "max_hours", "n_iter", "dedup", "smoothing", "prosody")
 SPECTRAL_OPTIONS = ("sample_rate", "frame_rate", "win_ms", "n_fft", "n_mels", "n_mfcc", "deltas",
-                    "normalize", "fmin", "fmax")  # SpectralSpec's fields (a test keeps them equal)
+                    "normalize", "fmin", "fmax", "causal")  # SpectralSpec's fields (test: equal)
 ENCODER_OPTIONS = ("model", "layer", "max_chunk_seconds", "batch_seconds", "device")
 CODEC_OPTIONS = ("model", "n_codebooks", "device")
 PROSODY_OPTIONS = ("n_f0_bins", "n_pitch", "n_style")  # Prosody.fit's codebook sizes
@@ -80,6 +80,7 @@ class TokenizerConfig(Config):
     normalize: bool | None = None
     fmin: float | None = at_least(0, None)
     fmax: float | None = positive(None)
+    causal: bool | None = None  # a front end the real-time engine runs frame by frame
 
     def validate(self) -> None:
         allowed = kind_options(self.kind, self.features)
@@ -98,6 +99,13 @@ class TokenizerConfig(Config):
                                       f"{', '.join(PROSODY_OPTIONS)}")
                 if not isinstance(v, int) or isinstance(v, bool) or v < 2:
                     raise ConfigError(f"prosody.{k}: must be an integer >= 2, got {v!r}")
+        if self.causal and self.smoothing:
+            raise ConfigError(f"smoothing: {self.smoothing:g} cannot be used with causal: true "
+                              "(its Viterbi path looks at the whole utterance); set smoothing: 0 "
+                              "or causal: false")
+        if self.causal and self.kind == CONTINUOUS_KIND and self.normalize is not False:
+            raise ConfigError("causal: a continuous tokenizer fits no normalisation statistics; "
+                              "set normalize: false with causal: true")
         kind = self.frontend_kind
         if kind in SPECTRAL_KINDS:  # the front end's own checks (frame rate vs sample rate)
             spectral = {k: v for k in SPECTRAL_OPTIONS if (v := getattr(self, k)) is not None}
