@@ -62,6 +62,27 @@ def synth_dialogue(
     typer.echo(json.dumps(summary, indent=2))
 
 
+@synth_app.command("duplex")
+def synth_duplex(
+    out: Path = typer.Option(..., help="Output folder (audio/, scenarios.jsonl, summary.json)."),
+    train: int = typer.Option(600, help="Training scenarios (training voices)."),
+    valid: int = typer.Option(60, help="Validation scenarios (held-out voices and stories)."),
+    test: int = typer.Option(80, help="Test scenarios (held-out voices and stories)."),
+    kinds: str = typer.Option("query,interrupt,nonquery,backchannel",
+                              help="Scenario kinds, comma-separated."),
+    seed: int = typer.Option(0, help="Same seed, same scenarios, byte for byte."),
+    workers: int = typer.Option(None, help="Worker processes (default: up to 4 CPUs)."),
+) -> None:
+    """Full-duplex scenarios (stereo: what the assistant hears, what it says): queries,
+    interruptions, speech not addressed to it, backchannels, with its decision points."""
+    from speechlm.corpus.duplex import synthesize_duplex
+
+    summary = synthesize_duplex(out, {"train": train, "valid": valid, "test": test},
+                                kinds=[k.strip() for k in kinds.split(",") if k.strip()],
+                                seed=seed, workers=workers)
+    typer.echo(json.dumps(summary, indent=2))
+
+
 @corpus_app.command("import")
 def import_(
     src: Path = typer.Argument(..., help="Corpus folder (or saved HF dataset)."),
