@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean browser
 
 setup: $(STAMP)
 
@@ -19,8 +19,23 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/speechlm run gslm --out runs/demo
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q
+
+# The page's test drives Debian's chromium through its chromedriver (`make demo` needs neither):
+# installed when missing, as root or with password-less sudo; otherwise that test is skipped.
+APT := DEBIAN_FRONTEND=noninteractive apt-get
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif ! command -v apt-get >/dev/null; then \
+		echo "no apt-get: install chromium and its chromedriver to run the browser test"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		($(APT) update -qq && $(APT) install -y -qq chromium chromium-driver >/dev/null) \
+		|| echo "chromium could not be installed: the browser test will be skipped"; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+		(sudo $(APT) update -qq && sudo $(APT) install -y -qq chromium chromium-driver \
+		>/dev/null) || echo "chromium could not be installed: the browser test will be skipped"; \
+	else echo "chromium + chromium-driver missing, no root or sudo: browser test skipped"; fi
 
 lint: setup
 	$(BIN)/ruff check src tests bench

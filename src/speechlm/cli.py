@@ -14,6 +14,7 @@ from speechlm.codec.cli import codec_app
 from speechlm.corpus.cli import corpus_app, synth_app
 from speechlm.evaluate.cli import eval_app
 from speechlm.generate.cli import chat, generate, resynth, tts, viola
+from speechlm.realtime.cli import serve
 from speechlm.recipes.cli import run
 from speechlm.ssl.cli import ssl_app
 from speechlm.tokenizers.cli import tokenize, tokenizer_app
@@ -42,6 +43,7 @@ app.command("tts")(tts)
 app.command("viola")(viola)
 app.command("chat")(chat)
 app.command("run")(run)
+app.command("serve")(serve)
 
 
 def main() -> None:
