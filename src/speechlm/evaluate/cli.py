@@ -1,5 +1,5 @@
 """``speechlm eval zerospeech|storycloze|all|abx|generation|asr|speech|style|crossmodal|
-similarity|turns``.
+similarity|turns|duplex``.
 
 Heavy imports (torch, transformers, pocketsphinx, resemblyzer, onnxruntime) stay inside the
 functions so that ``speechlm --help`` is fast.
@@ -361,3 +361,40 @@ def turns(
                    + (f"{mean:.3f} s" if mean is not None else "n/a"))
     typer.echo(f"scored {agg['n_scored']} of {agg['n_files']} files ({agg['minutes']:.2f} min)")
     _skipped_and_report(agg["n_skipped"], "file(s)", out / "turns.json", out / "turns.json")
+
+
+@eval_app.command("duplex")
+def duplex(
+    model: Path = typer.Option(..., help="Duplex model directory (recipes lslm, duplex, "
+                                         "vita-silence)."),
+    out: Path = typer.Option(..., help="Output folder: duplex.json and timelines.png."),
+    data: Path = typer.Option(None, help="Scenario folder (speechlm synth duplex) or its "
+                                         "scenarios.jsonl; default: new test scenarios spoken "
+                                         "by held-out voices, made in OUT/data."),
+    split: str = typer.Option("test", help="Scenarios of this split are played."),
+    max_scenarios: int = typer.Option(0, help="Play at most this many (0: all)."),
+    scenarios: int = typer.Option(60, help="Without --data: test scenarios to make."),
+    seed: int = typer.Option(1, help="Without --data: seed of the scenarios made."),
+    temperature: float = typer.Option(1.0, help="Sampling temperature of the model's units."),
+) -> None:
+    """Live behaviour of a duplex model after Full-Duplex-Bench: takeover rates and latencies on
+    turns, pauses and interruptions, false replies to non-query audio, answer rate on queries,
+    engine step time against the frame period. Each scenario's microphone channel is played
+    into a live engine session frame by frame."""
+    from speechlm.corpus.duplex import read_scenarios, synthesize_duplex
+    from speechlm.evaluate.duplex import evaluate_duplex
+    from speechlm.realtime.engine import EngineSettings
+
+    if data is None:
+        data = out / "data"
+        synthesize_duplex(data, {split: scenarios}, seed=seed)
+    path = data / "scenarios.jsonl" if data.is_dir() else data
+    recs = read_scenarios(path, split=split)
+    if max_scenarios:
+        recs = recs[:max_scenarios]
+    r = evaluate_duplex(model, recs, out, engine_settings=EngineSettings(
+        temperature=temperature, vocode=False))
+    for key, value in r["duplex"].items():
+        typer.echo(f"{key}: {value}")
+    _skipped_and_report(len(r["skipped"]), "scenario(s)", out / "duplex.json",
+                        out / "duplex.json")

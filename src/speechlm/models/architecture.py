@@ -44,7 +44,7 @@ class Architecture(ABC):
 
     name: str = ""
     objective: str = "lm"  # default training objective (speechlm.train.objectives)
-    speech_format: str = "speech_only"  # what a spoken prompt becomes (eos=False)
+    speech_format: str | None = "speech_only"  # what a spoken prompt becomes (eos=False)
     submodels: tuple[str, ...] = (MAIN,)
 
     # ---- configuration and construction -------------------------------------------------
@@ -98,7 +98,8 @@ class Architecture(ABC):
 ARCHITECTURES: Registry[Architecture] = Registry(
     "architecture", ("speechlm.models.causal_lm", "speechlm.models.multistream",
                      "speechlm.models.expressive", "speechlm.models.dialogue",
-                     "speechlm.models.codec_lm", "speechlm.models.answering"))
+                     "speechlm.models.codec_lm", "speechlm.models.answering",
+                     "speechlm.models.duplex"))
 
 
 def get_architecture(name: str, key: str = "architecture") -> Architecture:

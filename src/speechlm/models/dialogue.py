@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,19 +59,20 @@ DLM_KEYS = ("cross_layers", "duration_weight", "log_durations", "edge_only", "de
 SILENCE_PROBE_SECONDS = 1.0  # digital silence tokenised to find a model's silence unit
 
 
-def split_model_config(model_cfg: Mapping[str, Any], key: str = "model"
-                       ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(backbone keys, dGSLM keys) of a ``dgslm`` model config; unknown dGSLM keys are named."""
+def split_model_config(model_cfg: Mapping[str, Any], key: str = "model", section: str = DLM,
+                       keys: Sequence[str] = DLM_KEYS) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(backbone keys, ``section`` keys) of a model config made of an HF backbone's keys plus
+    one mapping of the architecture's own (dGSLM's ``dialogue``); unknown keys are named."""
     if not isinstance(model_cfg, Mapping):
-        raise ConfigError(f"{key}: expected a mapping (llama backbone keys + {DLM})")
-    backbone = {k: v for k, v in model_cfg.items() if k != DLM}
-    dlm = model_cfg.get(DLM) or {}
-    if not isinstance(dlm, Mapping):
-        raise ConfigError(f"{key}.{DLM}: expected a mapping of {', '.join(DLM_KEYS)}")
-    for k in dlm:
-        if k not in DLM_KEYS:
-            raise ConfigError(f"{key}.{DLM}.{k}: unknown key; valid keys: {', '.join(DLM_KEYS)}")
-    return backbone, dict(dlm)
+        raise ConfigError(f"{key}: expected a mapping (llama backbone keys + {section})")
+    backbone = {k: v for k, v in model_cfg.items() if k != section}
+    own = model_cfg.get(section) or {}
+    if not isinstance(own, Mapping):
+        raise ConfigError(f"{key}.{section}: expected a mapping of {', '.join(keys)}")
+    for k in own:
+        if k not in keys:
+            raise ConfigError(f"{key}.{section}.{k}: unknown key; valid keys: {', '.join(keys)}")
+    return backbone, dict(own)
 
 
 def frame_units(streams: Any) -> np.ndarray:

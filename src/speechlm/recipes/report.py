@@ -70,6 +70,10 @@ def write_report(ctx: RunContext) -> dict:
         # DESIGN's names: turns.SOURCE.ipu_per_min, .gap_mean_s, ... (data, model, baseline)
         "turns": _info(stages, "turns"),
         "dialogue_generation": _info(stages, "dialogue_generate"),
+        # DESIGN's names: duplex.interruption_latency_s, .false_reply_rate, .answer_rate, ...
+        "duplex": _info(stages, "duplex_eval").get("duplex", {}),
+        "duplex_by_kind": _info(stages, "duplex_eval").get("by_kind", {}),
+        "duplex_fusion": _info(stages, "fusions").get("fusions", {}),
         "stage_seconds": {name: round(s["seconds"], 1) for name, s in stages.items()},
     }
     # DESIGN's names for the cross-modal figures: benchmarks.tsc_s2s, tsc_s2t, ...
@@ -424,6 +428,29 @@ def _qa_rows(r: dict[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
     return [f"model ({r.get('qa_items')} items)", *QA_FIGURES.values()], rows
 
 
+DUPLEX_FIGURES = {
+    "answer_rate": "answer rate (queries)", "takeover_rate_turn": "takeover (turns)",
+    "response_latency_s": "response latency s", "takeover_rate_pause": "takeover (pauses)",
+    "takeover_rate_interrupt": "yields when interrupted",
+    "interruption_latency_s": "stop latency s", "false_reply_rate": "false replies (non-query)",
+    "backchannels_per_min": "backchannels / min", "step_time_ratio": "step time / frame",
+}
+DUPLEX_NOTE = ("Held-out scenarios (voices never trained on) played live into the engine frame "
+               "by frame; what the model says is read off its own unit stream (non-silence "
+               "units, merged into IPUs). Rates are shares of the opportunities of each kind; "
+               "latencies are medians. See speechlm.evaluate.duplex for each definition.")
+
+
+def _duplex_rows(r: dict[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
+    models = dict(r.get("duplex_fusion") or {}) or ({"model": r["duplex"]} if r.get("duplex")
+                                                    else {})
+    if not models:
+        return None
+    rows = [[name, *(by.get(f) if by.get(f) is not None else "-" for f in DUPLEX_FIGURES)]
+            for name, by in models.items()]
+    return ["model" if not r.get("duplex_fusion") else "fusion", *DUPLEX_FIGURES.values()], rows
+
+
 SPEECH_SECTIONS = (
     ("Zero-shot TTS on held-out voices and sentences (tts)", _tts_rows, TTS_NOTE),
     ("Speech continuation: AudioLM's acoustic stages vs the unit vocoder (continuation)",
@@ -432,6 +459,8 @@ SPEECH_SECTIONS = (
      VIOLA_NOTE),
     ("Spoken question answering: SpeechGPT's chain of modality vs direct (qa)", _qa_rows,
      QA_NOTE),
+    ("Live interaction: turns, interruptions, silence mode (eval duplex)", _duplex_rows,
+     DUPLEX_NOTE),
 )
 
 

@@ -74,7 +74,6 @@ class TrainConfig(Config):
 
     def validate(self) -> None:
         from speechlm.models.architecture import get_architecture
-        from speechlm.sequences.formats import parse_formats
         from speechlm.train.objectives import get_objective
 
         if self.init in ("warm", "from_model") and not self.init_from:
@@ -96,12 +95,23 @@ class TrainConfig(Config):
             raise ConfigError("early_stopping_patience: needs eval_data (a held-out set)")
         arch = get_architecture(self.architecture)
         if self.formats is None:  # derived once, here, so the saved config says what ran
-            self.formats = {arch.speech_format: 1.0}
-        uses = parse_formats(self.formats)
+            # an architecture without one (duplex) trains on its objective's own data
+            self.formats = {arch.speech_format: 1.0} if arch.speech_format else {}
         objective = get_objective(self.objective or arch.objective)
+        uses = self.format_uses()
         objective.check(self, uses)
         if self.init == "cold":
             arch.check_config(self.model, "model")
+
+    def format_uses(self) -> list:
+        """The parsed ``formats`` ([] for an objective that trains on data of its own and is
+        given none: duplex)."""
+        from speechlm.sequences.formats import parse_formats
+        from speechlm.train.objectives import get_objective
+
+        if not self.formats and not get_objective(self.objective_name).takes_formats:
+            return []
+        return parse_formats(self.formats)
 
     @property
     def objective_name(self) -> str:

@@ -15,6 +15,7 @@ that trains on them (``trainer``). Registered objectives:
 | ``codec``     | one utterance per example (VALL-E AR / NAR, delay pattern) | ``SpeechLMTrainer`` |
 | ``omni``      | question frames, text answer, its units (LLaMA-Omni) | ``SpeechLMTrainer`` |
 | ``spectron``  | chain of modality ending in log-mel frames (Spectron) | ``SpeechLMTrainer`` |
+| ``duplex``    | two-channel scenario windows: listen, speak, text | ``SpeechLMTrainer`` |
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Objective(ABC):
     params: dict[str, Any] = {}  # objective_args and their defaults
     output: str = "example"  # the kind of record its formats must return
     streams: tuple[str, ...] | None = (TOKENS,)  # example streams it trains on (None: any)
+    takes_formats: bool = True  # False: trains on data of its own, given no formats
 
     def check(self, cfg: TrainConfig, uses: Sequence[FormatUse]) -> None:
         """Refuse objective_args or formats this objective cannot use (names the key)."""
@@ -96,7 +98,7 @@ OBJECTIVES: Registry[Objective] = Registry(
     "objective", ("speechlm.train.objectives", "speechlm.train.multistream",
                   "speechlm.train.finetune", "speechlm.train.dialogue",
                   "speechlm.train.codec_lm", "speechlm.train.omni",
-                  "speechlm.train.spectron"))
+                  "speechlm.train.spectron", "speechlm.train.duplex"))
 
 
 def get_objective(name: str) -> Objective:

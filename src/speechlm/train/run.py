@@ -16,7 +16,7 @@ from speechlm.config import Config
 from speechlm.errors import ConfigError
 from speechlm.models.architecture import Architecture, get_architecture
 from speechlm.models.causal_lm import CausalLM
-from speechlm.sequences.formats import FormatUse, check_formats, format_tokens, parse_formats
+from speechlm.sequences.formats import FormatUse, check_formats, format_tokens
 from speechlm.sequences.vocab import SpeechVocab, with_default_markers
 from speechlm.train.config import TrainConfig
 from speechlm.train.hardware import resolve_precision
@@ -117,7 +117,7 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     if not speech_tok or not Path(speech_tok).is_dir():
         raise ConfigError(f"{Path(cfg.data) / 'info.json'}: key 'tokenizer' must name the speech "
                           f"tokenizer directory (got {speech_tok!r})")
-    uses = parse_formats(cfg.formats)
+    uses = cfg.format_uses()
     cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision))
     # an objective may train its own model class around a trained model (omni, spectron)
     own = get_objective(cfg.objective) if cfg.objective else None

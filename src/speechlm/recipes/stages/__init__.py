@@ -53,6 +53,7 @@ STAGE_MODULES = (
     "speechlm.recipes.stages.audiolm",  # acoustic_tokens, coarse, fine, continuation
     "speechlm.recipes.stages.viola",  # single_asr, single_st, single_mt, single_tts, viola
     "speechlm.recipes.stages.instruct",  # instructions, sft_cross, sft_chain, sft_direct, qa
+    "speechlm.recipes.stages.duplex",  # duplex_corpus, duplex_tokens, duplex_eval, fusions
 )
 
 

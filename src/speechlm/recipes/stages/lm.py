@@ -32,7 +32,7 @@ from speechlm.train.config import TrainConfig
 # TrainConfig's paths, relative to the run directory (the tokens stage's datasets, RUN/model)
 TRAIN_PATHS = {"data": "tokens/train", "eval_data": "tokens/valid", "output_dir": "model"}
 # objectives that train on another stage's token datasets (its train/ and valid/)
-TOKEN_STAGES = {"dialogue": "dialogue_tokens"}
+TOKEN_STAGES = {"dialogue": "dialogue_tokens", "duplex": "duplex_tokens"}
 FROM_TEXTLM = "<textlm>"  # train.init_from placeholder: the text LM of the textlm stage
 
 
@@ -154,11 +154,11 @@ def run_model(ctx: RunContext, conf: TrainConfig, d: Path) -> dict:
 
 def plan_model(ctx: RunContext, conf: TrainConfig) -> dict:
     from speechlm.models import get_architecture
-    from speechlm.sequences.formats import CODECS, format_tokens, inventory_sizes, parse_formats
+    from speechlm.sequences.formats import CODECS, format_tokens, inventory_sizes
     from speechlm.sequences.vocab import SpeechVocab, with_default_markers
 
     facts = {"init": conf.init if conf.init == "cold" else f"{conf.init} from {conf.init_from}"}
-    markers, ranges = format_tokens(parse_formats(conf.formats))
+    markers, ranges = format_tokens(conf.format_uses())
     markers = with_default_markers(markers)
     units = ctx.conf("tokenizer").units
     sizes = {"units": units, **_prosody_sizes(ctx.conf("tokenizer").prosody),

@@ -1,0 +1,1 @@
+"""Real-time voice interaction: the streaming full-duplex engine and its WebSocket server."""

@@ -1,0 +1,145 @@
+"""The ``duplex`` objective: a full-duplex model on windows of two-channel scenarios.
+
+Data: the token datasets of the ``duplex_tokens`` stage (``speechlm.tokenizers.duplex``): per
+scenario the user channel's frame units (``listen``), the assistant's (``speak``) and the text
+stream (``text``); ``info.json`` holds ``text_vocab`` and the ``silence_unit``. Each row is cut
+into half-overlapping windows of ``seq_len`` frames (``speechlm.sequences.duplex``) with the
+streams shifted; the loss is the model's (the unit cross-entropy plus ``text_weight`` times the
+text one). The model is built here, sized from the data (``architecture: duplex``, cold init:
+there is no pre-trained duplex model to start from at toy scale); ``run_training`` trains it like
+any objective (step caps, early stopping, the best checkpoint by held-out loss, resume).
+
+``extra_metrics`` adds the held-out losses of each stream and the accuracy of the state tokens
+(``<answer>``, ``<silent>``, ``<irq>``, ``<bc>``) at their frames: how often the model's most
+likely text token at a decision point is the right state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from speechlm.errors import ConfigError
+from speechlm.train.objectives import OBJECTIVES, Objective, speech_lm_trainer
+
+
+class DuplexWindows:
+    """A duplex token dataset as training windows (formatted once, kept in memory: a tiny
+    recipe's scenarios are a few MB of int32)."""
+
+    def __init__(self, data_dir: str | Path, n_units: int, text_bos: int, seq_len: int,
+                 key: str = "data") -> None:
+        from speechlm.sequences.duplex import COLUMNS, duplex_windows
+        from speechlm.train.data import load_rows
+
+        rows = load_rows(data_dir)
+        missing = [c for c in COLUMNS if c not in rows.column_names]
+        if missing:
+            raise ConfigError(f"{key}: {data_dir} has no column {', '.join(missing)} (a duplex "
+                              f"dataset has {', '.join(COLUMNS)}: speechlm.tokenizers.duplex)")
+        self.items = [w for row in rows for w in duplex_windows(row, n_units, text_bos, seq_len)]
+        if not self.items:
+            raise ConfigError(f"{key}: {data_dir} holds no scenario")
+        self.n_tokens = sum(len(w["listen"]) for w in self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        return self.items[i]
+
+
+class DuplexObjective(Objective):
+    """Next unit and next text/control token of the model's own streams, listening throughout."""
+
+    name = "duplex"
+    streams = None
+    takes_formats = False
+
+    def check(self, cfg, uses) -> None:
+        super().check(cfg, uses)
+        if uses:
+            raise ConfigError("formats: objective duplex trains on the duplex scenarios' three "
+                              "streams and takes no formats; remove the formats key")
+        if cfg.init != "cold":
+            raise ConfigError(f"init: a duplex model starts cold (got {cfg.init!r})")
+
+    def build(self, cfg, info):
+        from speechlm.models.architecture import get_architecture
+        from speechlm.models.duplex import build_duplex
+        from speechlm.sequences.vocab import SpeechVocab
+
+        if "text_vocab" not in info:
+            raise ConfigError(f"data: {Path(cfg.data) / 'info.json'} has no text_vocab; a "
+                              "duplex dataset is written by the duplex_tokens stage")
+        n_units = int(info["n_units"])
+        model = build_duplex(cfg.model, n_units, info["text_vocab"], seed=cfg.seed)
+        model.config.silence_unit = int(info["silence_unit"])
+        # the vocabulary file every model directory has: the units (the text vocabulary is the
+        # model config's text_vocab)
+        vocab = SpeechVocab.build({"units": n_units}, [])
+        return (get_architecture("duplex"), model, vocab,
+                {"init": "cold", "model_type": "duplex"})
+
+    def extra_meta(self, cfg, info, model):
+        c = model.config
+        return {"formats": {}, "duplex": {"fusion": c.fusion, "n_units": c.n_units,
+                                          "n_text": c.n_text, "silence_unit": c.silence_unit}}
+
+    def datasets(self, cfg, vocab, model, uses=(), eval_uses=()):
+        from speechlm.models.modeling_duplex import DuplexLM
+
+        if not isinstance(model, DuplexLM):
+            raise ConfigError(f"objective: duplex trains a DuplexLM, not a {type(model).__name__}")
+        c = model.config
+        train = DuplexWindows(cfg.data, c.n_units, c.text_bos_id, cfg.seq_len, "data")
+        valid = (DuplexWindows(cfg.eval_data, c.n_units, c.text_bos_id, cfg.seq_len, "eval_data")
+                 if cfg.eval_data else None)
+        return train, valid
+
+    def trainer(self, cfg, model, vocab, train_ds, eval_ds, callbacks):
+        from speechlm.sequences.duplex import duplex_collate
+
+        return speech_lm_trainer(cfg, model, vocab, train_ds, eval_ds, callbacks,
+                                 duplex_collate(model.config.n_units),
+                                 label_names=["speak_labels", "text_labels"])
+
+    def extra_metrics(self, trainer, train_ds, eval_ds, vocab, cfg):
+        if eval_ds is None:
+            return {}
+        return {"eval": held_out_figures(trainer.model, eval_ds, cfg.batch_size)}
+
+
+def held_out_figures(model: Any, ds: DuplexWindows, batch_size: int) -> dict[str, Any]:
+    """Each stream's held-out loss and the state tokens' accuracy at their frames."""
+    import torch
+
+    from speechlm.sequences.duplex import STATE_TOKENS, duplex_collate
+
+    collate = duplex_collate(model.config.n_units)
+    vocab = list(model.config.text_vocab)
+    states = torch.tensor([vocab.index(t) for t in STATE_TOKENS.values()])
+    sums = {"speak_loss": 0.0, "text_loss": 0.0}
+    right = total = 0
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        for i in range(0, len(ds), batch_size):
+            batch = {k: v.to(device) for k, v in collate(ds.items[i:i + batch_size]).items()}
+            out = model(**batch)
+            n = batch["attention_mask"].shape[0]
+            sums["speak_loss"] += float(out.speak_loss) * n
+            sums["text_loss"] += float(out.text_loss) * n
+            at_state = torch.isin(batch["text_labels"], states.to(device))
+            pred = out.text_logits.argmax(-1)
+            right += int((pred[at_state] == batch["text_labels"][at_state]).sum())
+            total += int(at_state.sum())
+    model.train(was_training)
+    return {**{k: round(v / len(ds), 4) for k, v in sums.items()},
+            "state_accuracy": round(right / total, 4) if total else None, "state_frames": total}
+
+
+OBJECTIVES.add("duplex", DuplexObjective())
