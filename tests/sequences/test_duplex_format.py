@@ -83,3 +83,15 @@ def test_times_outside_the_scenario_are_clamped(time):
     rec = {"states": [{"time": time, "token": "answer"}], "assistant": []}
     out = text_stream(rec, 10, 50.0, list(SPECIALS))
     assert np.count_nonzero(out) == 1
+
+
+def test_own_dropout_turns_only_speech_frames_to_silence():
+    from speechlm.sequences.duplex import drop_own
+
+    own = np.array([9] + [0] * 500 + [3, 4] * 1000)  # BOS, silence, then speech
+    out = drop_own(own, 0.1, silence=0, rng=np.random.default_rng(0))
+    assert out[0] == 9 and (out[1:501] == 0).all()
+    changed = out[501:] != own[501:]
+    assert (out[501:][changed] == 0).all()
+    assert 0.07 < changed.mean() < 0.13
+    assert (drop_own(own, 0.0, 0, np.random.default_rng(0)) == own).all()

@@ -107,6 +107,16 @@ def duplex_windows(row: Mapping, n_units: int, text_bos: int, seq_len: int
     return [{k: v[s:s + seq_len] for k, v in full.items()} for s in window_starts(n, seq_len)]
 
 
+def drop_own(speak_in: np.ndarray, p: float, silence: int, rng: np.random.Generator
+             ) -> np.ndarray:
+    """``speak_in`` with each frame of the model's own speech (not ``silence``) replaced by
+    ``silence`` with probability ``p``; the first frame (BOS, or the frame before the window)
+    is kept. Training only: see ``speechlm.train.duplex.DuplexWindows``."""
+    drop = (speak_in != silence) & (rng.random(len(speak_in)) < p)
+    drop[:1] = False
+    return np.where(drop, silence, speak_in)
+
+
 def duplex_collate(n_units: int):
     """Windows -> the batch ``DuplexLM.forward`` takes (right padding: the BOS/pad unit, text
     ``<pad>``, ignored labels, attention mask 0)."""

@@ -27,10 +27,17 @@ from speechlm.train.objectives import OBJECTIVES, Objective, speech_lm_trainer
 
 class DuplexWindows:
     """A duplex token dataset as training windows (formatted once, kept in memory: a tiny
-    recipe's scenarios are a few MB of int32)."""
+    recipe's scenarios are a few MB of int32).
+
+    ``own_dropout`` > 0 (training only): each frame of the model's own speech is fed back to it
+    as the silence unit with that probability. Live, the model reads back what it sampled, and
+    one silence unit sampled mid-answer would otherwise read as "I have stopped" (in the data
+    its speech never breaks mid-sentence), ending answers early; so it learns to go on.
+    """
 
     def __init__(self, data_dir: str | Path, n_units: int, text_bos: int, seq_len: int,
-                 key: str = "data") -> None:
+                 key: str = "data", own_dropout: float = 0.0, silence: int = 0,
+                 seed: int = 0) -> None:
         from speechlm.sequences.duplex import COLUMNS, duplex_windows
         from speechlm.train.data import load_rows
 
@@ -43,12 +50,20 @@ class DuplexWindows:
         if not self.items:
             raise ConfigError(f"{key}: {data_dir} holds no scenario")
         self.n_tokens = sum(len(w["listen"]) for w in self.items)
+        self.own_dropout, self.silence = float(own_dropout), int(silence)
+        self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
-        return self.items[i]
+        from speechlm.sequences.duplex import drop_own
+
+        item = self.items[i]
+        if not self.own_dropout:
+            return item
+        return {**item, "speak_in": drop_own(item["speak_in"], self.own_dropout, self.silence,
+                                             self.rng)}
 
 
 class DuplexObjective(Objective):
@@ -57,6 +72,7 @@ class DuplexObjective(Objective):
     name = "duplex"
     streams = None
     takes_formats = False
+    params = {"own_dropout": 0.0}  # see DuplexWindows
 
     def check(self, cfg, uses) -> None:
         super().check(cfg, uses)
@@ -94,7 +110,11 @@ class DuplexObjective(Objective):
         if not isinstance(model, DuplexLM):
             raise ConfigError(f"objective: duplex trains a DuplexLM, not a {type(model).__name__}")
         c = model.config
-        train = DuplexWindows(cfg.data, c.n_units, c.text_bos_id, cfg.seq_len, "data")
+        drop = float(self.args(cfg)["own_dropout"])
+        if not 0 <= drop < 1:
+            raise ConfigError(f"objective_args.own_dropout: a probability in [0, 1), got {drop}")
+        train = DuplexWindows(cfg.data, c.n_units, c.text_bos_id, cfg.seq_len, "data",
+                              own_dropout=drop, silence=c.silence_unit, seed=cfg.seed)
         valid = (DuplexWindows(cfg.eval_data, c.n_units, c.text_bos_id, cfg.seq_len, "eval_data")
                  if cfg.eval_data else None)
         return train, valid
