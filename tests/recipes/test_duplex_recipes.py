@@ -56,7 +56,9 @@ def test_run_writes_every_stage_and_compares_three_fusions(lslm_run):
     for fusion in ("early", "late"):  # trained beside the recipe's own (middle)
         cfg = json.loads((out / "fusions" / fusion / "model" / "config.json").read_text())
         assert cfg["fusion"] == fusion and cfg["listen_encoder"] == "gru"
-    assert results["duplex_fusion"]["middle"] == results["duplex"]
+    middle = dict(results["duplex_fusion"]["middle"])
+    loss = json.loads((out / "model" / "metrics.json").read_text())["final_eval_loss"]
+    assert middle.pop("final_eval_loss") == loss and middle == results["duplex"]
     # the figures are the ones eval duplex wrote for the scenarios it played
     played = json.loads((out / "duplex_eval" / "duplex.json").read_text())
     assert played["scenarios"] == 3 and played["duplex"] == results["duplex"]

@@ -432,8 +432,11 @@ DUPLEX_FIGURES = {
     "answer_rate": "answer rate (queries)", "takeover_rate_turn": "takeover (turns)",
     "response_latency_s": "response latency s", "takeover_rate_pause": "takeover (pauses)",
     "takeover_rate_interrupt": "yields when interrupted",
-    "interruption_latency_s": "stop latency s", "false_reply_rate": "false replies (non-query)",
+    "interruption_latency_s": "stop latency s",
+    "uninterrupted_stop_s": "stop latency, cut-in muted s",
+    "false_reply_rate": "false replies (non-query)",
     "backchannels_per_min": "backchannels / min", "step_time_ratio": "step time / frame",
+    "final_eval_loss": "held-out loss",
 }
 DUPLEX_NOTE = ("Held-out scenarios (voices never trained on) played live into the engine frame "
                "by frame; what the model says is read off its own unit stream (non-silence "

@@ -185,8 +185,12 @@ def _run_fusions(ctx: RunContext, conf: FusionsConfig, d: Path) -> dict:
 
     train = ctx.conf("model")
     own = duplex_settings(train.model)[1]["fusion"]
-    results = {own: ctx.records["duplex_eval"]["info"]["duplex"]} \
-        if "duplex_eval" in ctx.records else {}
+    results = {}
+    if "duplex_eval" in ctx.records:
+        own_loss = json.loads((ctx.dir("model") / "metrics.json").read_text()).get(
+            "final_eval_loss")
+        results[own] = {**ctx.records["duplex_eval"]["info"]["duplex"],
+                        "final_eval_loss": own_loss}
     for fusion in _fusions_to_train(ctx, conf):
         model_cfg = {**train.model, SECTION: {**train.model.get(SECTION, {}), "fusion": fusion}}
         out = d / fusion
