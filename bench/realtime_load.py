@@ -152,6 +152,30 @@ def speech(seconds: float, sample_rate: int, seed: int) -> np.ndarray:
     return np.concatenate(parts)[:n].astype(np.float32)
 
 
+def step_vs_recompute(model, frames: int = 200, context: int = 250) -> dict:
+    """The fast path against its baseline, in this run, on one thread: a frame by the KV-cache
+    step (``DuplexLM.step``) against a frame by a full forward over the last ``context``
+    frames (what a model without a streaming step must run each frame)."""
+    import torch
+
+    n, text = model.config.n_units, model.config.n_text
+    g = torch.Generator().manual_seed(0)
+    streams = [torch.randint(0, m, (1, context + frames), generator=g) for m in (n, n, text)]
+    with torch.inference_mode(), model.streaming(1) as state:
+        for t in range(context):  # a full context first: the step attends over as much
+            model.step(state, *(s[:, t] for s in streams))
+        t0 = time.perf_counter()
+        for t in range(context, context + frames):
+            model.step(state, *(s[:, t] for s in streams))
+        step = (time.perf_counter() - t0) / frames
+        t0 = time.perf_counter()
+        for t in range(context, context + frames):
+            model(*(s[:, t - context + 1:t + 1] for s in streams))
+        full = (time.perf_counter() - t0) / frames
+    return {"step_ms": round(step * 1e3, 3), "recompute_ms": round(full * 1e3, 3),
+            "speedup": round(full / step, 2), "context_frames": context}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="model directory (the engine runs in this process)")
@@ -175,10 +199,17 @@ def main() -> None:
     if args.url:
         results = asyncio.run(go(args.url, args.sample_rate))
     else:
+        import torch
+
         from speechlm.realtime.engine import load_engine
         from speechlm.realtime.server import ServerConfig, serve_in_thread
 
+        torch.set_num_threads(1)  # as `speechlm serve` runs its sessions
         engine = load_engine(args.model, device=args.device)
+        fast = step_vs_recompute(engine.model)
+        print(f"model step with its KV cache {fast['step_ms']} ms/frame vs a full forward over "
+              f"the last {fast['context_frames']} frames {fast['recompute_ms']} ms/frame: "
+              f"{fast['speedup']}x")
         # the queue limit is lifted so that a slow model shows its latency instead of a flood
         config = ServerConfig(max_queued_s=3600, max_sessions=max(32, args.sessions),
                               stats_interval_s=0)
@@ -186,6 +217,8 @@ def main() -> None:
             results = asyncio.run(go(f"ws://127.0.0.1:{server.port}/ws", engine.sample_rate))
     frame_ms = next((r.stats["frame_ms"] for r in results if r.stats), None)
     summary = report(results, frame_ms)
+    if not args.url:
+        summary["step_vs_recompute"] = fast
     summary.update(sessions_n=args.sessions, seconds=args.seconds, speed=args.speed,
                    wall_s=round(time.perf_counter() - t0, 2))
     print(json.dumps({k: v for k, v in summary.items() if k != "sessions"}))
