@@ -99,7 +99,10 @@ def test_the_trained_model_speaks_over_the_websocket(lslm_run):
     from speechlm.realtime.server import serve_in_thread
 
     engine = load_engine(lslm_run / "model")
-    assert engine.vocoder is not None
+    # the recipe's vocoder, installed in the model directory, speaks at the tokenizer's rate
+    assert (engine.vocoder.kind, engine.vocoder.sample_rate) == ("envelope", 16000)
+    assert engine.frame_samples == 320 and engine.silence == json.loads(
+        (lslm_run / "duplex_tokens" / "train" / "info.json").read_text())["silence_unit"]
     rec = read_scenarios(lslm_run / "duplex_corpus" / "scenarios.jsonl", split="test")[0]
     mic = load_audio(rec["audio"], engine.sample_rate, mono=False)[0][: engine.sample_rate]
     with serve_in_thread(engine) as server, \
