@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_text import TINY, text_vocab
 from transformers import AutoModel, LlamaConfig, LlamaForCausalLM
 
 from speechlm.errors import ConfigError
@@ -22,21 +23,15 @@ from speechlm.models.modeling_omni import (
 )
 from speechlm.sequences.example import IGNORE
 from speechlm.sequences.instruction import ASSISTANT, HUMAN
-from speechlm.sequences.vocab import SpeechVocab, with_default_markers
+from speechlm.sequences.vocab import SpeechVocab
 from speechlm.train.omni import omni_collate, omni_example
 
 D, K, N_UNITS = 8, 5, 6
-TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-            num_key_value_heads=2)
-SENTENCES = ["the dog sees a cat .", "a small cat sleeps .", "the cat runs ."]
 
 
 @pytest.fixture(scope="module")
 def vocab() -> SpeechVocab:
-    from speechlm.train.textlm import train_text_tokenizer
-
-    tok = train_text_tokenizer(SENTENCES * 20, vocab_size=60)
-    return SpeechVocab.extend(tok, 4, markers=with_default_markers(MARKERS))
+    return text_vocab(MARKERS)
 
 
 def _model(vocab: SpeechVocab, seed: int = 0, **kw) -> OmniSpeechLM:

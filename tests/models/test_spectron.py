@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_text import TINY, text_vocab
 from transformers import AutoModel, LlamaConfig, LlamaForCausalLM
 
 from speechlm.errors import ConfigError
@@ -22,20 +23,14 @@ from speechlm.models.modeling_spectron import (
 )
 from speechlm.pretrained import load_pretrained
 from speechlm.sequences.example import IGNORE
-from speechlm.sequences.vocab import SpeechVocab, with_default_markers
+from speechlm.sequences.vocab import SpeechVocab
 
 M = 16
-TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-            num_key_value_heads=2)
-SENTENCES = ["the dog sees a cat .", "a small cat sleeps .", "the cat runs ."]
 
 
 @pytest.fixture(scope="module")
 def vocab() -> SpeechVocab:
-    from speechlm.train.textlm import train_text_tokenizer
-
-    tok = train_text_tokenizer(SENTENCES * 20, vocab_size=60)
-    return SpeechVocab.extend(tok, 4, markers=with_default_markers(MARKERS))
+    return text_vocab(MARKERS)
 
 
 def _pattern(n: int, phase: float = 0.0) -> np.ndarray:

@@ -288,8 +288,9 @@ def evaluate_duplex(model_dir: str | Path, scenarios: Sequence[dict], out_dir: s
                 continue
             skipped_s = 0.0
             control = None
-            if st.adaptive_interruptions and interruption_point(rec):
-                orig, onset = rec, interruption_point(rec)[1]
+            point = interruption_point(rec) if st.adaptive_interruptions else None
+            if point:
+                orig, onset = rec, point[1]
                 log, skipped_s = run_interruption(engine, wav, orig, st.interrupt_after)
                 rec = shift_after(orig, onset, skipped_s) if skipped_s else orig
                 # the control: the same session with the cut-in muted; does the model stop

@@ -33,7 +33,8 @@ PAD, BOS, UNK = "<pad>", "<bos>", "<unk>"
 ANSWER, SILENT, IRQ, BACKCHANNEL = "<answer>", "<silent>", "<irq>", "<bc>"
 SPECIALS = (PAD, BOS, UNK, ANSWER, SILENT, IRQ, BACKCHANNEL)
 STATE_TOKENS = {"answer": ANSWER, "silent": SILENT, "irq": IRQ, "backchannel": BACKCHANNEL}
-COLUMNS = ("listen", "speak", "text")
+COLUMNS = ("listen", "speak", "text")  # a token row
+COLUMNS_IN = ("listen", "speak_in", "text_in", "speak_labels", "text_labels")  # a window
 
 
 def text_vocab(records: Iterable[Mapping], words: bool = True) -> list[str]:
@@ -139,5 +140,3 @@ def duplex_collate(n_units: int):
 
     return fn
 
-
-COLUMNS_IN = ("listen", "speak_in", "text_in", "speak_labels", "text_labels")

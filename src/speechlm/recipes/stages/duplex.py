@@ -172,19 +172,24 @@ class FusionsConfig(Config):
                 raise ConfigError(f"compare: {f!r} is not one of {', '.join(FUSIONS)}")
 
 
-def _fusions_to_train(ctx: RunContext, conf: FusionsConfig) -> list[str]:
-    from speechlm.models.duplex import FUSIONS, duplex_settings
+def _own_fusion(ctx: RunContext) -> str:
+    from speechlm.models.duplex import duplex_settings
 
-    own = duplex_settings(ctx.conf("model").model)[1]["fusion"]
-    return [f for f in (conf.compare or FUSIONS) if f != own]
+    return duplex_settings(ctx.conf("model").model)[1]["fusion"]
+
+
+def _fusions_to_train(ctx: RunContext, conf: FusionsConfig) -> list[str]:
+    from speechlm.models.duplex import FUSIONS
+
+    return [f for f in (conf.compare or FUSIONS) if f != _own_fusion(ctx)]
 
 
 def _run_fusions(ctx: RunContext, conf: FusionsConfig, d: Path) -> dict:
-    from speechlm.models.duplex import SECTION, duplex_settings
+    from speechlm.models.duplex import SECTION
     from speechlm.recipes.stages.lm import run_model
 
     train = ctx.conf("model")
-    own = duplex_settings(train.model)[1]["fusion"]
+    own = _own_fusion(ctx)
     results = {}
     if "duplex_eval" in ctx.records:
         own_loss = json.loads((ctx.dir("model") / "metrics.json").read_text()).get(
