@@ -94,7 +94,7 @@ def test_forkserver_preloads_what_the_calling_script_imported(monkeypatch, tmp_p
 
     import speechlm.audio  # noqa: F401
     import speechlm.cli  # noqa: F401
-    from speechlm.corpus.synth import _main_imports
+    from speechlm.corpus.fresh import main_imports
 
     script = tmp_path / "script"  # a console script has no .py suffix
     script.write_text("#!/usr/bin/env python\nimport json, numpy as np\n"
@@ -105,10 +105,10 @@ def test_forkserver_preloads_what_the_calling_script_imported(monkeypatch, tmp_p
     main = ModuleType("__main__")
     main.__file__ = str(script)
     monkeypatch.setitem(sys.modules, "__main__", main)
-    assert _main_imports() == ["json", "numpy", "speechlm.audio", "speechlm.cli",
+    assert main_imports() == ["json", "numpy", "speechlm.audio", "speechlm.cli",
                                "speechlm.corpus", "speechlm.corpus.synth"]
     del main.__file__  # `python -c` or an interactive session: nothing to preload
-    assert _main_imports() == []
+    assert main_imports() == []
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -39,7 +39,6 @@ transcript is.
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 from collections import deque
 from dataclasses import dataclass
@@ -47,8 +46,9 @@ from pathlib import Path
 
 import numpy as np
 
+from speechlm.corpus.fresh import FreshProcesses
 from speechlm.corpus.grammar import Grammar, render, story_ending, words_of
-from speechlm.corpus.synth import PITCH_RANGE, RATE_RANGE, SAMPLE_RATE, TRAIN_VOICES, _main_imports
+from speechlm.corpus.synth import PITCH_RANGE, RATE_RANGE, SAMPLE_RATE, TRAIN_VOICES
 from speechlm.errors import ConfigError, ManifestError
 
 # the training voices whose sound outlasts their words' gold end by 0.05-0.35 s (an echo or a
@@ -418,33 +418,29 @@ def synthesize_dialogues(out_dir: str | Path, hours: float, seed: int = 0,
     total = sum(r["duration"] for r in records)
     workers = workers or min(4, os.cpu_count() or 1)
     plans = (plan_dialogue(seed, i, voices) for i in range(len(records), 10**9))
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["speechlm.corpus.dialogue", "speechlm.corpus.espeak",
-                                "speechlm.audio", *_main_imports()])
-    # one dialogue per fresh process: its audio does not depend on what a worker said before
-    pool = ctx.Pool(workers, maxtasksperchild=1)
     pending: deque = deque()
-    try:
-        with progress_bar(total=target, unit="s", desc="dialogues", leave=False,
-                          initial=min(total, target)) as bar, \
-                open(partial, "a", encoding="utf-8") as log:
-            while total < target:
-                per = total / len(records) if records else 60.0
-                while len(pending) < workers and (
-                        not pending or len(pending) * per < 1.5 * (target - total)):
-                    plan = next(plans)
-                    path = str(out / "audio" / f"{plan.id}.wav")
-                    pending.append((path, pool.apply_async(make_dialogue, (plan, path))))
-                path, handle = pending.popleft()
-                rec = handle.get()
-                records.append(rec)
-                log.write(json.dumps(rec) + "\n")
-                log.flush()
-                total += rec["duration"]
-                bar.update(min(rec["duration"], target - bar.n))
-    finally:
-        pool.terminate()  # dialogues still in flight are not needed
-        pool.join()
+    # one dialogue per fresh process: its audio does not depend on what a worker said before
+    with FreshProcesses(workers, ["speechlm.corpus.dialogue", "speechlm.corpus.espeak",
+                                  "speechlm.audio"]) as pool, \
+            progress_bar(total=target, unit="s", desc="dialogues", leave=False,
+                         initial=min(total, target)) as bar, \
+            open(partial, "a", encoding="utf-8") as log:
+        while total < target:
+            per = total / len(records) if records else 60.0
+            while len(pending) < workers and (
+                    not pending or len(pending) * per < 1.5 * (target - total)):
+                plan = next(plans)
+                path = str(out / "audio" / f"{plan.id}.wav")
+                pending.append((path, pool.submit(make_dialogue, plan, path,
+                                                  name=f"dialogue {plan.id}")))
+            path, task = pending.popleft()
+            rec = task.get()
+            records.append(rec)
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            total += rec["duration"]
+            bar.update(min(rec["duration"], target - bar.n))
+    # dialogues still in flight were killed on leaving the pool
     for path, _ in pending:
         Path(path).unlink(missing_ok=True)
     _write_records(out / "manifest.jsonl", records)

@@ -68,7 +68,6 @@ import dataclasses
 import functools
 import json
 import logging
-import multiprocessing as mp
 import os
 import re
 from collections import Counter
@@ -91,6 +90,7 @@ from speechlm.corpus.dialogue import (
     _write_records,
     question,
 )
+from speechlm.corpus.fresh import FreshProcesses
 from speechlm.corpus.grammar import STORIES, Grammar, story_ending, words_of
 from speechlm.corpus.instructions import QUESTIONS, instruction_items
 from speechlm.corpus.synth import (
@@ -98,7 +98,6 @@ from speechlm.corpus.synth import (
     PITCH_RANGE,
     RATE_RANGE,
     SAMPLE_RATE,
-    _main_imports,
 )
 from speechlm.errors import ConfigError, ManifestError
 
@@ -650,23 +649,18 @@ def synthesize_duplex(out_dir: str | Path, counts: dict[str, int],
         logger.info("%s: resuming after %d finished scenario(s)", out, len(records))
     plans = (plan_scenario(seed, split, i, kinds) for split, i in keys[len(records):])
     tasks = ((plan, str(out / "audio" / f"{plan.id}.wav")) for plan in plans)
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["speechlm.corpus.duplex", "speechlm.corpus.espeak",
-                                "speechlm.audio", *_main_imports()])
     # one scenario per fresh process: its audio does not depend on what a worker said before
-    pool = ctx.Pool(workers or min(4, os.cpu_count() or 1), maxtasksperchild=1)
-    try:
-        with progress_bar(total=len(keys), unit="scenario", desc="duplex", leave=False,
-                          initial=len(records), disable=not progress) as bar, \
-                open(partial, "a", encoding="utf-8") as log:
-            for rec in pool.imap(_make, tasks):
-                records.append(rec)
-                log.write(json.dumps(rec) + "\n")
-                log.flush()
-                bar.update(1)
-    finally:
-        pool.terminate()
-        pool.join()
+    with FreshProcesses(workers or min(4, os.cpu_count() or 1),
+                        ["speechlm.corpus.duplex", "speechlm.corpus.espeak",
+                         "speechlm.audio"]) as pool, \
+            progress_bar(total=len(keys), unit="scenario", desc="duplex", leave=False,
+                         initial=len(records), disable=not progress) as bar, \
+            open(partial, "a", encoding="utf-8") as log:
+        for rec in pool.imap(_make, tasks, name=lambda task: f"scenario {task[0].id}"):
+            records.append(rec)
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            bar.update(1)
     _write_records(out / "scenarios.jsonl", records)
     partial.unlink()
     summary = {"scenarios": len(records),

@@ -11,12 +11,9 @@ worker count.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import json
-import multiprocessing as mp
 import os
-import sys
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speechlm.corpus.fresh import FreshProcesses
 from speechlm.corpus.grammar import Grammar, words_of
 from speechlm.corpus.manifest import Utterance, write_manifest
 from speechlm.corpus.styles import check_styles, delivery, styled_text
@@ -91,38 +89,6 @@ def speak_chunk(jobs: list[Job]) -> list[dict]:
     return results
 
 
-def _main_imports() -> list[str]:
-    """The loaded modules the calling script imports at its top level, for the forkserver.
-
-    Every forkserver child re-runs the calling script (``__main__``) before its task, and
-    Python < 3.14 ignores "__main__" in the preload list (CPython gh-137996). For the
-    ``speechlm`` console script that re-imported torch in every child: synthesis ran at ~120
-    instead of ~450 s of audio per second. With the script's imports preloaded, re-running it
-    finds them in ``sys.modules``. Only modules this process already loaded are named, so the
-    forkserver imports nothing new.
-    """
-    path = getattr(sys.modules.get("__main__"), "__file__", None)
-    if not path:
-        return []
-    try:
-        tree = ast.parse(Path(path).read_bytes())
-    except (OSError, SyntaxError, ValueError):
-        return []
-    names: set[str] = set()
-    todo = list(tree.body)
-    while todo:
-        node = todo.pop()
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-        elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
-                                   ast.Lambda)):
-            todo.extend(ast.iter_child_nodes(node))  # if/try/with blocks run on import
-    return sorted(n for n in names if n in sys.modules)
-
-
 def _jobs(out: Path, seed: int, voices: list[str], styles: list[str] | None) -> Iterator[Job]:
     grammar = Grammar(np.random.default_rng([seed, 0]))
     params = np.random.default_rng([seed, 1])
@@ -183,37 +149,31 @@ def synthesize_corpus(out_dir: str | Path, hours: float, seed: int = 0,
     utts: list[Utterance] = []
     total = 0.0
     jobs = _jobs(out, seed, voices, styles)
-    # maxtasksperchild=1: every chunk starts from a fresh espeak (see the module docstring);
-    # forkserver children start with the modules preloaded, so a fresh process is cheap
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["speechlm.corpus.synth", "speechlm.corpus.espeak",
-                                "speechlm.audio", *_main_imports()])
-    pool = ctx.Pool(workers, maxtasksperchild=1)
-    pending: deque = deque()  # (chunk, async result) in job order
-    try:
-        with progress_bar(total=target, unit="s", desc="synthesising", leave=False) as bar:
-            while total < target:
-                # keep every worker busy, but do not queue far more speech than still needed
-                per_utt = total / len(utts) if utts else 3.0
-                needed = (target - total) / per_utt
-                while len(pending) < workers and (
-                        not pending or len(pending) * CHUNK < 1.2 * needed):
-                    chunk = [next(jobs) for _ in range(CHUNK)]
-                    pending.append((chunk, pool.apply_async(speak_chunk, (chunk,))))
-                chunk, handle = pending.popleft()
-                for job, res in zip(chunk, handle.get(), strict=True):
-                    if total >= target:  # made past the target: drop it
-                        Path(job.path).unlink(missing_ok=True)
-                        continue
-                    utts.append(Utterance(
-                        id=job.id, audio=f"wav/{job.id}.wav", duration=res["duration"],
-                        sample_rate=SAMPLE_RATE, text=job.text, speaker=job.voice,
-                        words=res["words"], phones=res["phones"], style=job.style))
-                    total += res["duration"]
-                    bar.update(res["duration"])
-    finally:
-        pool.terminate()  # chunks still in flight are not needed
-        pool.join()
+    pending: deque = deque()  # (chunk, task) in job order
+    with FreshProcesses(workers, ["speechlm.corpus.synth", "speechlm.corpus.espeak",
+                                  "speechlm.audio"]) as pool, \
+            progress_bar(total=target, unit="s", desc="synthesising", leave=False) as bar:
+        while total < target:
+            # keep every worker busy, but do not queue far more speech than still needed
+            per_utt = total / len(utts) if utts else 3.0
+            needed = (target - total) / per_utt
+            while len(pending) < workers and (
+                    not pending or len(pending) * CHUNK < 1.2 * needed):
+                chunk = [next(jobs) for _ in range(CHUNK)]
+                pending.append((chunk, pool.submit(speak_chunk, chunk,
+                                                   name=f"utterances {chunk[0].id}..")))
+            chunk, task = pending.popleft()
+            for job, res in zip(chunk, task.get(), strict=True):
+                if total >= target:  # made past the target: drop it
+                    Path(job.path).unlink(missing_ok=True)
+                    continue
+                utts.append(Utterance(
+                    id=job.id, audio=f"wav/{job.id}.wav", duration=res["duration"],
+                    sample_rate=SAMPLE_RATE, text=job.text, speaker=job.voice,
+                    words=res["words"], phones=res["phones"], style=job.style))
+                total += res["duration"]
+                bar.update(res["duration"])
+    # chunks still in flight were killed on leaving the pool: their files are not needed
     for chunk, _ in pending:
         for job in chunk:
             Path(job.path).unlink(missing_ok=True)
