@@ -76,6 +76,7 @@ def test_every_kind_is_made_in_stereo_with_its_silences(duplex, records, audio):
     assert summary["scenarios"] == len(records) == sum(COUNTS.values())
     assert [r["split"] for r in records] == [s for s, n in COUNTS.items() for _ in range(n)]
     assert read_scenarios(duplex / "scenarios.jsonl", split="test") == records[-4:]
+    assert read_scenarios(duplex) == records  # the folder names its scenarios.jsonl
     made = {(r["kind"], r["subkind"], r["kind"] == "nonquery" and _follows(r)) for r in records}
     assert made == {(k, s, f) for k in ALL_KINDS for s in SUBKINDS[k]
                     for f in ((False, True) if k == "nonquery" else (False,))}

@@ -110,6 +110,39 @@ def test_the_interrupt_token_stops_speech_within_the_taught_frames(tok, taught):
     session.close()
 
 
+class _KeepsTalking:
+    """The taught model with its silence unit forbidden: its own units never stop."""
+
+    def __init__(self, model):
+        self.model, self.config = model, model.config
+
+    def streaming(self, batch: int):
+        return self.model.streaming(batch)
+
+    def step(self, state, listen, speak, text):
+        speak_logits, text_logits = self.model.step(state, listen, speak, text)
+        return speak_logits.clone().index_fill_(-1, torch.tensor([0]), -1e9), text_logits
+
+
+@pytest.mark.parametrize("stop_on_irq", [True, False])
+def test_the_interrupt_token_itself_ends_the_turn(tok, taught, stop_on_irq):
+    """LSLM: <irq> stops the speech even when the model's units would go on."""
+    model, cut = taught
+    engine = DuplexEngine(_KeepsTalking(model), tok, None, EngineSettings(
+        vocode=False, temperature=0.05, text_temperature=0.05, stop_on_irq=stop_on_irq))
+    session = engine.session()
+    outputs = session.push(_mic())
+    speaking = np.array([o.speaking for o in outputs])
+    assert [i for i, o in enumerate(outputs) for e in o.events
+            if e.kind == EventKind.INTERRUPTED][:1] == [cut]
+    assert speaking[:cut].all()
+    if stop_on_irq:  # silent from <irq> on, and read back as silent
+        assert not speaking[cut:].any() and set(session.log.speak[cut:]) == {0}
+    else:
+        assert speaking[cut:].all()
+    session.close()
+
+
 def test_vocoded_audio_keeps_the_frame_clock(tok, taught):
     """Every frame returns frame_samples samples; speech is vocoded one chunk late, silence
     stays digital silence."""

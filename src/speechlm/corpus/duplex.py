@@ -700,13 +700,16 @@ def _query_follows(record: dict) -> bool:
 
 def read_scenarios(path: str | Path, split: str | None = None, resolve: bool = True
                    ) -> list[dict]:
-    """Read ``scenarios.jsonl`` (of ``split`` only, when given); errors name the line and
-    field. With ``resolve``, audio paths become absolute (relative to the file's folder)."""
+    """Read ``scenarios.jsonl`` (or the one in the folder ``path``; of ``split`` only, when
+    given); errors name the line and field. With ``resolve``, audio paths become absolute
+    (relative to the file's folder)."""
     from speechlm.corpus.manifest import read_jsonl
 
     if split is not None and split not in SPLITS:
         raise ConfigError(f"split: unknown split {split!r}; known: {list(SPLITS)}")
     path = Path(path)
+    if path.is_dir():
+        path = path / "scenarios.jsonl"
     records = []
     for where, _, rec in read_jsonl(path, "duplex scenarios"):
         for key, typ in (("id", str), ("split", str), ("kind", str), ("audio", str),

@@ -376,6 +376,9 @@ def duplex(
     scenarios: int = typer.Option(60, help="Without --data: test scenarios to make."),
     seed: int = typer.Option(1, help="Without --data: seed of the scenarios made."),
     temperature: float = typer.Option(1.0, help="Sampling temperature of the model's units."),
+    stop_on_irq: bool = typer.Option(
+        True, help="The interrupt token ends the model's turn at once (LSLM); off: its own "
+        "units decide when it stops."),
 ) -> None:
     """Live behaviour of a duplex model after Full-Duplex-Bench: takeover rates and latencies on
     turns, pauses and interruptions, false replies to non-query audio, answer rate on queries,
@@ -388,12 +391,11 @@ def duplex(
     if data is None:
         data = out / "data"
         synthesize_duplex(data, {split: scenarios}, seed=seed)
-    path = data / "scenarios.jsonl" if data.is_dir() else data
-    recs = read_scenarios(path, split=split)
+    recs = read_scenarios(data, split=split)
     if max_scenarios:
         recs = recs[:max_scenarios]
     r = evaluate_duplex(model, recs, out, engine_settings=EngineSettings(
-        temperature=temperature, vocode=False))
+        temperature=temperature, vocode=False, stop_on_irq=stop_on_irq))
     for key, value in r["duplex"].items():
         typer.echo(f"{key}: {value}")
     _skipped_and_report(len(r["skipped"]), "scenario(s)", out / "duplex.json",

@@ -20,6 +20,9 @@ def serve(
         help="A client whose audio waits longer than this for the model is closed (flood)."),
     workers: int = typer.Option(0, "--workers", help="Model threads; 0: one per core."),
     device: str = typer.Option("cpu", "--device", help="Where the model runs (cpu, cuda)."),
+    stop_on_irq: bool = typer.Option(
+        True, help="The interrupt token ends the model's turn at once (LSLM); off: its own "
+        "units decide when it stops."),
 ) -> None:
     """Serve a model for live conversations: open http://HOST:PORT/ and press Start.
 
@@ -41,14 +44,14 @@ def serve(
 
     import torch
 
-    from speechlm.realtime.engine import load_engine
+    from speechlm.realtime.engine import EngineSettings, load_engine
     from speechlm.realtime.server import ServerConfig, serve_forever
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     # sessions step in parallel worker threads, each a tiny per-frame job: one intra-op thread
     # each, or their thread pools fight over the cores
     torch.set_num_threads(1)
-    engine = load_engine(model, device=device)
+    engine = load_engine(model, EngineSettings(stop_on_irq=stop_on_irq), device=device)
     config = ServerConfig(max_sessions=max_sessions, max_queued_s=max_queued_s, workers=workers)
     typer.echo(f"serving {model} on http://{host}:{port}/ (Ctrl-C stops)", err=True)
     try:

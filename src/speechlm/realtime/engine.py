@@ -9,6 +9,8 @@ Per frame (50 Hz), a session:
    the user's unit, its own unit and text token of the previous frame in; the logits of its unit
    and text token at this frame out; both are sampled;
 3. turns the text token into events (``<answer>``, ``<silent>``, ``<irq>``, ``<bc>``, words);
+   with ``stop_on_irq`` (LSLM), ``<irq>`` ends its turn at once: its units are silence (and read
+   back as silence) until it opens a turn again with ``<answer>`` or ``<bc>``;
 4. vocodes its units in chunks of ``chunk_frames`` with ``context_frames`` of left context (the
    vocoder is not causal: the context keeps chunk edges smooth), so its audio lags its units by
    one chunk; a chunk of silence units is not vocoded at all.
@@ -33,6 +35,7 @@ from speechlm.realtime.events import Event, EventKind, Output
 
 STATE_EVENTS = {"<answer>": EventKind.ANSWERING, "<silent>": EventKind.SILENT,
                 "<irq>": EventKind.INTERRUPTED, "<bc>": EventKind.BACKCHANNEL}
+OPENS_TURN = {"<answer>", "<bc>"}  # after <irq>, the model speaks again only after one
 
 
 @dataclass
@@ -45,6 +48,8 @@ class EngineSettings:
     context_frames: int = 10  # units of left context given to the vocoder with each chunk
     seed: int = 0
     vocode: bool = True  # False: units and events only (evaluation without audio)
+    # LSLM: the interrupt token stops the speech (False: the model's own units decide when)
+    stop_on_irq: bool = True
 
     def __post_init__(self) -> None:
         for key in ("temperature", "text_temperature"):
@@ -120,6 +125,7 @@ class DuplexSession:
         cfg = engine.model.config
         self.prev_speak, self.prev_text = int(cfg.n_units), int(cfg.text_bos_id)
         self.frames = 0
+        self.yielded = False  # <irq> said and no turn opened since (stop_on_irq)
         self.log = FrameLog()
         self._said: list[int] = []  # units to vocode next: left context + pending ones
         self._pending = 0
@@ -139,11 +145,18 @@ class DuplexSession:
             torch.tensor([self.prev_text]))
         unit = _sample(speak_logits[0], s.temperature, self.gen)
         text = _sample(text_logits[0], s.text_temperature, self.gen)
+        token = e.text_vocab[text]
+        if s.stop_on_irq:
+            if token == "<irq>":
+                self.yielded = True
+            elif token in OPENS_TURN:
+                self.yielded = False
+            if self.yielded:
+                unit = e.silence
         self.prev_speak, self.prev_text = unit, text
         self.frames += 1
         now = self.frames / e.frame_rate
         events = []
-        token = e.text_vocab[text]
         if token in STATE_EVENTS:
             events.append(Event(STATE_EVENTS[token], now))
         elif text != 0 and not token.startswith("<"):
