@@ -22,6 +22,7 @@ from speechlm.models.modeling_duplex import (
     DuplexLM,
     shift_right,
 )
+from speechlm.models.modeling_valle import _mean_ce
 from speechlm.pretrained import load_pretrained
 
 N_UNITS, N_TEXT = 8, 5
@@ -323,6 +324,26 @@ def test_loss_ignores_minus_100_frames():
     assert out.loss.item() == pytest.approx(math.log(N_UNITS) + math.log(N_TEXT))
 
 
+def test_text_loss_weights_weight_each_frame_by_its_token():
+    """Known answer: with uniform text logits every frame costs log(n_text), so the weighted
+    mean is log(n_text) whatever the weights; with a right answer on the weighted frames
+    only, their share of the mean is their weight over the total."""
+    vocab = ["<pad>", "<bos>", "<answer>", "<silent>", "w"]
+    model = _model("early", text_vocab=vocab, text_loss_weights={"<answer>": 3.0}).train()
+    streams = _streams(1, 4)
+    labels = torch.tensor([[0, 2, 0, 2]])
+    with torch.no_grad():
+        model.text_head.weight.zero_()  # uniform text logits
+    out = model(*streams, text_labels=labels)
+    assert out.text_loss.item() == pytest.approx(math.log(N_TEXT))
+    logits = torch.zeros(1, 4, N_TEXT)
+    logits[0, [1, 3], 2] = 50.0  # certain and right on the <answer> frames: nll 0 there
+    weighted = _mean_ce(logits, labels, model._text_class_weights())
+    # two <pad> frames of weight 1 cost log(5) each; two <answer> frames of weight 3 cost 0
+    assert weighted.item() == pytest.approx(2 * math.log(N_TEXT) / (2 + 2 * 3), rel=1e-5)
+    assert _mean_ce(logits, labels).item() == pytest.approx(2 * math.log(N_TEXT) / 4, rel=1e-5)
+
+
 @pytest.mark.parametrize("kw,match", [
     ({"fusion": "mid"}, "fusion: must be one of 'early', 'middle', 'late'"),
     ({"listen_encoder": "lstm"}, "listen_encoder: must be one of 'none', 'gru', got 'lstm'"),
@@ -336,6 +357,10 @@ def test_loss_ignores_minus_100_frames():
     ({"text_vocab": ["a", "b"]}, "text_vocab"),
     ({"text_weight": -1.0}, "text_weight"),
     ({"silence_unit": N_UNITS}, "silence_unit"),
+    ({"text_vocab": list("abcde"), "text_loss_weights": {"<irq>": 2.0}},
+     "text_loss_weights: '<irq>' is not in text_vocab"),
+    ({"text_vocab": list("abcde"), "text_loss_weights": {"a": 0}},
+     "text_loss_weights.a: must be a number > 0"),
 ])
 def test_config_refuses_invalid_values(kw, match):
     args = {"backbone": TINY, "n_units": N_UNITS, "n_text": N_TEXT} | kw

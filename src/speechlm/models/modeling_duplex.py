@@ -42,7 +42,8 @@ everything the user said up to ``t``, not only the current unit:
 
 The backbone is ``transformers.LlamaModel`` fed ``inputs_embeds``; its own token table is never
 read (1 row, dropped). The loss is the speak cross-entropy plus ``text_weight`` times the text
-cross-entropy, each a mean over its non-ignored (``-100``) frames (0 when there are none).
+cross-entropy, each a mean over its non-ignored (``-100``) frames (0 when there are none); with
+``text_loss_weights`` the text one is a mean weighted by each frame's token class.
 Padding goes on the right (``attention_mask``): the GRU runs over the padded frames too, but
 they come after every real frame, so they change nothing there.
 
@@ -126,6 +127,10 @@ class DuplexConfig(PretrainedConfig):
     # get gru; a saved config without the key loads as none (see from_dict)
     listen_encoder: str = "gru"
     text_weight: float = 1.0  # weight of the text cross-entropy in the loss
+    # training only: class weights of the text cross-entropy by token string (others 1), e.g.
+    # the state tokens, rare decision frames among thousands of <pad> (the duplex objective's
+    # state_weight sets them)
+    text_loss_weights: dict[str, float] | None = None
     text_bos_id: int = 1  # text_in at t = 0
     pad_text_id: int = 0  # "no new word at this frame"
     # the unit a silent speaker holds in the training data, written by the duplex objective so
@@ -169,6 +174,12 @@ class DuplexConfig(PretrainedConfig):
                 or not all(isinstance(s, str) for s in self.text_vocab)):
             raise DuplexConfigError(f"text_vocab: must be n_text={self.n_text} strings, got "
                                     f"{len(self.text_vocab)} items")
+        for tok, v in (self.text_loss_weights or {}).items():
+            if self.text_vocab is None or tok not in self.text_vocab:
+                raise DuplexConfigError(f"text_loss_weights: {tok!r} is not in text_vocab")
+            if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+                raise DuplexConfigError(f"text_loss_weights.{tok}: must be a number > 0, "
+                                        f"got {v!r}")
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> DuplexConfig:
@@ -345,11 +356,20 @@ class DuplexLM(PreTrainedModel):
         if speak_labels is not None:
             out.speak_loss = _mean_ce(speak_logits, speak_labels)
         if text_labels is not None:
-            out.text_loss = _mean_ce(text_logits, text_labels)
+            out.text_loss = _mean_ce(text_logits, text_labels, self._text_class_weights())
         parts = [x for x in (out.speak_loss, None if out.text_loss is None
                              else self.config.text_weight * out.text_loss) if x is not None]
         out.loss = sum(parts) if parts else None
         return out
+
+    def _text_class_weights(self) -> torch.Tensor | None:
+        weights = self.config.text_loss_weights
+        if not weights:
+            return None
+        w = torch.ones(self.config.n_text, device=self.text_head.weight.device)
+        for tok, v in weights.items():
+            w[self.config.text_vocab.index(tok)] = float(v)
+        return w
 
     # ---- streaming --------------------------------------------------------------------------
     @contextmanager

@@ -382,11 +382,16 @@ class DelayedCodecLM(CodecLMBase):
         return parallel_codes(ids, lay.books)
 
 
-def _mean_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the non-``IGNORE`` targets (0 when there are none)."""
+def _mean_ce(logits: torch.Tensor, target: torch.Tensor,
+             weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean cross-entropy over the non-``IGNORE`` targets (0 when there are none); with
+    ``weight`` (one per class), the mean weighted by each target's class weight."""
     nll = F.cross_entropy(logits.float().transpose(1, 2), target, ignore_index=IGNORE,
-                          reduction="sum")
-    return nll / (target != IGNORE).sum().clamp(min=1)
+                          weight=weight, reduction="sum")
+    keep = target != IGNORE
+    if weight is None:
+        return nll / keep.sum().clamp(min=1)
+    return nll / weight[target[keep]].sum().clamp(min=1e-12)
 
 
 def _rows(*parts: Any) -> torch.Tensor:

@@ -72,7 +72,8 @@ class DuplexObjective(Objective):
     name = "duplex"
     streams = None
     takes_formats = False
-    params = {"own_dropout": 0.0}  # see DuplexWindows
+    # own_dropout: see DuplexWindows; state_weight: see state_loss_weights
+    params = {"own_dropout": 0.0, "state_weight": 1.0}
 
     def check(self, cfg, uses) -> None:
         super().check(cfg, uses)
@@ -117,6 +118,11 @@ class DuplexObjective(Objective):
                               own_dropout=drop, silence=c.silence_unit, seed=cfg.seed)
         valid = (DuplexWindows(cfg.eval_data, c.n_units, c.text_bos_id, cfg.seq_len, "eval_data")
                  if cfg.eval_data else None)
+        weight = self.args(cfg)["state_weight"]
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+            raise ConfigError(f"objective_args.state_weight: a number > 0, got {weight!r}")
+        if weight != 1:
+            c.text_loss_weights = state_loss_weights(train, list(c.text_vocab), float(weight))
         return train, valid
 
     def trainer(self, cfg, model, vocab, train_ds, eval_ds, callbacks):
@@ -132,17 +138,39 @@ class DuplexObjective(Objective):
         return {"eval": held_out_figures(trainer.model, eval_ds, cfg.batch_size)}
 
 
+def state_loss_weights(ds: DuplexWindows, vocab: list[str], weight: float
+                       ) -> dict[str, float]:
+    """Text-loss class weights of the state tokens in ``ds``: ``weight`` on average over their
+    frames, shared so that each state token present carries the same total weight.
+
+    A decision (answer or stay silent, yield) is one frame among hundreds of ``<pad>``, and the
+    data's states are unbalanced (a tiny vita-silence set: 763 ``<answer>`` to 234 ``<silent>``),
+    so with plain cross-entropy the model learns "answer after any speech" first."""
+    from speechlm.sequences.duplex import STATE_TOKENS
+
+    ids = {vocab.index(t): t for t in STATE_TOKENS.values() if t in vocab}
+    labels = np.concatenate([w["text_labels"] for w in ds.items])
+    counts = {t: int((labels == i).sum()) for i, t in ids.items()}
+    counts = {t: n for t, n in counts.items() if n}
+    total = sum(counts.values())
+    return {t: round(weight * total / (len(counts) * n), 4) for t, n in counts.items()}
+
+
 def held_out_figures(model: Any, ds: DuplexWindows, batch_size: int) -> dict[str, Any]:
-    """Each stream's held-out loss and the state tokens' accuracy at their frames."""
+    """Each stream's held-out loss, the state tokens' accuracy at their frames (the most likely
+    text token there is the right state) and, at the frames of ``<answer>`` and ``<silent>``,
+    how often the model rates the right one of the two higher (the silence-mode decision,
+    whatever the timing)."""
     import torch
 
-    from speechlm.sequences.duplex import STATE_TOKENS, duplex_collate
+    from speechlm.sequences.duplex import ANSWER, SILENT, STATE_TOKENS, duplex_collate
 
     collate = duplex_collate(model.config.n_units)
     vocab = list(model.config.text_vocab)
     states = torch.tensor([vocab.index(t) for t in STATE_TOKENS.values()])
+    pair = [vocab.index(ANSWER), vocab.index(SILENT)]
     sums = {"speak_loss": 0.0, "text_loss": 0.0}
-    right = total = 0
+    right = total = decided = decisions = 0
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -153,13 +181,21 @@ def held_out_figures(model: Any, ds: DuplexWindows, batch_size: int) -> dict[str
             n = batch["attention_mask"].shape[0]
             sums["speak_loss"] += float(out.speak_loss) * n
             sums["text_loss"] += float(out.text_loss) * n
-            at_state = torch.isin(batch["text_labels"], states.to(device))
+            labels = batch["text_labels"]
+            at_state = torch.isin(labels, states.to(device))
             pred = out.text_logits.argmax(-1)
-            right += int((pred[at_state] == batch["text_labels"][at_state]).sum())
+            right += int((pred[at_state] == labels[at_state]).sum())
             total += int(at_state.sum())
+            at_pair = (labels == pair[0]) | (labels == pair[1])
+            two = out.text_logits[at_pair][:, pair]
+            chosen = torch.where(two[:, 0] >= two[:, 1], pair[0], pair[1])
+            decided += int((chosen == labels[at_pair]).sum())
+            decisions += int(at_pair.sum())
     model.train(was_training)
     return {**{k: round(v / len(ds), 4) for k, v in sums.items()},
-            "state_accuracy": round(right / total, 4) if total else None, "state_frames": total}
+            "state_accuracy": round(right / total, 4) if total else None, "state_frames": total,
+            "answer_vs_silent_accuracy": round(decided / decisions, 4) if decisions else None,
+            "answer_vs_silent_frames": decisions}
 
 
 OBJECTIVES.add("duplex", DuplexObjective())
