@@ -415,7 +415,7 @@ def test_cli_serves_until_interrupted(tmp_path):
     # the real engine is swapped for the scripted one: this pins the command, not the model
     script = (
         "import sys; sys.path.insert(0, sys.argv[1]); from scripted_engine import ScriptedEngine\n"
-        "import speechlm.realtime.engine as e; e.load_engine = lambda d, device: ScriptedEngine()\n"
+        "import speechlm.realtime.engine as e; e.load_engine = lambda *a, **k: ScriptedEngine()\n"
         "from speechlm.cli import main; sys.argv = ['speechlm', *sys.argv[2:]]; main()\n")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -376,6 +376,8 @@ def duplex(
     scenarios: int = typer.Option(60, help="Without --data: test scenarios to make."),
     seed: int = typer.Option(1, help="Without --data: seed of the scenarios made."),
     temperature: float = typer.Option(1.0, help="Sampling temperature of the model's units."),
+    text_temperature: float = typer.Option(
+        1.0, help="Sampling temperature of its text and state tokens."),
     stop_on_irq: bool = typer.Option(
         True, help="The interrupt token ends the model's turn at once (LSLM); off: its own "
         "units decide when it stops."),
@@ -395,7 +397,8 @@ def duplex(
     if max_scenarios:
         recs = recs[:max_scenarios]
     r = evaluate_duplex(model, recs, out, engine_settings=EngineSettings(
-        temperature=temperature, vocode=False, stop_on_irq=stop_on_irq))
+        temperature=temperature, text_temperature=text_temperature, vocode=False,
+        stop_on_irq=stop_on_irq))
     for key, value in r["duplex"].items():
         typer.echo(f"{key}: {value}")
     _skipped_and_report(len(r["skipped"]), "scenario(s)", out / "duplex.json",

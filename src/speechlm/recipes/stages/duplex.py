@@ -117,11 +117,13 @@ STAGES.add("duplex_tokens", Stage("duplex_tokens", _run_duplex_tokens, _plan_dup
 @dataclass
 class DuplexEvalConfig(Config):
     """``max_scenarios`` test scenarios played live (0: all), units sampled at
-    ``temperature``, the engine seeded by ``seed``; ``stop_on_irq``: the interrupt token ends
-    the model's turn (LSLM; ``speechlm.realtime.engine``)."""
+    ``temperature`` and text/state tokens at ``text_temperature``, the engine seeded by
+    ``seed``; ``stop_on_irq``: the interrupt token ends the model's turn (LSLM;
+    ``speechlm.realtime.engine``)."""
 
     max_scenarios: int = 0
     temperature: float = positive(1.0)
+    text_temperature: float = positive(1.0)
     seed: int = 0
     stop_on_irq: bool = True
 
@@ -139,8 +141,8 @@ def evaluate_model(ctx: RunContext, conf: DuplexEvalConfig, model: Path, out: Pa
     if conf.max_scenarios:
         recs = recs[:conf.max_scenarios]
     r = evaluate_duplex(model, recs, out, engine_settings=EngineSettings(
-        temperature=conf.temperature, seed=conf.seed, vocode=False,
-        stop_on_irq=conf.stop_on_irq))
+        temperature=conf.temperature, text_temperature=conf.text_temperature, seed=conf.seed,
+        vocode=False, stop_on_irq=conf.stop_on_irq))
     return {"duplex": r["duplex"], "by_kind": r["by_kind"], "scenarios": r["scenarios"],
             "skipped": r["skipped"]}
 
