@@ -41,6 +41,7 @@ class Task:
 
     def __init__(self, process: mp.process.BaseProcess, conn: Connection, name: str):
         self.process, self.conn, self.name = process, conn, name
+        self.done = False  # its result was read and its process reaped
 
     def get(self) -> Any:
         """The task's return value; raises ``WorkerError`` if it raised or its process died."""
@@ -53,6 +54,7 @@ class Task:
         finally:
             self.conn.close()
         self.process.join()
+        self.done = True
         if not ok:
             raise WorkerError(f"{self.name} failed in its worker:\n{value}")
         return value
@@ -85,7 +87,8 @@ class FreshProcesses:
         process.start()
         send.close()  # the child holds the only writer: its death reads as EOF here
         task = Task(process, recv, name)
-        self.running = [t for t in self.running if t.process.is_alive()] + [task]
+        # a task is kept until its result is read: one that exited unread still needs reaping
+        self.running = [t for t in self.running if not t.done] + [task]
         return task
 
     def imap(self, fn: Callable, items: Iterable, name: Callable[[Any], str] = str
@@ -104,7 +107,7 @@ class FreshProcesses:
             yield pending.popleft().get()
 
     def close(self) -> None:
-        """Kill and reap every task still running."""
+        """Kill and reap every task whose result was not read."""
         for task in self.running:
             task.kill()
         self.running = []
