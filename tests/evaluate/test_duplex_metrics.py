@@ -53,6 +53,18 @@ def test_false_reply_on_non_query_audio_until_the_next_query():
     assert aggregate([quiet, chatty], [], 50.0)["false_reply_rate"] == 0.5
 
 
+def test_false_replies_are_split_by_the_kind_of_non_query_audio():
+    rec = {"user": [user(0.5, 2.0, "sidetalk", False), user(3.0, 4.0, "noise", False),
+                    user(8.0, 9.0)], "assistant": [],
+           "states": [{"time": 2.3, "token": "silent"}, {"time": 4.3, "token": "silent"},
+                      {"time": 9.3, "token": "answer"}]}
+    s = score_scenario(rec, [(2.4, 2.9), (9.3, 10.0)], ST)  # replies to the side talk only
+    assert s["nonquery"] == [True, False] and s["nonquery_source"] == ["sidetalk", "noise"]
+    quiet = score_scenario(rec, [(9.3, 10.0)], ST)
+    by = aggregate([s, quiet], [], 50.0)["false_replies_by_source"]
+    assert by == {"noise": {"rate": 0.0, "n": 2}, "sidetalk": {"rate": 0.5, "n": 2}}
+
+
 def test_pause_takeover_versus_backchannel():
     story = [user(0.5, 2.0, "story"), user(2.8, 4.0, "story"), user(4.9, 6.0, "story")]
     rec = {"user": story, "assistant": [{"kind": "backchannel"}],

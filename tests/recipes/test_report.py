@@ -185,3 +185,18 @@ def test_codec_token_datasets_are_counted_in_frames(tmp_path):
         write_token_table(out / "tokens" / split, pa.table({"id": ["a", "b"], "codes": codes}),
                           tmp_path, 8, 50.0)
     assert write_report(ctx)["data"]["train_frames"] == 5
+
+
+def test_duplex_figures_and_false_replies_by_source_go_into_the_report(tmp_path):
+    out = tmp_path / "run"
+    ctx = _context(out, ["corpus", "data", "model"])
+    duplex = {"answer_rate": 0.97, "false_reply_rate": 0.2,
+              "false_replies_by_source": {"noise": {"rate": 0.0, "n": 5},
+                                          "sidetalk": {"rate": 0.4, "n": 5}}}
+    ctx.records["duplex_eval"] = {"config": {}, "seconds": 3.0,
+                                  "info": {"duplex": duplex, "by_kind": {}, "scenarios": 4}}
+    write_report(ctx)
+    md = (out / "report.md").read_text()
+    assert "false replies by source (n)" in md
+    assert "| model | 0.97 |" in md and "| 0.2 |" in md
+    assert "noise 0.0 (5), sidetalk 0.4 (5) |" in md

@@ -30,7 +30,8 @@ speech frames closer than ``min_silence`` merge into the model's IPUs (those sho
   0.5 s in each case.
 - **silence mode** (``silent`` states): ``false_reply_rate`` is the share of non-query segments
   (statements, side talk, noise) during or after which the model starts an IPU before the next
-  addressed turn (at most ``window`` after the segment).
+  addressed turn (at most ``window`` after the segment); ``false_replies_by_source`` splits it
+  by the kind of segment.
 - **engine**: ``step_time_ratio`` is the median time of a frame (unit assignment, model step,
   sampling, vocoding) divided by the frame period (< 1: faster than real time), with its p90.
 
@@ -96,7 +97,7 @@ def score_scenario(record: dict, ipus: list[Segment], st: DuplexEvalSettings) ->
     """The behaviour counts of one scenario (see the module docstring)."""
     out: dict[str, list] = {k: [] for k in (
         "turn", "turn_latency", "query", "pause", "backchannels", "interrupt", "irq_latency",
-        "irq_not_speaking", "nonquery")}
+        "irq_not_speaking", "nonquery", "nonquery_source")}
     onsets = np.asarray([a for a, _ in ipus])
     states = record["states"]
     for s in states:
@@ -131,6 +132,7 @@ def score_scenario(record: dict, ipus: list[Segment], st: DuplexEvalSettings) ->
             later = [u["start"] for u in record["user"] if u["addressed"] and u["start"] >= t]
             until = min([float(seg["end"]) + st.window, *later])
             out["nonquery"].append(bool(((onsets >= seg["start"]) & (onsets < until)).any()))
+            out["nonquery_source"].append(seg["kind"])  # statement, sidetalk, noise
     story = sorted((u for u in record["user"] if u["kind"] == "story"), key=lambda u: u["start"])
     for prev, nxt in zip(story, story[1:], strict=False):
         gap = (float(prev["end"]), float(nxt["start"]))
@@ -152,6 +154,15 @@ def _rate(flags: list) -> float | None:
 
 def _median(xs: list) -> float | None:
     return round(float(np.median(xs)), 4) if xs else None
+
+
+def _by_source(flags: list[bool], sources: list[str]) -> dict[str, dict[str, Any]]:
+    """False-reply rate and count per kind of non-query audio (statement, side talk, noise)."""
+    out = {}
+    for src in sorted(set(sources)):
+        mine = [f for f, s in zip(flags, sources, strict=True) if s == src]
+        out[src] = {"rate": _rate(mine), "n": len(mine)}
+    return out
 
 
 def aggregate(scored: list[dict], step_s: list[float], frame_rate: float) -> dict[str, Any]:
@@ -177,6 +188,7 @@ def aggregate(scored: list[dict], step_s: list[float], frame_rate: float) -> dic
         "uninterrupted_stop_within_0_5s": _rate([x <= 0.5 for x in cat("irq_control_latency")]),
         "interrupt_not_speaking": len(cat("irq_not_speaking")),
         "false_reply_rate": _rate(cat("nonquery")), "nonqueries": len(cat("nonquery")),
+        "false_replies_by_source": _by_source(cat("nonquery"), cat("nonquery_source")),
         "step_time_ratio": round(float(np.median(steps)), 4) if len(steps) else None,
         "step_time_ratio_p90": round(float(np.percentile(steps, 90)), 4) if len(steps) else None,
     }
