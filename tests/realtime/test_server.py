@@ -434,7 +434,25 @@ def test_cli_serves_until_interrupted(tmp_path):
                 assert proc.poll() is None and time.monotonic() < deadline, "no server"
                 time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
+        # shutdown waits at most SHUTDOWN_S (5 s) for connections, then the interpreter exits
+        assert proc.wait(timeout=30) == 0
     finally:
         proc.kill()
     assert f"on http://127.0.0.1:{port}/" in proc.stderr.read()
+
+
+def test_a_client_stuck_mid_handshake_does_not_hold_the_shutdown(monkeypatch, caplog):
+    import speechlm.realtime.server as srv
+
+    monkeypatch.setattr(srv, "SHUTDOWN_S", 0.5)  # websockets would wait its 10-s open timeout
+
+    async def go() -> None:
+        async with RealtimeServer(ScriptedEngine()).listen("127.0.0.1", 0) as server:
+            _, w = await asyncio.open_connection("127.0.0.1", server.port)
+            w.write(b"GET /ws HTTP/1.1\r\nHost: x\r\n")  # never finishes its request
+            await w.drain()
+            await asyncio.sleep(0.2)
+
+    with caplog.at_level("WARNING", logger="speechlm.realtime.server"):
+        asyncio.run(go())
+    assert "stopped with connections still closing" in caplog.text

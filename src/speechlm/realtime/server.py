@@ -64,6 +64,7 @@ from speechlm.realtime.events import Engine, Output, Session
 log = logging.getLogger(__name__)
 
 WS_PATH = "/ws"
+SHUTDOWN_S = 5.0  # longest a stopping server waits for its connections to close
 _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                   ".css": "text/css; charset=utf-8"}
 _DTYPES = {"f32": np.dtype("<f4"), "s16": np.dtype("<i2")}
@@ -157,7 +158,12 @@ class RealtimeServer:
             yield self
         finally:
             server.close()
-            await server.wait_closed()
+            # a client stuck mid-handshake holds wait_closed up to websockets' open timeout
+            # (10 s): a stopping server does not wait on it longer than SHUTDOWN_S
+            try:
+                await asyncio.wait_for(server.wait_closed(), SHUTDOWN_S)
+            except TimeoutError:
+                log.warning("stopped with connections still closing after %.0f s", SHUTDOWN_S)
             self.pool.shutdown(wait=True)
 
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
