@@ -411,7 +411,9 @@ def test_cli_missing_model_is_one_line(tmp_path):
                                                      "directory not found"
 
 
-def test_cli_serves_until_interrupted(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("parent_ignores", [False, True])
+def test_cli_serves_until_interrupted(tmp_path, sig, parent_ignores):
     # the real engine is swapped for the scripted one: this pins the command, not the model
     script = (
         "import sys; sys.path.insert(0, sys.argv[1]); from scripted_engine import ScriptedEngine\n"
@@ -420,9 +422,12 @@ def test_cli_serves_until_interrupted(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # a background job's parent hands it SIGINT and SIGTERM ignored: it must stop all the same
+    ignore = (lambda: [signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)]
+              ) if parent_ignores else None
     proc = subprocess.Popen([sys.executable, "-c", script, str(Path(__file__).parent), "serve",
                              "--model", str(tmp_path), "--port", str(port)],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -433,7 +438,7 @@ def test_cli_serves_until_interrupted(tmp_path):
             except OSError:
                 assert proc.poll() is None and time.monotonic() < deadline, "no server"
                 time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         # shutdown waits at most SHUTDOWN_S (5 s) for connections, then the interpreter exits
         assert proc.wait(timeout=30) == 0
     finally:

@@ -43,6 +43,7 @@ import email.utils
 import json
 import logging
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -65,6 +66,7 @@ log = logging.getLogger(__name__)
 
 WS_PATH = "/ws"
 SHUTDOWN_S = 5.0  # longest a stopping server waits for its connections to close
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # speechlm serve stops on either
 _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                   ".css": "text/css; charset=utf-8"}
 _DTYPES = {"f32": np.dtype("<f4"), "s16": np.dtype("<i2")}
@@ -465,8 +467,19 @@ def serve_in_thread(engine: Engine, host: str = "127.0.0.1", port: int = 0,
 
 async def serve_forever(engine: Engine, host: str, port: int,
                         config: ServerConfig | None = None) -> None:
-    """``speechlm serve``: run until cancelled (Ctrl-C)."""
+    """``speechlm serve``: run until SIGINT (Ctrl-C) or SIGTERM, then close every session."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    # our own handlers: a process started with these signals ignored or blocked (inherited
+    # from its parent, as a background job's are) must still stop when told to
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
     server = RealtimeServer(engine, config)
-    async with server.listen(host, port):
-        log.info("serving on http://%s:%d/ (WebSocket at %s)", host, server.port, WS_PATH)
-        await asyncio.Future()
+    try:
+        async with server.listen(host, port):
+            log.info("serving on http://%s:%d/ (WebSocket at %s)", host, server.port, WS_PATH)
+            await stop.wait()
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)

@@ -450,12 +450,13 @@ def _duplex_rows(r: dict[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
     if not models:
         return None
     rows = [[name, *(by.get(f) if by.get(f) is not None else "-" for f in DUPLEX_FIGURES),
-             _by_source(by.get("false_replies_by_source"))] for name, by in models.items()]
+             _sources_cell(by.get("false_replies_by_source"))] for name, by in models.items()]
     return ["model" if not r.get("duplex_fusion") else "fusion", *DUPLEX_FIGURES.values(),
             "false replies by source (n)"], rows
 
 
-def _by_source(by: dict[str, dict] | None) -> str:
+def _sources_cell(by: dict[str, dict] | None) -> str:
+    """The false replies per kind of non-query audio, as one table cell."""
     return ", ".join(f"{k} {v['rate']} ({v['n']})" for k, v in by.items()) if by else "-"
 
 
