@@ -324,6 +324,42 @@ def test_loss_ignores_minus_100_frames():
     assert out.loss.item() == pytest.approx(math.log(N_UNITS) + math.log(N_TEXT))
 
 
+def test_transcript_head_adds_its_weighted_loss_and_leaves_the_rest_alone():
+    """Known answer: a zero transcript head gives uniform logits, log(n_transcript) per labelled
+    frame, weighted into the loss; the speak and text logits equal those of the same model
+    without the head (it draws its weights last), and streaming never computes it."""
+    words = ["<unk>", "what", "did", "max"]
+    plain = _model("middle", seed=3)
+    model = _model("middle", seed=3, n_transcript=4, transcript_vocab=words,
+                   transcript_weight=0.5).train()
+    streams = _streams(2, 10)
+    speak, text = torch.randint(0, N_UNITS, (2, 10)), torch.randint(0, N_TEXT, (2, 10))
+    heard = torch.full((2, 10), -100)
+    heard[0, 2:6] = 1
+    with torch.no_grad():
+        model.transcript_head.weight.zero_()
+        out = model(*streams, speak_labels=speak, text_labels=text, transcript_labels=heard)
+        bare = plain.train()(*streams, speak_labels=speak, text_labels=text)
+    assert out.transcript_logits.shape == (2, 10, 4)
+    assert out.transcript_loss.item() == pytest.approx(math.log(4))
+    torch.testing.assert_close(out.speak_logits, bare.speak_logits)
+    torch.testing.assert_close(out.text_logits, bare.text_logits)
+    torch.testing.assert_close(out.loss, bare.loss + 0.5 * out.transcript_loss)
+    with pytest.raises(ValueError, match="heard_labels|transcript head"):
+        plain(*streams, transcript_labels=heard)
+
+
+def test_transcript_head_saves_and_loads(tmp_path):
+    words = ["<unk>", "what", "did"]
+    model = _model("early", n_transcript=3, transcript_vocab=words, transcript_weight=2.0)
+    model.save_pretrained(tmp_path)
+    loaded = load_pretrained(DuplexLM, tmp_path, "duplex model").eval()
+    assert loaded.config.transcript_vocab == words and loaded.config.transcript_weight == 2.0
+    streams = _streams(1, 6)
+    with torch.no_grad():
+        assert torch.equal(model(*streams).transcript_logits, loaded(*streams).transcript_logits)
+
+
 def test_text_loss_weights_weight_each_frame_by_its_token():
     """Known answer: with uniform text logits every frame costs log(n_text), so the weighted
     mean is log(n_text) whatever the weights; with a right answer on the weighted frames
@@ -357,6 +393,9 @@ def test_text_loss_weights_weight_each_frame_by_its_token():
     ({"text_vocab": ["a", "b"]}, "text_vocab"),
     ({"text_weight": -1.0}, "text_weight"),
     ({"silence_unit": N_UNITS}, "silence_unit"),
+    ({"n_transcript": -1}, "n_transcript"),
+    ({"n_transcript": 2, "transcript_vocab": ["a"]}, "transcript_vocab: must be n_transcript=2"),
+    ({"transcript_weight": -0.5}, "transcript_weight"),
     ({"text_vocab": list("abcde"), "text_loss_weights": {"<irq>": 2.0}},
      "text_loss_weights: '<irq>' is not in text_vocab"),
     ({"text_vocab": list("abcde"), "text_loss_weights": {"a": 0}},

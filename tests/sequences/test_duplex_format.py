@@ -15,8 +15,11 @@ from speechlm.sequences.duplex import (
     shifted,
     text_stream,
     text_vocab,
+    transcript_stream,
+    transcript_vocab,
     window_starts,
 )
+from speechlm.sequences.example import IGNORE
 
 RECORD = {
     "id": "s0", "kind": "interrupt", "subkind": "command",
@@ -95,3 +98,37 @@ def test_own_dropout_turns_only_speech_frames_to_silence():
     assert (out[501:][changed] == 0).all()
     assert 0.07 < changed.mean() < 0.13
     assert (drop_own(own, 0.0, 0, np.random.default_rng(0)) == own).all()
+
+
+HEARD = {"user": [{"words": [["where", 0.2, 0.4], ["did", 0.4, 0.41]]},
+                  {"words": [["emma", 1.0, 1.3]]}, {"text": "", "kind": "noise"}]}
+
+
+def test_transcript_labels_each_heard_word_over_its_frames():
+    vocab = transcript_vocab([HEARD])
+    assert vocab == ["<unk>", "did", "emma", "where"]
+    out = transcript_stream(HEARD, 60, 50.0, ["<unk>", "emma", "where"])
+    # "where": frames 10..19; "did" is 0.01 s long: its start frame only, and not in this
+    # vocabulary (<unk>, 0); "emma": frames 50..59 (end 1.3 s = frame 65, cut at 60)
+    assert out[10:20].tolist() == [2] * 10 and out[20] == 0
+    assert out[50:60].tolist() == [1] * 10
+    want = np.full(60, IGNORE)
+    want[10:20], want[20], want[50:60] = 2, 0, 1
+    assert out.tolist() == want.tolist()  # nothing heard: ignored
+
+
+def test_transcript_rides_along_unshifted_and_pads_ignored():
+    record = {**RECORD, **HEARD}
+    vocab, heard = text_vocab([record]), transcript_vocab([record])
+    row = scenario_row(record, np.arange(40) % 7, np.arange(40) % 5, 50.0, vocab,
+                       transcript=heard)
+    assert "transcript" not in scenario_row(record, np.arange(40) % 7, np.arange(40) % 5, 50.0,
+                                            vocab)
+    s = shifted(row, n_units=7, text_bos=vocab.index(BOS))
+    assert s["transcript_labels"].tolist() == row["transcript"]
+    assert s["transcript_labels"][10] == heard.index("where")
+    batch = duplex_collate(7)([s, {k: v[:30] for k, v in s.items()}])
+    assert batch["transcript_labels"][1, 30:].eq(IGNORE).all()
+    assert batch["transcript_labels"][0].tolist() == row["transcript"]
+    assert "transcript_labels" not in duplex_collate(7)([shifted(
+        scenario_row(record, np.arange(40) % 7, np.arange(40) % 5, 50.0, vocab), 7, 1)])

@@ -62,3 +62,46 @@ def test_answer_vs_silent_accuracy_counts_the_right_one_of_the_two():
     assert figures["answer_vs_silent_frames"] == 5
     assert figures["answer_vs_silent_accuracy"] == pytest.approx(3 / 5)
     assert figures["state_frames"] == 6 and figures["state_accuracy"] == pytest.approx(3 / 6)
+
+
+def test_a_transcript_dataset_trains_a_transcript_head_and_reports_its_loss(tmp_path,
+                                                                             monkeypatch):
+    """The transcript stream from rows to the written dataset (its vocabulary in info.json), to
+    windows with transcript labels, to a model built with the head, whose held-out figures add
+    the transcript loss; a dataset without the stream gives neither."""
+    import json
+    from types import SimpleNamespace
+
+    import speechlm.tokenizers.duplex as tokdup
+    from speechlm.models.duplex import build_duplex
+    from speechlm.sequences.duplex import scenario_row, text_vocab, transcript_vocab
+    from speechlm.train.duplex import DuplexWindows, held_out_figures
+
+    monkeypatch.setattr(tokdup, "silence_unit", lambda tok: 0)
+    tok = SimpleNamespace(n_units=6, frame_rate=50.0, kind="mfcc")
+    record = {"id": "s0", "kind": "query", "states": [{"time": 0.5, "token": "answer"}],
+              "user": [{"words": [["what", 0.1, 0.3], ["did", 0.3, 0.45]]}], "assistant": []}
+    vocab, heard = text_vocab([record], words=False), transcript_vocab([record])
+    rng = np.random.default_rng(0)
+    listen, speak = rng.integers(0, 6, 40), rng.integers(0, 6, 40)
+    model_cfg = {"model_type": "llama", "hidden_size": 16, "intermediate_size": 32,
+                 "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
+                 "max_position_embeddings": 64}
+    for with_transcript in (True, False):
+        out = tmp_path / str(with_transcript)
+        row = scenario_row(record, listen, speak, 50.0, vocab,
+                           transcript=heard if with_transcript else None)
+        tokdup.write_duplex_tokens(out, [row], [], tok, tmp_path, vocab,
+                                   heard if with_transcript else None)
+        info = json.loads((out / "info.json").read_text())
+        assert ("transcript_vocab" in info) is with_transcript
+        ds = DuplexWindows(out, 6, vocab.index("<bos>"), 32)
+        assert ds.has_transcript is with_transcript
+        model = build_duplex(model_cfg, 6, vocab, transcript_vocab=info.get("transcript_vocab"))
+        assert (model.transcript_head is not None) is with_transcript
+        figures = held_out_figures(model, ds, batch_size=2)
+        assert ("transcript_loss" in figures) is with_transcript
+        if with_transcript:
+            # labelled frames exist ("what": frames 5..14, "did" 15..22), so a real loss near
+            # log(3) for an untrained head over 3 words
+            assert np.isclose(figures["transcript_loss"], np.log(3), atol=0.3)

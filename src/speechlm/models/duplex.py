@@ -21,7 +21,7 @@ from speechlm.errors import ConfigError
 from speechlm.models.architecture import ARCHITECTURES, Architecture
 
 SECTION = "duplex"
-DUPLEX_KEYS = ("fusion", "text_weight", "listen_encoder")
+DUPLEX_KEYS = ("fusion", "text_weight", "listen_encoder", "transcript_weight")
 FUSIONS = ("early", "middle", "late")
 
 
@@ -38,13 +38,15 @@ def duplex_settings(model_cfg: dict[str, Any], key: str = "model"
     check_hf_config(backbone, key)
     # the listening channel through a causal GRU before it is fused (LSLM feeds every fusion
     # from a streaming encoder); "none": the bare unit embedding
-    own = {"fusion": "middle", "text_weight": 1.0, "listen_encoder": "gru", **own}
+    # transcript_weight: the transcript head's loss weight, when the data has a transcript
+    own = {"fusion": "middle", "text_weight": 1.0, "listen_encoder": "gru",
+           "transcript_weight": 1.0, **own}
     if own["fusion"] not in FUSIONS:
         raise ConfigError(f"{key}.{SECTION}.fusion: {own['fusion']!r} is not one of "
                           f"{', '.join(FUSIONS)}")
-    if not isinstance(own["text_weight"], int | float) or own["text_weight"] < 0:
-        raise ConfigError(f"{key}.{SECTION}.text_weight: expected a number >= 0, got "
-                          f"{own['text_weight']!r}")
+    for w in ("text_weight", "transcript_weight"):
+        if isinstance(own[w], bool) or not isinstance(own[w], int | float) or own[w] < 0:
+            raise ConfigError(f"{key}.{SECTION}.{w}: expected a number >= 0, got {own[w]!r}")
     if own["listen_encoder"] not in ("none", "gru"):
         raise ConfigError(f"{key}.{SECTION}.listen_encoder: {own['listen_encoder']!r} is not "
                           "one of none, gru")
@@ -52,8 +54,9 @@ def duplex_settings(model_cfg: dict[str, Any], key: str = "model"
 
 
 def build_duplex(model_cfg: dict[str, Any], n_units: int, text_vocab: Sequence[str],
-                 seed: int = 0) -> Any:
-    """A randomly initialised ``DuplexLM`` for ``n_units`` units and ``text_vocab``."""
+                 seed: int = 0, transcript_vocab: Sequence[str] | None = None) -> Any:
+    """A randomly initialised ``DuplexLM`` for ``n_units`` units and ``text_vocab`` (and a
+    transcript head over ``transcript_vocab`` when one is given)."""
     import torch
 
     from speechlm.models.modeling_duplex import DuplexConfig, DuplexLM
@@ -66,7 +69,11 @@ def build_duplex(model_cfg: dict[str, Any], n_units: int, text_vocab: Sequence[s
                                  text_vocab=list(text_vocab), backbone=backbone,
                                  fusion=own["fusion"], text_weight=float(own["text_weight"]),
                                  listen_encoder=own["listen_encoder"],
-                                 text_bos_id=list(text_vocab).index(BOS)))
+                                 text_bos_id=list(text_vocab).index(BOS),
+                                 n_transcript=len(transcript_vocab or []),
+                                 transcript_vocab=(list(transcript_vocab)
+                                                   if transcript_vocab else None),
+                                 transcript_weight=float(own["transcript_weight"])))
 
 
 class Duplex(Architecture):

@@ -44,8 +44,15 @@ The backbone is ``transformers.LlamaModel`` fed ``inputs_embeds``; its own token
 read (1 row, dropped). The loss is the speak cross-entropy plus ``text_weight`` times the text
 cross-entropy, each a mean over its non-ignored (``-100``) frames (0 when there are none); with
 ``text_loss_weights`` the text one is a mean weighted by each frame's token class.
+
 Padding goes on the right (``attention_mask``): the GRU runs over the padded frames too, but
 they come after every real frame, so they change nothing there.
+
+**Transcript** (``n_transcript`` > 0, training only): a third head on the final hidden state
+predicts the word being heard on the listening channel at each frame (``transcript_vocab``),
+and ``transcript_weight`` times its cross-entropy joins the loss. It is an auxiliary target that
+makes the model transcribe what it hears; it is never an input, and streaming does not compute
+it.
 
 **Streaming.** ``with model.streaming(B) as state:`` then ``model.step(state, listen, speak_prev,
 text_prev)`` once per frame, with (B,) ids, gives the logits of that frame, equal to the training
@@ -127,6 +134,10 @@ class DuplexConfig(PretrainedConfig):
     # get gru; a saved config without the key loads as none (see from_dict)
     listen_encoder: str = "gru"
     text_weight: float = 1.0  # weight of the text cross-entropy in the loss
+    # the transcript head (training only; 0: none) over transcript_vocab, and its loss weight
+    n_transcript: int = 0
+    transcript_vocab: list[str] | None = None
+    transcript_weight: float = 1.0
     # training only: class weights of the text cross-entropy by token string (others 1), e.g.
     # the state tokens, rare decision frames among thousands of <pad> (the duplex objective's
     # state_weight sets them)
@@ -166,9 +177,15 @@ class DuplexConfig(PretrainedConfig):
         if self.silence_unit is not None:
             _check("silence_unit", self.silence_unit, lambda v: 0 <= v < self.n_units,
                    f"a unit in [0, n_units={self.n_units}) (or null)")
-        w = self.text_weight
-        if isinstance(w, bool) or not isinstance(w, int | float) or w < 0:
-            raise DuplexConfigError(f"text_weight: must be a number >= 0, got {w!r}")
+        for key in ("text_weight", "transcript_weight"):
+            w = getattr(self, key)
+            if isinstance(w, bool) or not isinstance(w, int | float) or w < 0:
+                raise DuplexConfigError(f"{key}: must be a number >= 0, got {w!r}")
+        _check("n_transcript", self.n_transcript, lambda v: v >= 0, "an integer >= 0")
+        if self.transcript_vocab is not None and len(self.transcript_vocab) != self.n_transcript:
+            raise DuplexConfigError(f"transcript_vocab: must be n_transcript="
+                                    f"{self.n_transcript} strings, got "
+                                    f"{len(self.transcript_vocab)} items")
         if self.text_vocab is not None and (
                 len(self.text_vocab) != self.n_text
                 or not all(isinstance(s, str) for s in self.text_vocab)):
@@ -222,6 +239,8 @@ class DuplexOutput(ModelOutput):
     text_logits: torch.Tensor | None = None
     speak_loss: torch.Tensor | None = None
     text_loss: torch.Tensor | None = None
+    transcript_logits: torch.Tensor | None = None  # (B, T, n_transcript) with a transcript head
+    transcript_loss: torch.Tensor | None = None
 
 
 @dataclass
@@ -273,6 +292,12 @@ class DuplexLM(PreTrainedModel):
             # overwrites, draws from a forked RNG (it would shift every later draw)
             with torch.random.fork_rng(devices=[]):
                 self.listen_gru = nn.GRU(hidden, hidden, batch_first=True)
+        self.transcript_head = None
+        if config.n_transcript:
+            # last, and built on a forked RNG (as the GRU): every other weight starts as it does
+            # in a model without it
+            with torch.random.fork_rng(devices=[]):
+                self.transcript_head = nn.Linear(hidden, config.n_transcript, bias=False)
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -325,6 +350,13 @@ class DuplexLM(PreTrainedModel):
         """Listen features (B, L, hidden) (from :meth:`listen_features`) and (B, L) speak and
         text ids of the frames after ``cache``'s (which grows by L) -> speak logits
         (B, L, n_units) and text logits (B, L, n_text)."""
+        h = self.hidden(heard, speak_in, text_in, attention_mask, cache)
+        return self.speak_head(h), self.text_head(h)
+
+    def hidden(self, heard: torch.Tensor, speak_in: torch.Tensor, text_in: torch.Tensor,
+               attention_mask: torch.Tensor | None = None,
+               cache: DynamicCache | None = None) -> torch.Tensor:
+        """The final hidden state (B, L, hidden) the heads read (see :meth:`fused_logits`)."""
         x = self.speak_embed(speak_in) + self.text_embed(text_in)  # (B, L, H)
         fusion, extra = self.config.fusion, {}
         if fusion == "early":
@@ -335,30 +367,42 @@ class DuplexLM(PreTrainedModel):
                           use_cache=cache is not None, **extra).last_hidden_state  # (B, L, H)
         if fusion == "late":
             h = h + self.listen_proj(heard)
-        return self.speak_head(h), self.text_head(h)
+        return h
 
     # ---- training forward -------------------------------------------------------------------
     def forward(self, listen: torch.Tensor, speak_in: torch.Tensor, text_in: torch.Tensor,
                 speak_labels: torch.Tensor | None = None,
                 text_labels: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None) -> DuplexOutput:
+                attention_mask: torch.Tensor | None = None,
+                transcript_labels: torch.Tensor | None = None) -> DuplexOutput:
         """Streams (B, T), already shifted (see the module docstring), from the stream's start;
-        labels (B, T): the unit and the text token at each frame, ``-100`` where none;
-        ``attention_mask`` (B, T), 1 on real frames (pad on the right: the listening GRU is
-        causal, so frames after the real ones change nothing). Losses are computed for the
-        labels given."""
+        labels (B, T): the unit and the text token at each frame (and, for a model with a
+        transcript head, the word heard there), ``-100`` where none; ``attention_mask`` (B, T),
+        1 on real frames (pad on the right: the listening GRU is causal, so frames after the
+        real ones change nothing). Losses are computed for the labels given."""
         if not listen.shape == speak_in.shape == text_in.shape:
             raise ValueError(f"listen, speak_in and text_in must be frame-aligned (B, T), got "
                              f"{tuple(listen.shape)}, {tuple(speak_in.shape)}, "
                              f"{tuple(text_in.shape)}")
-        speak_logits, text_logits = self.logits(listen, speak_in, text_in, attention_mask)
+        h = self.hidden(self.listen_features(listen)[0], speak_in, text_in, attention_mask)
+        speak_logits, text_logits = self.speak_head(h), self.text_head(h)
         out = DuplexOutput(speak_logits=speak_logits, text_logits=text_logits)
+        if self.transcript_head is not None:
+            out.transcript_logits = self.transcript_head(h)
         if speak_labels is not None:
             out.speak_loss = _mean_ce(speak_logits, speak_labels)
         if text_labels is not None:
             out.text_loss = _mean_ce(text_logits, text_labels, self._text_class_weights())
-        parts = [x for x in (out.speak_loss, None if out.text_loss is None
-                             else self.config.text_weight * out.text_loss) if x is not None]
+        if transcript_labels is not None:
+            if self.transcript_head is None:
+                raise ValueError("transcript_labels given to a model without a transcript head "
+                                 "(n_transcript = 0)")
+            out.transcript_loss = _mean_ce(out.transcript_logits, transcript_labels)
+        c = self.config
+        parts = [x for x in (out.speak_loss,
+                             None if out.text_loss is None else c.text_weight * out.text_loss,
+                             None if out.transcript_loss is None
+                             else c.transcript_weight * out.transcript_loss) if x is not None]
         out.loss = sum(parts) if parts else None
         return out
 

@@ -26,10 +26,11 @@ def silence_unit(tok: Any) -> int:
 
 
 def tokenize_scenarios(tok: Any, records: Sequence[dict], vocab: Sequence[str],
-                       words: bool = True, progress: bool = False
-                       ) -> tuple[list[dict], list[dict]]:
-    """(rows, errors): a row per readable stereo scenario (:func:`scenario_row`); an error
-    ``{"id", "audio", "error"}`` per scenario that cannot be used (named, never fatal alone)."""
+                       words: bool = True, progress: bool = False,
+                       transcript: Sequence[str] | None = None) -> tuple[list[dict], list[dict]]:
+    """(rows, errors): a row per readable stereo scenario (:func:`scenario_row`, with the
+    transcript stream when a ``transcript`` vocabulary is given); an error ``{"id", "audio",
+    "error"}`` per scenario that cannot be used (named, never fatal alone)."""
     from speechlm.audio import load_audio
     from speechlm.errors import AudioError
     from speechlm.progress import progress_bar
@@ -55,23 +56,30 @@ def tokenize_scenarios(tok: Any, records: Sequence[dict], vocab: Sequence[str],
             errors.append({"id": rec["id"], "audio": rec["audio"],
                            "error": "too short to tokenise (fewer than 2 frames)"})
             continue
-        rows.append(scenario_row(rec, listen, speak, float(tok.frame_rate), vocab, words))
+        rows.append(scenario_row(rec, listen, speak, float(tok.frame_rate), vocab, words,
+                                 transcript))
     return rows, errors
 
 
 def write_duplex_tokens(out_dir: str | Path, rows: list[dict], errors: list[dict], tok: Any,
-                        tokenizer_dir: str | Path, vocab: Sequence[str], **info: Any) -> dict:
-    """Write the rows as a token dataset (``info.json`` holds ``text_vocab`` and the silence
-    unit) and ``errors.jsonl``; returns its summary."""
+                        tokenizer_dir: str | Path, vocab: Sequence[str],
+                        transcript: Sequence[str] | None = None, **info: Any) -> dict:
+    """Write the rows as a token dataset (``info.json`` holds ``text_vocab``, the silence unit
+    and, when the rows have a transcript stream, its vocabulary ``transcript_vocab``) and
+    ``errors.jsonl``; returns its summary."""
     import pyarrow as pa
 
+    from speechlm.sequences.duplex import TRANSCRIPT
     from speechlm.tokenizers.job import ERRORS_FILE, write_token_table
 
     if not rows:
         raise SpeechLMError(f"{out_dir}: no scenario could be tokenised ({len(errors)} skipped: "
                             f"{errors[0]['error'] if errors else 'none given'})")
+    streams = ("listen", "speak", "text", *((TRANSCRIPT,) if transcript is not None else ()))
     schema = pa.schema([("id", pa.string()), ("kind", pa.string()), ("subkind", pa.string()),
-                        *((c, pa.list_(pa.int32())) for c in ("listen", "speak", "text"))])
+                        *((c, pa.list_(pa.int32())) for c in streams)])
+    if transcript is not None:
+        info["transcript_vocab"] = list(transcript)
     frames = sum(len(r["listen"]) for r in rows)
     summary = {"scenarios": len(rows), "skipped": len(errors), "frames": frames,
                "hours": round(frames / tok.frame_rate / 3600, 4)}

@@ -2,12 +2,15 @@
 
 Data: the token datasets of the ``duplex_tokens`` stage (``speechlm.tokenizers.duplex``): per
 scenario the user channel's frame units (``listen``), the assistant's (``speak``) and the text
-stream (``text``); ``info.json`` holds ``text_vocab`` and the ``silence_unit``. Each row is cut
-into half-overlapping windows of ``seq_len`` frames (``speechlm.sequences.duplex``) with the
-streams shifted; the loss is the model's (the unit cross-entropy plus ``text_weight`` times the
-text one). The model is built here, sized from the data (``architecture: duplex``, cold init:
-there is no pre-trained duplex model to start from at toy scale); ``run_training`` trains it like
-any objective (step caps, early stopping, the best checkpoint by held-out loss, resume).
+stream (``text``), and optionally the words heard on the microphone (``transcript``);
+``info.json`` holds ``text_vocab``, the ``silence_unit`` and, with a transcript, its
+``transcript_vocab``. Each row is cut into half-overlapping windows of ``seq_len`` frames
+(``speechlm.sequences.duplex``) with the streams shifted; the loss is the model's (the unit
+cross-entropy plus ``text_weight`` times the text one, plus ``transcript_weight`` times the
+transcript head's, which the model has when the data has a transcript). The model is built
+here, sized from the data (``architecture: duplex``, cold init: there is no pre-trained duplex
+model to start from at toy scale); ``run_training`` trains it like any objective (step
+caps, early stopping, the best checkpoint by held-out loss, resume).
 
 ``extra_metrics`` adds the held-out losses of each stream and the accuracy of the state tokens
 (``<answer>``, ``<silent>``, ``<irq>``, ``<bc>``) at their frames: how often the model's most
@@ -50,6 +53,7 @@ class DuplexWindows:
         if not self.items:
             raise ConfigError(f"{key}: {data_dir} holds no scenario")
         self.n_tokens = sum(len(w["listen"]) for w in self.items)
+        self.has_transcript = "transcript_labels" in self.items[0]
         self.own_dropout, self.silence = float(own_dropout), int(silence)
         self.rng = np.random.default_rng(seed)
 
@@ -92,7 +96,8 @@ class DuplexObjective(Objective):
             raise ConfigError(f"data: {Path(cfg.data) / 'info.json'} has no text_vocab; a "
                               "duplex dataset is written by the duplex_tokens stage")
         n_units = int(info["n_units"])
-        model = build_duplex(cfg.model, n_units, info["text_vocab"], seed=cfg.seed)
+        model = build_duplex(cfg.model, n_units, info["text_vocab"], seed=cfg.seed,
+                             transcript_vocab=info.get("transcript_vocab"))
         model.config.silence_unit = int(info["silence_unit"])
         # the vocabulary file every model directory has: the units (the text vocabulary is the
         # model config's text_vocab)
@@ -103,7 +108,8 @@ class DuplexObjective(Objective):
     def extra_meta(self, cfg, info, model):
         c = model.config
         return {"formats": {}, "duplex": {"fusion": c.fusion, "n_units": c.n_units,
-                                          "n_text": c.n_text, "silence_unit": c.silence_unit}}
+                                          "n_text": c.n_text, "silence_unit": c.silence_unit,
+                                          "n_transcript": c.n_transcript}}
 
     def datasets(self, cfg, vocab, model, uses=(), eval_uses=()):
         from speechlm.models.modeling_duplex import DuplexLM
@@ -118,6 +124,13 @@ class DuplexObjective(Objective):
                               own_dropout=drop, silence=c.silence_unit, seed=cfg.seed)
         valid = (DuplexWindows(cfg.eval_data, c.n_units, c.text_bos_id, cfg.seq_len, "eval_data")
                  if cfg.eval_data else None)
+        for ds, key in ((train, "data"), (valid, "eval_data")):
+            # the held-out loss must be the training loss's sum of parts
+            if ds is not None and ds.has_transcript != bool(c.n_transcript):
+                raise ConfigError(f"{key}: {getattr(cfg, key)} has "
+                                  f"{'a' if ds.has_transcript else 'no'} transcript stream, the "
+                                  f"model {'has none' if ds.has_transcript else 'has one'}: "
+                                  "tokenise both splits with the same duplex_tokens settings")
         weight = self.args(cfg)["state_weight"]
         if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
             raise ConfigError(f"objective_args.state_weight: a number > 0, got {weight!r}")
@@ -128,9 +141,11 @@ class DuplexObjective(Objective):
     def trainer(self, cfg, model, vocab, train_ds, eval_ds, callbacks):
         from speechlm.sequences.duplex import duplex_collate
 
+        labels = ["speak_labels", "text_labels"]
+        if train_ds.has_transcript:
+            labels.append("transcript_labels")
         return speech_lm_trainer(cfg, model, vocab, train_ds, eval_ds, callbacks,
-                                 duplex_collate(model.config.n_units),
-                                 label_names=["speak_labels", "text_labels"])
+                                 duplex_collate(model.config.n_units), label_names=labels)
 
     def extra_metrics(self, trainer, train_ds, eval_ds, vocab, cfg):
         if eval_ds is None:
@@ -170,6 +185,8 @@ def held_out_figures(model: Any, ds: DuplexWindows, batch_size: int) -> dict[str
     states = torch.tensor([vocab.index(t) for t in STATE_TOKENS.values()])
     pair = [vocab.index(ANSWER), vocab.index(SILENT)]
     sums = {"speak_loss": 0.0, "text_loss": 0.0}
+    if ds.items and "transcript_labels" in ds.items[0]:
+        sums["transcript_loss"] = 0.0
     right = total = decided = decisions = 0
     was_training = model.training
     model.eval()
@@ -179,8 +196,8 @@ def held_out_figures(model: Any, ds: DuplexWindows, batch_size: int) -> dict[str
             batch = {k: v.to(device) for k, v in collate(ds.items[i:i + batch_size]).items()}
             out = model(**batch)
             n = batch["attention_mask"].shape[0]
-            sums["speak_loss"] += float(out.speak_loss) * n
-            sums["text_loss"] += float(out.text_loss) * n
+            for key in sums:
+                sums[key] += float(getattr(out, key)) * n
             labels = batch["text_labels"]
             at_state = torch.isin(labels, states.to(device))
             pred = out.text_logits.argmax(-1)

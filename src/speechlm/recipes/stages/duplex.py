@@ -79,25 +79,32 @@ def scenarios(ctx: RunContext, split: str) -> list[dict]:
 @dataclass
 class DuplexTokensConfig(Config):
     """``words``: the text stream holds the assistant's words (Moshi's inner monologue) as well
-    as its state tokens; false: state tokens only (LSLM, VITA)."""
+    as its state tokens; false: state tokens only (LSLM, VITA). ``transcript``: also a
+    transcript stream, the words spoken on the microphone channel, which the model learns to
+    predict as an auxiliary target (``speechlm.sequences.duplex``)."""
 
     words: bool = True
+    transcript: bool = False
 
 
 def _run_duplex_tokens(ctx: RunContext, conf: DuplexTokensConfig, d: Path) -> dict:
-    from speechlm.sequences.duplex import text_vocab
+    from speechlm.sequences.duplex import text_vocab, transcript_vocab
     from speechlm.tokenizers import load_tokenizer
     from speechlm.tokenizers.duplex import tokenize_scenarios, write_duplex_tokens
 
     tok = load_tokenizer(ctx.dir("tokenizer"))
     train = scenarios(ctx, "train")
-    vocab = text_vocab(train, conf.words)  # valid words unseen in training read as <unk>
+    # valid words unseen in training read as <unk> (in both vocabularies)
+    vocab = text_vocab(train, conf.words)
+    heard = transcript_vocab(train) if conf.transcript else None  # words on the microphone
     info = {}
     for split, recs in (("train", train), ("valid", scenarios(ctx, "valid"))):
-        rows, errors = tokenize_scenarios(tok, recs, vocab, conf.words, progress=True)
+        rows, errors = tokenize_scenarios(tok, recs, vocab, conf.words, progress=True,
+                                          transcript=heard)
         info[split] = write_duplex_tokens(d / split, rows, errors, tok, ctx.dir("tokenizer"),
-                                          vocab, words=conf.words)
-    return {**info, "text_vocab_size": len(vocab), "frame_rate": tok.frame_rate}
+                                          vocab, heard, words=conf.words)
+    sizes = {"transcript_vocab_size": len(heard)} if heard is not None else {}
+    return {**info, "text_vocab_size": len(vocab), **sizes, "frame_rate": tok.frame_rate}
 
 
 def _plan_duplex_tokens(ctx: RunContext, conf: DuplexTokensConfig) -> dict:
@@ -105,7 +112,9 @@ def _plan_duplex_tokens(ctx: RunContext, conf: DuplexTokensConfig) -> dict:
         raise ConfigError("tokenizer.causal: the duplex stages need a causal tokenizer (the "
                           "engine assigns units frame by frame); set causal: true")
     what = "state tokens and the assistant's words" if conf.words else "state tokens"
-    return {"tokens": f"both channels at frame rate (causal units); text stream: {what}"}
+    also = "; transcript stream (the microphone's words, an auxiliary target)" \
+        if conf.transcript else ""
+    return {"tokens": f"both channels at frame rate (causal units); text stream: {what}{also}"}
 
 
 STAGES.add("duplex_tokens", Stage("duplex_tokens", _run_duplex_tokens, _plan_duplex_tokens,
