@@ -72,6 +72,8 @@ def test_a_transcript_dataset_trains_a_transcript_head_and_reports_its_loss(tmp_
     import json
     from types import SimpleNamespace
 
+    import torch
+
     import speechlm.tokenizers.duplex as tokdup
     from speechlm.models.duplex import build_duplex
     from speechlm.sequences.duplex import scenario_row, text_vocab, transcript_vocab
@@ -102,6 +104,21 @@ def test_a_transcript_dataset_trains_a_transcript_head_and_reports_its_loss(tmp_
         figures = held_out_figures(model, ds, batch_size=2)
         assert ("transcript_loss" in figures) is with_transcript
         if with_transcript:
-            # labelled frames exist ("what": frames 5..14, "did" 15..22), so a real loss near
+            # labelled frames exist ("what": frames 5..14, "did" 15..21), so a real loss near
             # log(3) for an untrained head over 3 words
             assert np.isclose(figures["transcript_loss"], np.log(3), atol=0.3)
+            # known answer: a head that always says "what" is right at the end of "what" only
+            # (windows at frames 0 and 8 of 40, each holding both words: 2 of 4 word ends)
+
+            class SaysWhat(torch.nn.Module):
+                def forward(self, h):
+                    out = torch.zeros(*h.shape[:-1], len(heard))
+                    out[..., heard.index("what")] = 1.0
+                    return out
+
+            model.transcript_head = SaysWhat()
+            figures = held_out_figures(model, ds, batch_size=2)
+            assert figures["transcript_words"] == 4
+            assert figures["transcript_word_accuracy"] == 0.5
+        else:
+            assert "transcript_word_accuracy" not in figures

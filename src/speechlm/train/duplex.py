@@ -175,10 +175,13 @@ def held_out_figures(model: Any, ds: DuplexWindows, batch_size: int) -> dict[str
     """Each stream's held-out loss, the state tokens' accuracy at their frames (the most likely
     text token there is the right state) and, at the frames of ``<answer>`` and ``<silent>``,
     how often the model rates the right one of the two higher (the silence-mode decision,
-    whatever the timing)."""
+    whatever the timing). With a transcript: its loss, and how often the transcript head's most
+    likely word at each heard word's last frame (the whole word heard) is that word
+    (``transcript_word_accuracy``, over ``transcript_words``)."""
     import torch
 
     from speechlm.sequences.duplex import ANSWER, SILENT, STATE_TOKENS, duplex_collate
+    from speechlm.sequences.example import IGNORE
 
     collate = duplex_collate(model.config.n_units)
     vocab = list(model.config.text_vocab)
@@ -187,7 +190,7 @@ def held_out_figures(model: Any, ds: DuplexWindows, batch_size: int) -> dict[str
     sums = {"speak_loss": 0.0, "text_loss": 0.0}
     if ds.items and "transcript_labels" in ds.items[0]:
         sums["transcript_loss"] = 0.0
-    right = total = decided = decisions = 0
+    right = total = decided = decisions = heard_right = heard = 0
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -208,11 +211,20 @@ def held_out_figures(model: Any, ds: DuplexWindows, batch_size: int) -> dict[str
             chosen = torch.where(two[:, 0] >= two[:, 1], pair[0], pair[1])
             decided += int((chosen == labels[at_pair]).sum())
             decisions += int(at_pair.sum())
+            if "transcript_labels" in batch:
+                words = batch["transcript_labels"]
+                nxt = torch.cat([words[:, 1:], torch.full_like(words[:, :1], IGNORE)], dim=1)
+                last = (words != IGNORE) & (nxt != words)  # a word's span ends here
+                guess = out.transcript_logits.argmax(-1)
+                heard_right += int((guess[last] == words[last]).sum())
+                heard += int(last.sum())
     model.train(was_training)
+    more = {"transcript_word_accuracy": round(heard_right / heard, 4) if heard else None,
+            "transcript_words": heard} if "transcript_loss" in sums else {}
     return {**{k: round(v / len(ds), 4) for k, v in sums.items()},
             "state_accuracy": round(right / total, 4) if total else None, "state_frames": total,
             "answer_vs_silent_accuracy": round(decided / decisions, 4) if decisions else None,
-            "answer_vs_silent_frames": decisions}
+            "answer_vs_silent_frames": decisions, **more}
 
 
 OBJECTIVES.add("duplex", DuplexObjective())
