@@ -56,6 +56,7 @@ def test_answer_vs_silent_accuracy_counts_the_right_one_of_the_two():
 
     class Windows(list):
         items = property(lambda self: self)
+        has_transcript = False
 
     ds = Windows([window([0, a, 0, s]), window([a, a, irq, s, 0])])
     figures = held_out_figures(Stub(), ds, batch_size=1)

@@ -337,13 +337,6 @@ class DuplexLM(PreTrainedModel):
         out, hidden = gru(heard, hidden)
         return heard + out, hidden  # residual: starts close to the embeddings
 
-    def logits(self, listen: torch.Tensor, speak_in: torch.Tensor, text_in: torch.Tensor,
-               attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L) ids of each stream, from the stream's start (the listening GRU starts at
-        ``listen[:, 0]``) -> speak logits (B, L, n_units) and text logits (B, L, n_text)."""
-        return self.fused_logits(self.listen_features(listen)[0], speak_in, text_in,
-                                 attention_mask)
-
     def fused_logits(self, heard: torch.Tensor, speak_in: torch.Tensor, text_in: torch.Tensor,
                      attention_mask: torch.Tensor | None = None,
                      cache: DynamicCache | None = None) -> tuple[torch.Tensor, torch.Tensor]:

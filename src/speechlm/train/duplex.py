@@ -188,7 +188,7 @@ def held_out_figures(model: Any, ds: DuplexWindows, batch_size: int) -> dict[str
     states = torch.tensor([vocab.index(t) for t in STATE_TOKENS.values()])
     pair = [vocab.index(ANSWER), vocab.index(SILENT)]
     sums = {"speak_loss": 0.0, "text_loss": 0.0}
-    if ds.items and "transcript_labels" in ds.items[0]:
+    if ds.has_transcript:
         sums["transcript_loss"] = 0.0
     right = total = decided = decisions = heard_right = heard = 0
     was_training = model.training
@@ -211,7 +211,7 @@ def held_out_figures(model: Any, ds: DuplexWindows, batch_size: int) -> dict[str
             chosen = torch.where(two[:, 0] >= two[:, 1], pair[0], pair[1])
             decided += int((chosen == labels[at_pair]).sum())
             decisions += int(at_pair.sum())
-            if "transcript_labels" in batch:
+            if ds.has_transcript:
                 words = batch["transcript_labels"]
                 nxt = torch.cat([words[:, 1:], torch.full_like(words[:, :1], IGNORE)], dim=1)
                 last = (words != IGNORE) & (nxt != words)  # a word's span ends here
@@ -220,7 +220,7 @@ def held_out_figures(model: Any, ds: DuplexWindows, batch_size: int) -> dict[str
                 heard += int(last.sum())
     model.train(was_training)
     more = {"transcript_word_accuracy": round(heard_right / heard, 4) if heard else None,
-            "transcript_words": heard} if "transcript_loss" in sums else {}
+            "transcript_words": heard} if ds.has_transcript else {}
     return {**{k: round(v / len(ds), 4) for k, v in sums.items()},
             "state_accuracy": round(right / total, 4) if total else None, "state_frames": total,
             "answer_vs_silent_accuracy": round(decided / decisions, 4) if decisions else None,
