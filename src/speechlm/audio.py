@@ -29,7 +29,7 @@ def audio_info(path: str | Path) -> sf._SoundFileInfo:
         info = sf.info(str(path))
     except Exception as e:  # libsndfile's errors are RuntimeError/LibsndfileError subclasses
         raise AudioError(f"{path}: not a readable audio file ({_short(e)})") from e
-    if info.format == "WAV":
+    if info.format in ("WAV", "WAVEX"):  # WAVEX: WAVE_FORMAT_EXTENSIBLE (24-bit, multichannel)
         _check_wav_complete(path)
     return info
 

@@ -170,11 +170,15 @@ def test_latin1_librispeech_transcript_file_is_listed(libri, tmp_path):
         "84-121123-0000", "84-121123-0001"}
 
 
-def test_truncated_wav_is_refused_not_read_short(tmp_path):
+@pytest.mark.parametrize("container", ["WAV", "WAVEX"])  # WAVEX: WAVE_FORMAT_EXTENSIBLE
+def test_truncated_wav_is_refused_not_read_short(tmp_path, container):
     src = tmp_path / "src"
-    tone(src / "good.wav", seconds=1.0)
+    src.mkdir()
+    sf.write(src / "good.wav", 0.3 * np.sin(np.arange(16000) / 10), 16000, subtype="PCM_16",
+             format=container)
     full = (src / "good.wav").read_bytes()
-    (src / "cut.wav").write_bytes(full[: 44 + 100])  # header + 50 samples of a 1 s file
+    header = full.index(b"data") + 8
+    (src / "cut.wav").write_bytes(full[: header + 100])  # header + 50 samples of a 1 s file
     summary = import_corpus(src, "folder", tmp_path / "out", check="header")
     assert summary["utterances"] == 1
     (err,) = errors_of(tmp_path / "out")

@@ -75,6 +75,27 @@ def test_bad_audio_is_skipped_and_listed(manifest_with_bad, tiny_tokenizer, tmp_
         manifest_with_bad)) - 2
 
 
+def test_a_clip_shorter_than_one_window_is_listed_not_a_one_unit_row(tiny_corpus, tiny_tokenizer,
+                                                                      tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    utts = read_manifest(tiny_corpus / "manifest.jsonl")[:2]
+    clips = {"blip": 160, "window": 400}  # 10 ms: no whole 25-ms window; 25 ms: one frame
+    for name, n in clips.items():
+        sf.write(tmp_path / f"{name}.wav", 0.1 * np.sin(np.arange(n) / 5), 16000)
+    extra = [type(utts[0])(id=name, audio=str(tmp_path / f"{name}.wav"), duration=n / 16000,
+                           sample_rate=16000) for name, n in clips.items()]
+    write_manifest(tmp_path / "m.jsonl", [*utts, *extra])
+    res = tokenize_manifest(tmp_path / "m.jsonl", tiny_tokenizer, tmp_path / "t", progress=False)
+    assert res["rows"] == 3 and res["errors"] == 1
+    (err,) = [json.loads(x) for x in (tmp_path / "t" / "errors.jsonl").read_text().splitlines()]
+    assert err == {"id": "blip", "audio": str(tmp_path / "blip.wav"),
+                   "error": "too short to tokenise (0.010s gave no frame)"}
+    row = next(r for r in _rows(tmp_path / "t") if r["id"] == "window")
+    assert sum(row["durations"]) == 2  # 400 samples, centred frames at 0 and 320
+
+
 def test_shards_partition_the_corpus(tiny_corpus, tiny_tokenizer, tiny_tokens, tmp_path):
     m = tiny_corpus / "manifest.jsonl"
     for i in range(3):

@@ -139,9 +139,11 @@ class SpectralFeatures:
         return self.spec.n_mfcc * (3 if self.spec.deltas else 1)
 
     def n_frames(self, n_samples: int) -> int:
-        """Frames produced for ``n_samples`` samples (centred: ``n // hop + 1``; causal:
-        ``n // hop``)."""
-        return n_samples // self.hop + (0 if self.causal else 1)
+        """Frames produced for ``n_samples`` samples (centred: ``n // hop + 1``, none for a clip
+        shorter than one analysis window; causal: ``n // hop``)."""
+        if self.causal:
+            return n_samples // self.hop
+        return 0 if n_samples < self.win else n_samples // self.hop + 1
 
     @torch.inference_mode()
     def __call__(self, wavs: list[np.ndarray]) -> list[torch.Tensor]:
@@ -151,6 +153,8 @@ class SpectralFeatures:
     def _one(self, wav: torch.Tensor) -> torch.Tensor:
         if self.causal:
             return self.normalise(self._causal_raw(wav))
+        if len(wav) < self.win:  # not one whole window of signal: no frame, as an encoder gives
+            return torch.zeros(0, self.dim)
         if len(wav) < self.spec.n_fft // 2 + 1:  # reflect padding needs at least n_fft/2 samples
             wav = F.pad(wav, (0, self.spec.n_fft // 2 + 1 - len(wav)))
         spec = torch.stft(wav, self.spec.n_fft, self.hop, self.win, self.window,
