@@ -108,6 +108,28 @@ def test_generate_cli_writes_audio_units_and_errors(model_with_vocoder, prompt, 
     assert len(list((tmp_path / "many").glob("*.wav"))) == 1
 
 
+def test_a_prompt_too_short_for_a_unit_is_listed_and_the_batch_goes_on(model_with_vocoder,
+                                                                        prompt, tmp_path):
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from speechlm.generate import batch
+
+    speech, blip = Path(prompt[0]), tmp_path / "blip.wav"
+    sf.write(blip, np.full(80, 0.1, np.float32), 8000)  # 10 ms: not one 25-ms window
+    summary = batch.generate_files(model_with_vocoder, [blip, speech], tmp_path / "many",
+                                   max_seconds=0.5)
+    assert summary == {"written": 1, "skipped": 1, "out": str(tmp_path / "many")}
+    (err,) = [json.loads(x) for x in (tmp_path / "many" / "errors.jsonl").read_text()
+              .splitlines()]
+    assert err == {"prompt": str(blip), "error": "0.010 s of audio gave no unit: too short to "
+                   "tokenise (a unit needs at least one analysis window, about 25 ms)"}
+    assert [p.name for p in (tmp_path / "many").glob("*.wav")] == [f"{speech.stem}.wav"]
+    with pytest.raises(SpeechLMError, match=r"^\S*blip.wav: 0.010 s of audio gave no unit"):
+        batch.generate_files(model_with_vocoder, [blip], tmp_path / "one.wav")
+
+
 def test_resynth_cli_keeps_the_length(model_with_vocoder, prompt, tmp_path):
     from speechlm.audio import audio_info
     from speechlm.cli import app

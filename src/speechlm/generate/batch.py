@@ -43,6 +43,8 @@ def generate_files(
     from speechlm.generate.continuation import (
         continue_speech_batch,
         empty_message,
+        has_units,
+        no_unit_message,
         resolve_vocoder,
     )
     from speechlm.generate.dialogue import continue_stereo
@@ -86,8 +88,16 @@ def generate_files(
             if single:
                 raise
             errors.append({"prompt": str(p), "error": str(e)})
-    results = continue_speech_batch(lm, wavs, sr, sampling, vocoder=voc,
-                                    batch_size=batch_size) if wavs else []
+    # tokenised here so that a prompt too short for one unit is skipped, not the whole batch
+    streams = lm.speech_tokenizer.encode(wavs, sr) if wavs else []
+    usable = [i for i, s in enumerate(streams) if has_units(s)]
+    for i in sorted(set(range(len(wavs))) - set(usable)):
+        if single:
+            raise SpeechLMError(f"{keep[i][0]}: {no_unit_message(len(wavs[i]) / sr)}")
+        errors.append({"prompt": str(keep[i][0]), "error": no_unit_message(len(wavs[i]) / sr)})
+    keep, wavs = [keep[i] for i in usable], [wavs[i] for i in usable]
+    results = continue_speech_batch(lm, wavs, sr, sampling, vocoder=voc, batch_size=batch_size,
+                                    prompts=[streams[i] for i in usable]) if wavs else []
     for i, ((p, t), wav, r) in enumerate(zip(keep, wavs, results, strict=True)):
         if len(r.audio) == 0:
             if single:

@@ -109,8 +109,13 @@ def continue_speech_batch(
     vocoder: Any = None,
     batch_size: int = 8,
     prompt_voice: bool = True,
+    prompts: list[Any] | None = None,
 ) -> list[Continuation]:
     """Continue many prompts, ``batch_size`` at a time (one ``generate`` call per batch).
+
+    ``prompts``: the ``wavs``' streams when the caller has tokenised them already (e.g. to skip
+    the ones too short to give a unit); otherwise they are tokenised here and such a prompt is
+    an error.
 
     A voice-conditioned vocoder speaks each continuation in its prompt's voice, or, with
     ``prompt_voice=False``, in the training voices' mean (then nothing of the prompt's sound
@@ -123,10 +128,11 @@ def continue_speech_batch(
     voc = resolve_vocoder(speech_lm, vocoder)
     wavs = [check_waveform(w, f"prompt {i}") for i, w in enumerate(wavs)]
     tok = speech_lm.speech_tokenizer
-    prompts = tok.encode(wavs, sample_rate)
-    for i, p in enumerate(prompts):
-        if p.units is None or len(p.units) == 0:
-            raise SpeechLMError(f"prompt {i}: the tokenizer produced no units (too short?)")
+    if prompts is None:
+        prompts = tok.encode(wavs, sample_rate)
+    for i, (p, w) in enumerate(zip(prompts, wavs, strict=True)):
+        if not has_units(p):
+            raise SpeechLMError(f"prompt {i}: {no_unit_message(len(w) / sample_rate)}")
     from speechlm.progress import progress_bar
 
     results: list[Continuation] = []
@@ -149,6 +155,17 @@ def continue_speech_batch(
             audio = audio[: int(sampling.max_seconds * voc.sample_rate)]
             results.append(Continuation(p, streams, audio, int(voc.sample_rate), stopped))
     return results
+
+
+def has_units(prompt: Any) -> bool:
+    """Whether a tokenised prompt holds at least one unit to continue from."""
+    return prompt.units is not None and len(prompt.units) > 0
+
+
+def no_unit_message(seconds: float) -> str:
+    """Why a prompt of ``seconds`` cannot be continued."""
+    return (f"{seconds:.3f} s of audio gave no unit: too short to tokenise (a unit needs at "
+            "least one analysis window, about 25 ms)")
 
 
 def units_per_second(prompt: Any) -> float:
