@@ -128,6 +128,12 @@ def test_a_prompt_too_short_for_a_unit_is_listed_and_the_batch_goes_on(model_wit
     assert [p.name for p in (tmp_path / "many").glob("*.wav")] == [f"{speech.stem}.wav"]
     with pytest.raises(SpeechLMError, match=r"^\S*blip.wav: 0.010 s of audio gave no unit"):
         batch.generate_files(model_with_vocoder, [blip], tmp_path / "one.wav")
+    from speechlm.cli import app
+
+    r = CliRunner().invoke(app, ["resynth", str(blip), str(tmp_path / "r.wav"), "--model",
+                                 str(model_with_vocoder)])  # not an empty file and exit 0
+    assert isinstance(r.exception, SpeechLMError) and "blip.wav: 0.010 s" in str(r.exception)
+    assert not (tmp_path / "r.wav").exists() and not (tmp_path / "one.wav").exists()
 
 
 def test_resynth_cli_keeps_the_length(model_with_vocoder, prompt, tmp_path):

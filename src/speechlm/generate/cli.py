@@ -85,7 +85,7 @@ def resynth(
     """Tokenise a file and vocode the tokens back (no language model): hear what units keep."""
     from speechlm.audio import load_audio, save_audio
     from speechlm.errors import SpeechLMError
-    from speechlm.generate.continuation import resynthesize
+    from speechlm.generate.continuation import has_units, no_unit_message, resynthesize
     from speechlm.tokenizers import load_tokenizer
     from speechlm.vocoders import load_vocoder
 
@@ -100,6 +100,8 @@ def resynth(
     voc = load_vocoder(voc_dir)
     wav = load_audio(input, int(tok.sample_rate))
     streams, audio = resynthesize(tok, voc, wav, int(tok.sample_rate))
+    if not has_units(streams):  # an empty file would look like a success
+        raise SpeechLMError(f"{input}: {no_unit_message(len(wav) / tok.sample_rate)}")
     save_audio(output, audio, voc.sample_rate)
     typer.echo(json.dumps({"out": str(output), "units": int(len(streams.units)),
                            "seconds": round(len(audio) / voc.sample_rate, 3)}))
