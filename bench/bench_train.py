@@ -7,9 +7,10 @@ Prints, for a Llama (``--hidden``, 4 layers, seq 256, batch 32 by default):
   ``DataCollatorForLanguageModeling`` (the common unpacked setup, fp32),
 - model FLOP utilisation of each against the matmul peak of its own precision, measured on an
   idle large matmul at the start of the same run (before any training), best of five;
-- the final training losses of fp32 and bf16 from the same init and data (their agreement).
+- the final training losses of fp32 and bf16 from the same init and data (their agreement);
+- with ``--compile``, ours in bf16 with ``torch_compile`` as well (compile time included).
 
-    OMP_NUM_THREADS=2 .venv/bin/python bench/bench_train.py [--steps 20] [--hidden 128]
+    OMP_NUM_THREADS=2 .venv/bin/python bench/bench_train.py [--steps 20] [--hidden 128] [--compile]
 
 Without ``--data`` a toy token dataset (contract layout) is generated.
 """
@@ -82,6 +83,8 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--data", default=None, help="token dataset dir (default: toy data)")
     ap.add_argument("--rounds", type=int, default=2, help="alternate ours/stock this many times")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time ours in bf16 with torch_compile (compile time included)")
     a = ap.parse_args()
 
     from transformers import DataCollatorForLanguageModeling, default_data_collator
@@ -118,19 +121,21 @@ def main() -> None:
     fpt = flops_per_token(model0, a.seq_len)
     n_params = sum(p.numel() for p in model0.parameters())
     tokens_per_step = a.batch * a.seq_len
-    ours: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    variants = ("fp32", "bf16", "bf16+compile") if a.compile else ("fp32", "bf16")
+    ours: dict[str, list[float]] = {v: [] for v in variants}
     final_loss: dict[str, float] = {}
     stock, padded = [], []
     for r in range(a.rounds):
-        for precision in ("fp32", "bf16"):
-            cfg = TrainConfig(data=str(data), output_dir=str(tmp / f"ours_{precision}{r}"),
+        for variant in variants:
+            precision = variant.split("+")[0]
+            cfg = TrainConfig(data=str(data), output_dir=str(tmp / f"ours_{variant}{r}"),
                               model=model_cfg, seq_len=a.seq_len, batch_size=a.batch,
                               max_steps=a.steps, lr=5e-4, warmup_steps=2, save_steps=10**6,
                               eval_steps=10**6, logging_steps=1, precision=precision,
-                              progress=False)
+                              progress=False, torch_compile=variant.endswith("compile"))
             m = run_training(cfg)
-            ours[precision].append(m["tokens_per_second"])
-            final_loss[precision] = m["final_train_loss"]
+            ours[variant].append(m["tokens_per_second"])
+            final_loss[variant] = m["final_train_loss"]
 
         t, cb = stock_trainer(cold_init(model_cfg, vocab), blocks, a.steps, a.batch, 5e-4,
                               default_data_collator, str(tmp / f"stock{r}"))
@@ -153,7 +158,7 @@ def main() -> None:
         "ratio_vs_stock_padded": best["fp32"] / best_padded,
         "matmul_peak_gflops": {p: v / 1e9 for p, v in peaks.items()},
         "model_flops_per_token": fpt,
-        "mfu": {p: best[p] * fpt / peaks[p] for p in best},
+        "mfu": {v: best[v] * fpt / peaks[v.split("+")[0]] for v in best},
         "mfu_stock_fp32": best_stock * fpt / peaks["fp32"],
         "final_train_loss": final_loss,
         "loss_difference_bf16_minus_fp32": final_loss["bf16"] - final_loss["fp32"],
@@ -167,6 +172,11 @@ def main() -> None:
           f"{peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {result['mfu']['bf16']:.1%} of "
           f"{peaks['bf16'] / 1e9:.1f} GFLOP/s (idle matmul peaks, {threads} threads) | final "
           f"loss fp32 {final_loss['fp32']:.4f}, bf16 {final_loss['bf16']:.4f}")
+    if a.compile:
+        print(f"bf16 + torch_compile {best['bf16+compile']:,.0f} tok/s over {a.steps} steps, "
+              f"compile time included (ratio to bf16 "
+              f"{best['bf16+compile'] / best['bf16']:.2f}), final loss "
+              f"{final_loss['bf16+compile']:.4f}")
 
 
 if __name__ == "__main__":
