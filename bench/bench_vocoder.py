@@ -8,8 +8,13 @@ does not depend on the weights, so untrained networks of the right size are time
 (a corpus made with another seed: sentences never seen while fitting) and reports the WER of the
 resynthesised audio next to the WER of the original audio, with the same ASR.
 
+--train-step: the envelope vocoder's training step (forward, loss, backward, AdamW) in fp32
+(the baseline of this run) and under bf16 autocast (``precision: bf16``), at the tiny and paper
+sizes, alternating the two precisions; ms per step and the ratio.
+
     .venv/bin/python bench/bench_vocoder.py                 # RTF
     .venv/bin/python bench/bench_vocoder.py --wer --n 12    # intelligibility
+    .venv/bin/python bench/bench_vocoder.py --train-step    # envelope training step, fp32 vs bf16
 """
 
 from __future__ import annotations
@@ -110,6 +115,48 @@ def bench_wer(n: int, manifest: str | None, tokenizer: str | None, hours: float)
                          for r, o, s in list(zip(refs, orig, resyn, strict=True))[:5]]}
 
 
+def bench_train_step(steps: int = 20, rounds: int = 2) -> dict:
+    """ms per envelope training step in fp32 and bf16 autocast (best of ``rounds``), per size."""
+    import torch
+
+    from speechlm.vocoders.envelope.model import N_CEP, EnvelopeNet, preset
+    from speechlm.vocoders.envelope.train import losses
+
+    out = {}
+    for size in ("tiny", "paper"):
+        cfg = preset(size)
+        torch.manual_seed(0)
+        net = EnvelopeNet(cfg)
+        opt = torch.optim.AdamW(net.parameters(), 1e-4)
+        b, t = cfg.batch_size, cfg.segment_frames
+        batch = (torch.randint(0, cfg.n_units, (b, t)), torch.rand(b, t, 2),
+                 torch.zeros(b, t, dtype=torch.long), torch.randn(b, 256),
+                 torch.randn(b, t, N_CEP), torch.randn(b, t), (torch.rand(b, t) > 0.5).float(),
+                 torch.ones(b, t))
+
+        def step(bf16: bool, net=net, opt=opt, batch=batch) -> None:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = losses(net, *batch)["loss"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        best = {"fp32": float("inf"), "bf16": float("inf")}
+        for _ in range(rounds):
+            for name in best:
+                for _ in range(3):  # warm-up
+                    step(name == "bf16")
+                t0 = time.perf_counter()
+                for _ in range(steps):
+                    step(name == "bf16")
+                best[name] = min(best[name], (time.perf_counter() - t0) / steps * 1000)
+        audio_s = b * t / cfg.frame_rate
+        out[size] = {"batch_audio_s": audio_s, "ms_per_step": best,
+                     "audio_s_per_s": {k: audio_s / v * 1000 for k, v in best.items()},
+                     "bf16_speedup": best["fp32"] / best["bf16"]}
+    return {"threads": torch.get_num_threads(), **out}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=10.0, help="audio per RTF measurement")
@@ -118,8 +165,14 @@ def main() -> None:
     p.add_argument("--hours", type=float, default=0.25, help="synthetic fitting corpus size")
     p.add_argument("--manifest", help="fit on this manifest instead of a synthetic corpus")
     p.add_argument("--tokenizer", help="use this tokenizer instead of fitting MFCC K=100")
+    p.add_argument("--train-step", action="store_true",
+                   help="time the envelope training step in fp32 and bf16 instead")
     a = p.parse_args()
-    result = bench_wer(a.n, a.manifest, a.tokenizer, a.hours) if a.wer else bench_rtf(a.seconds)
+    if a.train_step:
+        result = bench_train_step()
+    else:
+        result = (bench_wer(a.n, a.manifest, a.tokenizer, a.hours) if a.wer
+                  else bench_rtf(a.seconds))
     print(json.dumps(result, indent=2))
 
 

@@ -118,6 +118,22 @@ def test_bad_units_raise_a_clear_error(trained):
         voc.synthesize(Streams(RATE, units=np.array([1, 2]), durations=np.array([2])))
 
 
+def test_precision_is_checked_recorded_and_bf16_trains_like_fp32(tiny_corpus, tiny_tokenizer,
+                                                                   tmp_path):
+    with pytest.raises(ConfigError, match="precision"):
+        preset("tiny", precision="fp16")
+    first_loss = {}
+    for precision in ("fp32", "bf16"):
+        out = train_envelope(tiny_corpus / "manifest.jsonl", tiny_tokenizer, tmp_path / precision,
+                             preset("tiny", **{**TINY, "logging_steps": 1}, max_steps=4,
+                                    save_steps=4, precision=precision), max_hours=0.02)
+        assert json.loads((out / "vocoder.json").read_text())["precision"] == precision
+        logs = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+        first_loss[precision] = logs[0]["loss"]  # step 1: same init, same batch
+    assert first_loss["bf16"] == pytest.approx(first_loss["fp32"], rel=0.02)
+    assert first_loss["bf16"] != first_loss["fp32"]  # autocast did run in bf16
+
+
 def test_a_killed_run_resumes_to_the_same_weights(tiny_corpus, tiny_tokenizer, tmp_path,
                                                    monkeypatch):
     from safetensors.torch import load_file

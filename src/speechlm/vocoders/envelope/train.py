@@ -219,6 +219,10 @@ def train_envelope(manifest: str | Path, tokenizer_dir: str | Path, out_dir: str
         rng.bit_generator.state = state["crop_rng"]  # and so do the crops
     pad = cfg.n_units
     audio_s = cfg.segment_frames * cfg.batch_size / cfg.frame_rate
+    from speechlm.train.hardware import resolve_precision
+
+    precision = resolve_precision(cfg.precision)
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     import time
 
     with open(out / "log.jsonl", "a") as log, progress_bar(
@@ -227,7 +231,8 @@ def train_envelope(manifest: str | Path, tokenizer_dir: str | Path, out_dir: str
         while step < cfg.max_steps:
             pick = rng.integers(0, len(train), cfg.batch_size)
             parts = [t.to(dev) for t in batch(train, pick, cfg.segment_frames, rng, pad)]
-            values = losses(net, *parts)
+            with autocast:  # the weights, optimizer and validation stay in fp32
+                values = losses(net, *parts)
             opt.zero_grad()
             values["loss"].backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -265,7 +270,7 @@ def train_envelope(manifest: str | Path, tokenizer_dir: str | Path, out_dir: str
                     {"step": step, "best": best, "crop_rng": rng.bit_generator.state}))
     net.load_state_dict(load_file(str(out / "best.safetensors"), device=str(dev)))
     EnvelopeVocoder(net.cpu().eval(), durations).save(out, extra={
-        "best_step": best["step"], "valid_loss": round(best["loss"], 5),
+        "best_step": best["step"], "valid_loss": round(best["loss"], 5), "precision": precision,
         "train_utterances": len(train), "valid_utterances": len(valid), "valid_split": split_by})
     return out
 
