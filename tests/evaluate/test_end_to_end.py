@@ -100,6 +100,16 @@ def test_unreadable_audio_is_skipped_and_listed(tiny_model, tiny_benchmark, tmp_
     errors = (tmp_path / "S" / "syntactic" / "errors.jsonl").read_text().splitlines()
     assert len(errors) == 1 and broken in errors[0]
     assert f"{broken} nan" in (tmp_path / "S" / "syntactic" / "dev.txt").read_text()
+    # the command line says so beside the accuracy, not only in the files
+    from typer.testing import CliRunner
+
+    from speechlm.cli import app
+
+    res = CliRunner().invoke(app, ["eval", "all", "--model", str(tiny_model), "--data",
+                                   str(data), "--out", str(tmp_path / "A")])
+    assert res.exit_code == 0, res.output
+    assert (f"syntactic: 1 pair(s) left out, 1 unreadable file(s): listed in "
+            f"{tmp_path / 'A' / 'syntactic' / 'errors.jsonl'}") in res.output
 
 
 @pytest.mark.slow

@@ -18,9 +18,15 @@ _DEVICE = typer.Option(None, help="torch device (default: cuda when available, e
 _BATCH = typer.Option(32, help="Sequences per scoring batch.")
 
 
-def _echo_result(name: str, r: dict) -> None:
+def _echo_result(name: str, r: dict, errors: Path | None = None) -> None:
+    """The accuracy line, and on stderr the pairs left out for unreadable files (``errors``:
+    where those files are listed)."""
     typer.echo(f"{name}: accuracy {r['accuracy']:.4f} over {r['n_pairs']} pairs "
                f"({r['n_items']} items, scoring={r.get('scoring')}, chance 0.5)")
+    if r.get("n_skipped") or r.get("n_failed_files"):
+        where = f": listed in {errors}" if errors is not None else ""
+        typer.echo(f"{name}: {r.get('n_skipped', 0)} pair(s) left out, "
+                   f"{r.get('n_failed_files', 0)} unreadable file(s){where}", err=True)
 
 
 def _skipped_and_report(n_skipped: int, what: str, listed: Path, report: Path) -> None:
@@ -46,7 +52,7 @@ def zerospeech(
 
     r = evaluate_zerospeech(model, data, task, out, scoring=scoring, split=split,
                             batch_size=batch_size, device=device)
-    _echo_result(task, r)
+    _echo_result(task, r, out / task / "errors.jsonl")
     typer.echo(f"submission: {r['submission']}; report: {out / task / (split + '_results.md')}")
 
 
@@ -65,7 +71,7 @@ def storycloze(
 
     r = evaluate_storycloze(model, data, kind, out, scoring=scoring, batch_size=batch_size,
                             device=device)
-    _echo_result(kind, r)
+    _echo_result(kind, r, out / kind / "errors.jsonl")
 
 
 @eval_app.command("all")
@@ -83,7 +89,7 @@ def all_(
     results = evaluate_all(model, data, out, scoring=scoring, batch_size=batch_size,
                            device=device)
     for name, r in results.items():
-        _echo_result(name, r)
+        _echo_result(name, r, out / name / "errors.jsonl")
     typer.echo(f"report: {out / 'results.md'}")
 
 
