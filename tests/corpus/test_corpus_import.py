@@ -140,6 +140,31 @@ def test_hf_inline_bytes_and_splits(tmp_path):
         import_corpus(tmp_path / "dd", "hf", tmp_path / "out3", split="dev")
 
 
+def test_hf_decoded_arrays_without_the_audio_feature(tmp_path):
+    # what Dataset.from_dict on decoded samples gives: a struct column, no Audio feature
+    datasets = pytest.importorskip("datasets")
+    wav = (0.3 * np.sin(np.arange(16000) / 10)).astype(np.float32)
+    rows = {"audio": [{"array": wav, "sampling_rate": 8000},
+                      {"array": np.zeros(0, np.float32), "sampling_rate": 16000},
+                      {"array": wav[:100], "sampling_rate": 0},
+                      {"array": -wav, "sampling_rate": 16000}],
+            "text": ["slow", "empty", "no rate", "fast"], "n": [1, 2, 3, 4]}
+    datasets.Dataset.from_dict(rows).save_to_disk(str(tmp_path / "ds"))
+    summary = import_corpus(tmp_path / "ds", "hf", tmp_path / "out")
+    utts = {u.id: u for u in read_manifest(tmp_path / "out" / "manifest.jsonl")}
+    assert summary["utterances"] == 2 and sorted(utts) == ["00000000", "00000003"]
+    assert (utts["00000000"].duration, utts["00000000"].sample_rate) == (2.0, 8000)
+    assert (utts["00000003"].text, utts["00000003"].duration) == ("fast", 1.0)
+    np.testing.assert_array_equal(sf.read(utts["00000000"].audio, dtype="float32")[0], wav)
+    errors = {e["id"]: e["error"] for e in errors_of(tmp_path / "out")}
+    assert errors == {
+        "00000001": f"{tmp_path / 'ds'}: row 1: expected a non-empty (T,) or (channels, T) "
+                    "array, got shape (0,)",
+        "00000002": f"{tmp_path / 'ds'}: row 2: sampling_rate must be a positive integer, got 0"}
+    with pytest.raises(SpeechLMError, match="column 'n' is not audio"):
+        import_corpus(tmp_path / "ds", "hf", tmp_path / "o2", audio_column="n")
+
+
 def test_non_utf8_transcript_is_skipped_and_named_then_imports_with_its_encoding(tmp_path):
     src = tmp_path / "src"
     tone(src / "a.wav")

@@ -132,17 +132,31 @@ def hf_candidates(src: Path, out: Path, audio_column: str | None = None,
         parts = [(split or "", loaded)]
     for name, ds in parts:
         col = audio_column or next((c for c, f in ds.features.items()
-                                    if isinstance(f, datasets.Audio)), None)
+                                    if isinstance(f, datasets.Audio) or _is_array_audio(f)), None)
         if col is None or col not in ds.column_names:
             raise SpeechLMError(f"{src}: no audio column (pass --audio-column; columns: "
                                 f"{ds.column_names})")
-        ds = ds.cast_column(col, datasets.Audio(decode=False))
+        arrays = _is_array_audio(ds.features[col])
+        if not arrays:
+            try:
+                ds = ds.cast_column(col, datasets.Audio(decode=False))
+            except Exception as e:
+                raise SpeechLMError(
+                    f"{src}: column '{col}' is not audio (an Audio feature, or dicts of 'array' "
+                    f"and 'sampling_rate'): {type(e).__name__}: {e}") from None
         tcol = text_column or next((c for c in TEXT_COLUMNS if c in ds.column_names), None)
         scol = next((c for c in SPEAKER_COLUMNS if c in ds.column_names), None)
         for i, row in enumerate(ds):
             uid = str(row["id"]) if "id" in ds.column_names else f"{i:08d}"
             uid = f"{name}_{uid}" if name and len(parts) > 1 else uid
             audio = row[col] or {}
+            if arrays:  # decoded samples stored inline: written out as a float WAV
+                try:
+                    yield Candidate(uid, _write_array(audio, out / "audio" / f"{uid}.wav"),
+                                    _text(row, tcol), _speaker(row, scol))
+                except SpeechLMError as e:
+                    yield (f"{src}[{i}]", uid, f"{src}: row {i}: {e}")
+                continue
             path = Path(audio["path"]) if audio.get("path") else None
             if path is not None and not path.is_absolute():
                 path = (src / path)
@@ -154,9 +168,38 @@ def hf_candidates(src: Path, out: Path, audio_column: str | None = None,
             if path is None:
                 yield (f"{src}[{i}]", uid, f"{src}: row {i} has no audio path or bytes")
                 continue
-            text = row[tcol] if tcol else None
-            speaker = str(row[scol]) if scol and row[scol] is not None else None
-            yield Candidate(uid, path, text if isinstance(text, str) else None, speaker)
+            yield Candidate(uid, path, _text(row, tcol), _speaker(row, scol))
+
+
+def _is_array_audio(feature) -> bool:
+    """A column of decoded audio without the ``Audio`` feature: dicts of samples and rate."""
+    return isinstance(feature, dict) and {"array", "sampling_rate"} <= set(feature)
+
+
+def _write_array(audio: dict, path: Path) -> Path:
+    """Write one row's ``array`` at its ``sampling_rate`` (float WAV: no clipping, and NaN
+    stays visible to the audio check); mono ``(T,)`` or ``(channels, T)``."""
+    import numpy as np
+    import soundfile as sf
+
+    wav, rate = np.asarray(audio.get("array"), dtype=np.float32), audio.get("sampling_rate")
+    if not isinstance(rate, int) or rate <= 0:
+        raise SpeechLMError(f"sampling_rate must be a positive integer, got {rate!r}")
+    if wav.ndim not in (1, 2) or wav.size == 0:
+        raise SpeechLMError(f"expected a non-empty (T,) or (channels, T) array, got shape "
+                            f"{wav.shape}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, wav.T if wav.ndim == 2 else wav, rate, subtype="FLOAT")
+    return path
+
+
+def _text(row: dict, column: str | None) -> str | None:
+    text = row[column] if column else None
+    return text if isinstance(text, str) else None
+
+
+def _speaker(row: dict, column: str | None) -> str | None:
+    return str(row[column]) if column and row[column] is not None else None
 
 
 def import_corpus(src: str | Path, fmt: str, out_dir: str | Path, check: str = "full",
