@@ -33,3 +33,12 @@ def test_full_disk_is_one_line(tmp_path):
     r = speechlm("corpus", "import", str(src), "--format", "folder", "--out", str(out))
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.strip().endswith("the disk is full; free space or write elsewhere")
+
+
+def test_broken_yaml_is_one_line_naming_file_line_and_column(tmp_path):
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text("data: d\nmodel: {hidden_size: 32\n")
+    r = speechlm("train", str(cfg))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == (f"error: {cfg}:3:1: invalid YAML: expected ',' or '}}', but got "
+                                "'<stream end>'")

@@ -151,8 +151,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p}: config file not found")
     try:
         d = yaml.safe_load(p.read_text())
+    except yaml.MarkedYAMLError as e:  # one line: FILE:LINE:COLUMN and the parser's complaint
+        mark = e.problem_mark
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}{where}: invalid YAML: {e.problem or e.context}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{p}: invalid YAML: {e}") from None
+        raise ConfigError(f"{p}: invalid YAML: {' '.join(str(e).split())}") from None
     if d is None:
         return {}
     if not isinstance(d, dict):
