@@ -131,13 +131,18 @@ def load_audio(
     return out[:, 0] if mono else np.ascontiguousarray(out.T)
 
 
-def save_audio(path: str | Path, wav: np.ndarray, sample_rate: int) -> None:
-    """Write mono float audio as 16-bit PCM WAV (or the format the suffix names)."""
+def save_audio(path: str | Path, wav: np.ndarray, sample_rate: int, exact: bool = False) -> None:
+    """Write float audio, ``(T,)`` or ``(T, channels)``, as 16-bit PCM WAV clipped to [-1, 1]
+    (or the format the suffix names); ``exact``: as 32-bit float samples, unclipped (a copy
+    of someone's data, whose NaN or overshoot the audio checks must still see)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wav = np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0)
+    wav = np.asarray(wav, dtype=np.float32)
+    if exact:
+        sf.write(str(path), wav, sample_rate, subtype="FLOAT")
+        return
     subtype = "PCM_16" if path.suffix.lower() in (".wav", ".flac") else None
-    sf.write(str(path), wav, sample_rate, subtype=subtype)
+    sf.write(str(path), np.clip(wav, -1.0, 1.0), sample_rate, subtype=subtype)
 
 
 def _append(out: np.ndarray, filled: int, chunk: np.ndarray) -> int:

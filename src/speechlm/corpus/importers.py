@@ -180,7 +180,8 @@ def _write_array(audio: dict, path: Path) -> Path:
     """Write one row's ``array`` at its ``sampling_rate`` (float WAV: no clipping, and NaN
     stays visible to the audio check); mono ``(T,)`` or ``(channels, T)``."""
     import numpy as np
-    import soundfile as sf
+
+    from speechlm.audio import save_audio
 
     wav, rate = np.asarray(audio.get("array"), dtype=np.float32), audio.get("sampling_rate")
     if not isinstance(rate, int) or rate <= 0:
@@ -188,8 +189,7 @@ def _write_array(audio: dict, path: Path) -> Path:
     if wav.ndim not in (1, 2) or wav.size == 0:
         raise SpeechLMError(f"expected a non-empty (T,) or (channels, T) array, got shape "
                             f"{wav.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, wav.T if wav.ndim == 2 else wav, rate, subtype="FLOAT")
+    save_audio(path, wav.T if wav.ndim == 2 else wav, rate, exact=True)
     return path
 
 
