@@ -144,3 +144,39 @@ def test_pack_concatenates_without_padding(ext):
     assert ids.tolist() == [[1, 7, 9, 9, 12], [10, 11, 2, 1, 8]]
     assert np.array_equal(ids, labels)
     assert pack(seqs, 15)[0].shape == (0, 15)
+
+
+def test_a_row_without_what_its_format_needs_is_trained_as_speech_only(ext):
+    from speechlm.sequences.formats import make_example, parse_formats
+
+    speech = [1, 7, 9, 9, 12, 10, 11, 2]  # BOS [SPEECH] units EOS
+    bare = {**ROW, "text": None, "words": None}
+    for name in ("text_only", "speech_text", "text_speech", "interleaved"):
+        uses = parse_formats({name: 1.0})
+        assert make_example(bare, ext, uses, 0, 0, {"frame_rate": 10.0}).input_ids == speech
+        assert make_example(ROW, ext, uses, 0, 0, {"frame_rate": 10.0}).input_ids != speech
+
+
+def test_a_dataset_without_word_times_is_refused_naming_the_aligner():
+    from datasets import Dataset
+
+    from speechlm.errors import ConfigError
+    from speechlm.sequences.formats import check_rows, parse_formats
+
+    word = {"label": "a", "start": 0.0, "end": 0.1}
+    rows = Dataset.from_dict({"units": [[1], [2], [3]], "text": ["a", "", None],
+                              "words": [None, None, None]})
+    uses = parse_formats({"speech_only": 0.5, "interleaved": 0.5})
+    with pytest.raises(ConfigError, match=r"^formats\.interleaved: no row of D has word times "
+                                          r".*speechlm corpus align --manifest"):
+        check_rows(uses, rows, where="D")
+    # some rows with words: trained, the others counted in a warning
+    rows = rows.remove_columns("words").add_column("words", [[word], [], None])
+    assert check_rows(uses, rows, where="D") == [
+        "formats.interleaved: 2 of 3 rows of D have no word times ('words'); they are trained "
+        "as speech_only"]
+    assert check_rows(parse_formats({"text_only": 1.0}), rows, where="D") == [
+        "formats.text_only: 2 of 3 rows of D have no transcripts ('text'); they are trained "
+        "as speech_only"]
+    # a format share of zero, or a format that needs nothing, is not checked
+    assert check_rows(parse_formats({"speech_only": 1.0}), rows.remove_columns("words")) == []

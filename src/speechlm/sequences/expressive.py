@@ -84,7 +84,8 @@ def merged_tokens(row: Mapping, vocab: SpeechVocab, frame_rate: float, pitch_rat
                  params={"eos": True, "p_switch": 0.0, "frame_rate": 50.0,
                          "pitch_rate": PITCH_RATE, "style_rate": STYLE_RATE},
                  context=("frame_rate", "pitch_rate", "style_rate"),
-                 summary="units, pitch and style tokens merged by time (SpiRit-LM Expressive)")
+                 summary="units, pitch and style tokens merged by time (SpiRit-LM Expressive)",
+                 needs={"words": "p_switch"})
 def expressive(row: Mapping, vocab: SpeechVocab, rng: np.random.Generator | None = None,
                eos: bool = True, p_switch: float = 0.0, frame_rate: float = 50.0,
                pitch_rate: float = PITCH_RATE, style_rate: float = STYLE_RATE) -> Example:

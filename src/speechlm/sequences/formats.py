@@ -65,6 +65,13 @@ class FormatSpec:
     context: tuple[str, ...] = ()  # params filled from the dataset's info.json (frame_rate)
     output: str = "example"  # what fn returns: "example" (Example) or "pair" (PreferencePair)
     summary: str = ""
+    # per-row values it needs (column -> the param that turns the need on, None: always); a
+    # row without them is trained as speech_only, and a dataset with none of them is refused
+    needs: Mapping[str, str | None] = field(default_factory=dict)
+
+    def needed(self, params: Mapping[str, Any]) -> list[str]:
+        """The columns whose values this use of the format needs in each row."""
+        return [c for c, on in self.needs.items() if on is None or params.get(on)]
 
 
 FORMATS: Registry[FormatSpec] = Registry("format", FORMAT_MODULES)
@@ -73,11 +80,13 @@ FORMATS: Registry[FormatSpec] = Registry("format", FORMAT_MODULES)
 def register_format(name: str, columns: Sequence[str], ranges: Sequence[str] = ("units",),
                     markers: Sequence[str] = (), params: Mapping[str, Any] | None = None,
                     context: Sequence[str] = (), output: str = "example",
-                    summary: str = "") -> Callable:
+                    summary: str = "", needs: Mapping[str, str | None] | None = None
+                    ) -> Callable:
     """Decorator: register the decorated function as format ``name``."""
     def deco(fn: Callable) -> Callable:
         FORMATS.add(name, FormatSpec(name, fn, tuple(columns), tuple(ranges), tuple(markers),
-                                     dict(params or {}), tuple(context), output, summary))
+                                     dict(params or {}), tuple(context), output, summary,
+                                     dict(needs or {})))
         return fn
     return deco
 
@@ -100,7 +109,7 @@ def speech_only(row: Mapping, vocab: SpeechVocab, rng: np.random.Generator | Non
 
 
 @register_format("text_only", columns=("text",), ranges=(TEXT,), markers=(TEXT_MARKER,),
-                 params={"eos": True}, summary="BOS [TEXT] text EOS")
+                 params={"eos": True}, summary="BOS [TEXT] text EOS", needs={"text": None})
 def text_only(row: Mapping, vocab: SpeechVocab, rng: np.random.Generator | None = None,
               eos: bool = True) -> Example:
     """``BOS [TEXT] text EOS``."""
@@ -110,7 +119,7 @@ def text_only(row: Mapping, vocab: SpeechVocab, rng: np.random.Generator | None 
 
 @register_format("speech_text", columns=("units", "text"), ranges=("units", TEXT),
                  markers=(SPEECH_MARKER, TEXT_MARKER), params={"eos": True},
-                 summary="BOS [SPEECH] units [TEXT] text EOS")
+                 summary="BOS [SPEECH] units [TEXT] text EOS", needs={"text": None})
 def speech_text(row: Mapping, vocab: SpeechVocab, rng: np.random.Generator | None = None,
                 eos: bool = True) -> Example:
     """``BOS [SPEECH] units [TEXT] text EOS``: speech followed by its transcript."""
@@ -120,7 +129,7 @@ def speech_text(row: Mapping, vocab: SpeechVocab, rng: np.random.Generator | Non
 
 @register_format("text_speech", columns=("units", "text"), ranges=("units", TEXT),
                  markers=(SPEECH_MARKER, TEXT_MARKER), params={"eos": True},
-                 summary="BOS [TEXT] text [SPEECH] units EOS")
+                 summary="BOS [TEXT] text [SPEECH] units EOS", needs={"text": None})
 def text_speech(row: Mapping, vocab: SpeechVocab, rng: np.random.Generator | None = None,
                 eos: bool = True) -> Example:
     """``BOS [TEXT] text [SPEECH] units EOS``: a transcript followed by its speech."""
@@ -157,7 +166,8 @@ def word_token_spans(words, times: np.ndarray) -> list[tuple[int, int]]:
 @register_format("interleaved", columns=("units", "durations", "words"), ranges=("units", TEXT),
                  markers=(SPEECH_MARKER, TEXT_MARKER), params={"p_switch": 0.3,
                                                                "frame_rate": 50.0},
-                 context=("frame_rate",), summary="word-level switches between text and units")
+                 context=("frame_rate",), summary="word-level switches between text and units",
+                 needs={"words": None})
 def interleaved(row: Mapping, vocab: SpeechVocab, rng: np.random.Generator, p_switch: float = 0.3,
                 frame_rate: float = 50.0) -> Example:
     """Word-level interleaving: start in a random modality and switch at word boundaries.
@@ -288,7 +298,56 @@ def make_example(row: Mapping, vocab: SpeechVocab, uses: Sequence[FormatUse], se
     for k in use.spec.context:
         if context and k in context:
             params[k] = context[k]
+    if any(not _has(row, c) for c in use.spec.needed(params)):
+        return speech_only(row, vocab)
     return use.spec.fn(row, vocab, rng, **params)
+
+
+def _has(row: Mapping, column: str) -> bool:
+    value = row.get(column)
+    return value is not None and len(value) > 0
+
+
+def check_rows(uses: Sequence[FormatUse], rows, where: str = "the data",
+               key: str = "formats") -> list[str]:
+    """Refuse a format whose per-row needs (word times, a transcript) no row of ``rows`` (a
+    ``datasets.Dataset``) meets, naming the fix (``speechlm corpus align`` for word times);
+    returns a warning for each format that some rows fail (those are trained as speech_only).
+    """
+    warnings: list[str] = []
+    for u in uses:
+        if u.ratio <= 0:
+            continue
+        for col in u.spec.needed(u.params):
+            if col not in rows.column_names:
+                continue  # check_formats names a missing column
+            n = _n_empty(rows, col)
+            if n == len(rows) and n:
+                raise ConfigError(f"{key}.{u.spec.name}: no row of {where} has {_WHAT[col]}, so "
+                                  f"every such sequence would be speech only; {_FIX[col]}, or "
+                                  f"drop {key}.{u.spec.name}")
+            if n:
+                warnings.append(f"{key}.{u.spec.name}: {n} of {len(rows)} rows of {where} have "
+                                f"no {_WHAT[col]}; they are trained as speech_only")
+    return warnings
+
+
+def _n_empty(rows, column: str) -> int:
+    """Rows whose ``column`` is null or empty, counted in Arrow (no Python row objects)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = rows.data.table if hasattr(rows.data, "table") else rows.data
+    col = table.column(column)
+    if pa.types.is_null(col.type):  # every value None
+        return len(col)
+    length = pc.utf8_length if pa.types.is_string(col.type) else pc.list_value_length
+    return col.null_count + int(pc.sum(pc.equal(length(col), 0)).as_py() or 0)
+
+
+_WHAT = {"words": "word times ('words')", "text": "transcripts ('text')"}
+_FIX = {"words": "add them with `speechlm corpus align --manifest M --out DIR` and train on "
+                 "DIR/manifest.jsonl", "text": "import the corpus with its transcripts"}
 
 
 def make_sequence(row: Mapping, vocab: SpeechVocab, formats: Mapping[str, Any], seed: int,

@@ -85,7 +85,8 @@ def text_spoken_answer(vocab: SpeechVocab, answer_text: str, answer_units) -> li
 
 @register_format("speechgpt_asr", columns=("units", "text"), ranges=("units", TEXT),
                  markers=MARKERS, summary="[Human] instruction <sosp> units <eosp> <eoh> "
-                                          "[SpeechGPT] text <eoa>; loss on the answer")
+                                          "[SpeechGPT] text <eoa>; loss on the answer",
+                 needs={"text": None})
 def speechgpt_asr(row: Mapping, vocab: SpeechVocab, rng: np.random.Generator | None = None
                   ) -> Example:
     """Stage 1: speech in, its transcript out."""
@@ -95,7 +96,8 @@ def speechgpt_asr(row: Mapping, vocab: SpeechVocab, rng: np.random.Generator | N
 
 @register_format("speechgpt_tts", columns=("units", "text"), ranges=("units", TEXT),
                  markers=MARKERS, summary="[Human] instruction text <eoh> [SpeechGPT] <sosp> "
-                                          "units <eosp> <eoa>; loss on the answer")
+                                          "units <eosp> <eoa>; loss on the answer",
+                 needs={"text": None})
 def speechgpt_tts(row: Mapping, vocab: SpeechVocab, rng: np.random.Generator | None = None
                   ) -> Example:
     """Stage 1: text in, its speech out."""

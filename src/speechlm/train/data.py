@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,8 +25,10 @@ import numpy as np
 from speechlm.config import load_json
 from speechlm.errors import ConfigError
 from speechlm.sequences.example import Example
-from speechlm.sequences.formats import FormatUse, check_formats, make_example
+from speechlm.sequences.formats import FormatUse, check_formats, check_rows, make_example
 from speechlm.sequences.vocab import SpeechVocab
+
+logger = logging.getLogger(__name__)
 
 STREAM, MASK = "s:", "m:"  # column prefixes of the formatted examples
 STEPS = "steps"  # column: time steps of each example
@@ -97,6 +100,8 @@ def format_examples(data_dir: str | Path, vocab: SpeechVocab, uses: Sequence[For
     with _progress_bars(progress):
         ds = load_rows(data_dir)
     check_formats(uses, vocab, ds.column_names, where=f"{key} ({data_dir})")
+    for warning in check_rows(uses, ds, where=f"{key} ({data_dir})"):
+        logger.warning(warning)
     context = {k: float(info[k]) for k in ("frame_rate", "pitch_rate", "style_rate") if k in info}
     cols = sorted({c for u in uses for c in u.spec.columns} & set(ds.column_names))
     cache = Path(cache_dir)
