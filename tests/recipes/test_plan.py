@@ -220,3 +220,40 @@ def test_a_split_by_speaker_needs_two_speakers(tmp_path):
     ctx = RunContext(load_recipe("gslm"), tmp_path / "run")
     with pytest.raises(ConfigError, match="by: speaker needs at least 2 speakers"):
         split_manifest(ctx, m, tmp_path, DataConfig(by="speaker"))
+
+
+@pytest.mark.parametrize("recipe, overrides, aligned", [
+    ("spiritlm", [], True),  # interleaved: word times added where --manifest lacks them
+    ("spiritlm", ["data.align_words=never"], False),
+    ("gslm", [], False),  # speech only: nothing to add
+    ("gslm", ["data.align_words=always"], True),
+])
+def test_data_stage_word_aligns_an_imported_corpus_when_its_formats_need_it(
+        tmp_path, recipe, overrides, aligned):
+    import soundfile as sf
+
+    from speechlm.corpus.espeak import Espeak
+    from speechlm.corpus.manifest import Utterance, read_manifest, write_manifest
+    from speechlm.recipes.stages.corpus import _run_data, needs_word_times
+
+    texts = ["the dog ran home.", "a bird sang today.", "two cats saw the ball."]
+    utts = []
+    for i, text in enumerate(texts):
+        s = Espeak.get().speak(text, "en-us+Mike", sample_rate=16000)
+        sf.write(tmp_path / f"u{i}.wav", s.wav, 16000)
+        utts.append(Utterance(f"u{i}", str(tmp_path / f"u{i}.wav"), len(s.wav) / 16000, 16000,
+                              text=text.upper(), speaker=f"s{i}"))
+    write_manifest(tmp_path / "m.jsonl", utts)
+    ctx = RunContext(load_recipe(recipe, "tiny", overrides), tmp_path / "run", tmp_path / "m.jsonl")
+    assert needs_word_times(ctx) == (recipe == "spiritlm")
+    d = ctx.dir("data")
+    d.mkdir(parents=True)
+    info = _run_data(ctx, ctx.conf("data"), d)
+    rows = read_manifest(d / "train.jsonl") + read_manifest(d / "valid.jsonl")
+    assert len(rows) == 3
+    assert all(bool(u.words) == aligned for u in rows)
+    assert ("word_alignment" in info) == aligned
+    if aligned:
+        assert info["word_alignment"].startswith("3 of 3 utterances aligned (espeak-ng")
+        assert [w[0] for w in sorted(rows, key=lambda u: u.id)[0].words] == ["THE", "DOG", "RAN",
+                                                                              "HOME"]

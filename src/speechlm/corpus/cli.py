@@ -1,5 +1,5 @@
-"""Command-line sub-commands: ``speechlm synth corpus|benchmark|dialogue`` and ``speechlm corpus
-import``.
+"""Command-line sub-commands: ``speechlm synth corpus|benchmark|dialogue|duplex`` and
+``speechlm corpus import|align``.
 
 Heavy imports stay inside the functions so ``speechlm --help`` is fast.
 """
@@ -110,3 +110,27 @@ def import_(
     typer.echo(json.dumps(summary, indent=2))
     if summary["errors"]:
         typer.echo(f"{summary['errors']} file(s) skipped: see {out / 'errors.jsonl'}", err=True)
+
+
+@corpus_app.command("align")
+def align(
+    manifest: Path = typer.Option(..., help="Manifest with transcripts ('text')."),
+    out: Path = typer.Option(..., help="Output folder (manifest.jsonl with 'words', "
+                                       "errors.jsonl, summary.json)."),
+    workers: int = typer.Option(1, help="Worker processes."),
+    voice: str = typer.Option("en-us", help="espeak-ng voice that speaks the reference (its "
+                                            "language must be the transcripts')."),
+    realign: bool = typer.Option(False, help="Also re-align rows that already have words."),
+) -> None:
+    """Add word times to a transcribed manifest (interleaved speech-text training needs them).
+
+    Rows that cannot be aligned keep no words and are listed in errors.jsonl; a killed job
+    resumes where it stopped.
+    """
+    from speechlm.corpus.align import align_manifest
+
+    summary = align_manifest(manifest, out, workers=workers, voice=voice, realign=realign)
+    typer.echo(json.dumps(summary, indent=2))
+    if summary["errors"]:
+        typer.echo(f"{summary['errors']} row(s) not aligned: see {out / 'errors.jsonl'}",
+                   err=True)

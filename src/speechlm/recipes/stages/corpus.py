@@ -8,6 +8,7 @@ Outputs: ``RUN/corpus/manifest.jsonl`` (synthetic) or the given manifest;
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +112,10 @@ class DataConfig(Config):
     seed: int = 0
     by: str = choice("auto", "auto", "speaker", "utterance")
     min_speakers: int = positive(10)
+    # word times for an imported corpus (``speechlm corpus align``): ``auto`` (or unset, which
+    # keeps the records of runs made before this key) adds them when a format of the recipe
+    # needs them (interleaving) and some row of --manifest lacks them
+    align_words: str | None = choice(None, None, "auto", "always", "never")
 
 
 def split_manifest(ctx: RunContext, manifest: Path, out_dir: Path, conf: DataConfig) -> dict:
@@ -157,13 +162,50 @@ def split_manifest(ctx: RunContext, manifest: Path, out_dir: Path, conf: DataCon
 
 
 def _run_data(ctx: RunContext, conf: DataConfig, d: Path) -> dict:
-    return split_manifest(ctx, corpus_manifest(ctx), d, conf)
+    manifest, info = corpus_manifest(ctx), {}
+    if _aligns(ctx, conf):
+        from speechlm.corpus.align import align_manifest
+        from speechlm.corpus.manifest import read_manifest
+
+        if conf.align_words == "always" or any(not u.words for u in read_manifest(manifest)):
+            a = align_manifest(manifest, d / "aligned", workers=min(4, os.cpu_count() or 1))
+            info["word_alignment"] = (
+                f"{a['aligned']} of {a['utterances']} utterances aligned ({a['method']}), "
+                f"{a['kept_words']} had words, {a['errors']} not aligned (listed in "
+                f"data/aligned/errors.jsonl)")
+            manifest = d / "aligned" / MANIFEST
+    return {**split_manifest(ctx, manifest, d, conf), **info}
+
+
+def _aligns(ctx: RunContext, conf: DataConfig) -> bool:
+    """Whether the imported corpus is word-aligned before the split (synthetic speech has its
+    gold word times)."""
+    if ctx.manifest is None or conf.align_words == "never":
+        return False
+    return conf.align_words == "always" or needs_word_times(ctx)
+
+
+def needs_word_times(ctx: RunContext) -> bool:
+    """Whether a training format of the recipe reads word times (interleaving)."""
+    from speechlm.sequences.formats import parse_formats
+
+    for conf in ctx.recipe.confs.values():
+        formats = getattr(conf, "formats", None)
+        if isinstance(formats, dict) and formats:
+            if any(u.ratio > 0 and "words" in u.spec.needed(u.params)
+                   for u in parse_formats(formats)):
+                return True
+    return False
 
 
 def _plan_data(ctx: RunContext, conf: DataConfig) -> dict:
     how = {"speaker": "whole speakers", "utterance": "utterances",
            "auto": f"whole speakers (utterances if under {conf.min_speakers} speakers)"}[conf.by]
-    return {"split": f"{conf.valid_fraction:g} of the corpus held out for validation, by {how}"}
+    plan = {"split": f"{conf.valid_fraction:g} of the corpus held out for validation, by {how}"}
+    if _aligns(ctx, conf):
+        plan["word times"] = ("added by `speechlm corpus align` where --manifest lacks them "
+                              "(the training formats interleave words)")
+    return plan
 
 
 STAGES.add("data", Stage("data", _run_data, _plan_data, config=DataConfig, needs=("corpus",)))
