@@ -66,3 +66,13 @@ def test_freeze_body_steps_keeps_the_body_for_that_many_steps(digits_lm, toy_tok
 def test_freeze_body_steps_needs_a_warm_body(toy_tokens, tmp_path):
     with pytest.raises(ConfigError, match="^freeze_body_steps: only for init=warm"):
         TrainConfig(**tiny_cfg(toy_tokens, tmp_path, freeze_body_steps=2))
+
+
+def test_tiny_text_tokenizer_reads_capitals_as_the_grammar_writes_them():
+    from speechlm.train.textlm import train_text_tokenizer
+
+    tok = train_text_tokenizer(["the dog ran home", "a cat saw the dog"] * 20, vocab_size=60)
+    # LibriSpeech transcripts are all capitals; the grammar has none: same ids, no <unk>
+    assert tok("THE DOG Ran")["input_ids"] == tok("the dog ran")["input_ids"]
+    assert tok.unk_token_id not in tok("THE DOG Ran")["input_ids"]
+    assert tok("<s> dog </s>")["input_ids"][0] == tok.bos_token_id  # specials stay whole

@@ -21,12 +21,17 @@ DEFAULT_MODEL = {"model_type": "llama", "hidden_size": 128, "intermediate_size":
 
 
 def train_text_tokenizer(sentences: list[str], vocab_size: int = 1000):
-    """A small BPE tokenizer (``tokenizers`` library) wrapped as a ``PreTrainedTokenizerFast``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    """A small BPE tokenizer (``tokenizers`` library) wrapped as a ``PreTrainedTokenizerFast``.
+
+    It lower-cases what it reads: the grammar's text has no capitals, and an imported corpus's
+    transcripts often are all capitals (LibriSpeech), which would otherwise be all ``<unk>``.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<pad>", "<s>", "</s>", "<unk>"]
     core = Tokenizer(models.BPE(unk_token="<unk>"))
+    core.normalizer = normalizers.Lowercase()
     core.pre_tokenizer = pre_tokenizers.Metaspace()
     core.decoder = decoders.Metaspace()
     core.train_from_iterator(sentences, trainers.BpeTrainer(vocab_size=vocab_size,
