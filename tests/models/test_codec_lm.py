@@ -36,6 +36,9 @@ def test_espeak_mnemonics_split_longest_match_first_with_word_breaks():
     idx = phoneme_indices("many mice")
     assert [PHONEME_INVENTORY[i] for i in idx] == phonemize("many mice")
     assert len(set(PHONEME_INVENTORY)) == len(PHONEME_INVENTORY)
+    # a transcript in capitals (LibriSpeech) is read as words: espeak alone spells "IT", "US"
+    assert phonemize("TAKE IT TO US") == phonemize("take it to us")
+    assert phonemize("it") == ["I", "t"]
 
 
 def test_valle_formats_are_the_layouts_of_the_rows_text_and_codes():

@@ -127,7 +127,10 @@ class Espeak:
             self._voice = voice
 
     def phonemes(self, text: str) -> str:
-        """espeak's phoneme mnemonics for ``text`` in the current voice (stress marks kept)."""
+        """espeak's phoneme mnemonics for ``text`` in the current voice (stress marks kept;
+        ``en-us`` if none was chosen: libespeak-ng crashes the process without one)."""
+        if self._voice is None:
+            self.set_voice("en-us")
         buf = ctypes.c_char_p(text.encode())
         parts = []
         while buf.value:

@@ -135,7 +135,9 @@ def _phonemes(text: str, voice: str) -> tuple[str, ...]:
 
     espeak = Espeak.get()
     espeak.set_voice(voice)
-    return tuple(split_phonemes(espeak.phonemes(text)))
+    # espeak spells some all-capital words letter by letter ("IT", "US"): transcripts written
+    # in capitals (LibriSpeech) are read as the words they are
+    return tuple(split_phonemes(espeak.phonemes(text.lower())))
 
 
 def phonemize(text: str, voice: str = "en-us") -> list[str]:
