@@ -56,6 +56,11 @@ def test_run_writes_every_stage_and_compares_three_fusions(lslm_run):
     for fusion in ("early", "late"):  # trained beside the recipe's own (middle)
         cfg = json.loads((out / "fusions" / fusion / "model" / "config.json").read_text())
         assert cfg["fusion"] == fusion and cfg["listen_encoder"] == "gru"
+        # no token id outside the backbone's one-row table (the Trainer copied the tokenizer's
+        # pad 0, BOS 1, EOS 2 into it: transformers warned on every save and load)
+        b = cfg["backbone"]
+        assert (b["vocab_size"], b["bos_token_id"], b["eos_token_id"]) == (1, None, None)
+        assert b["pad_token_id"] in (None, 0)
     middle = dict(results["duplex_fusion"]["middle"])
     loss = json.loads((out / "model" / "metrics.json").read_text())["final_eval_loss"]
     assert middle.pop("final_eval_loss") == loss and middle == results["duplex"]

@@ -28,6 +28,7 @@ class SpeechTrainerMixin:
     """
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        drop_foreign_token_ids(self.model)
         super()._save(output_dir, state_dict)
         out = Path(output_dir or self.args.output_dir)
         if self.args.should_save:
@@ -49,6 +50,23 @@ class SpeechTrainerMixin:
         self._load_from_checkpoint(kept)
         self.control = self.callback_handler.on_train_end(self.args, self.state, self.control)
         return TrainOutput(self.state.global_step, 0.0, {})
+
+
+def drop_foreign_token_ids(model: Any) -> None:
+    """Clear special ids that lie outside the model's token table.
+
+    ``Trainer.train`` copies the tokenizer's pad/BOS/EOS ids into the model's text config. A
+    backbone whose table is not the tokenizer's (the duplex LM reads embeddings through a one-row
+    table) then holds ids it cannot have, and transformers warns on every save and load.
+    """
+    text = getattr(getattr(model, "config", None), "get_text_config", lambda: None)()
+    size = getattr(text, "vocab_size", None)
+    if size is None:
+        return
+    for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+        value = getattr(text, name, None)
+        if isinstance(value, int) and not 0 <= value < size:
+            setattr(text, name, None)
 
 
 class FreezeBody(TrainerCallback):
