@@ -74,6 +74,8 @@ def test_nothing_to_align_is_an_error(aligner):
         aligner.align(np.ones(SR, np.float32), " ,.; ")
     with pytest.raises(SpeechLMError, match="silent"):
         aligner.align(np.zeros(SR, np.float32), "hello")
+    with pytest.raises(SpeechLMError, match="over 120s: cut it into utterances"):
+        aligner.align(np.ones(121 * SR, np.float32), "hello")
 
 
 def _manifest(tmp_path, spoken):

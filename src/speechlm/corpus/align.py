@@ -33,6 +33,7 @@ FRAME_RATE = 100.0  # DTW frames per second: 10-ms boundaries
 REF_VOICE = "en-us"
 REF_RATE = 175  # espeak's default words per minute, the first pass's rate
 RATE_RANGE = (80, 450)  # what espeak speaks intelligibly
+MAX_SECONDS = 120  # longer clips are refused: DTW holds (clip frames x reference frames)
 PAUSE_LEVEL = 0.25  # a frame this far from the noise floor towards the speech peak is quiet
 MIN_PAUSE = 0.05  # seconds of quiet at a word's edge that make a pause
 LEAD_PAUSE = 0.15  # ... at a word's start (longer than a stop's closure)
@@ -75,6 +76,9 @@ class Aligner:
         sr = self.sample_rate
         if wav.size == 0 or not np.any(wav):
             raise SpeechLMError("the clip is silent")
+        if len(wav) > MAX_SECONDS * sr:  # DTW's cost matrix grows with the square
+            raise SpeechLMError(f"the clip is {len(wav) / sr:.0f}s long, over {MAX_SECONDS}s: "
+                                "cut it into utterances first (manifest start/end)")
         # the speech: from the first to the last frame above the noise floor (a level relative
         # to the peak, as librosa's trim uses, keeps leading noise in a noisy recording)
         quiet = _quiet_frames(wav, sr)
@@ -91,6 +95,9 @@ class Aligner:
         span = ref.words[-1][2] - ref.words[0][1]
         rate = REF_RATE * span / max(len(clip) / sr, 1e-3)
         ref = self._speak(spoken, int(np.clip(rate, *RATE_RANGE)))
+        if len(ref.words) != len(words):
+            raise SpeechLMError(f"espeak spoke {len(ref.words)} words for the transcript's "
+                                f"{len(words)}")
         r0, r1 = ref.words[0][1], ref.words[-1][2]
         refwav = ref.wav[int(r0 * sr):max(int(r1 * sr), int(r0 * sr) + 1)].astype(np.float32)
         x, y = (f.numpy() for f in self.frontend([clip, refwav]))
