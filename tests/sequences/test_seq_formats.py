@@ -180,3 +180,21 @@ def test_a_dataset_without_word_times_is_refused_naming_the_aligner():
         "as speech_only"]
     # a format share of zero, or a format that needs nothing, is not checked
     assert check_rows(parse_formats({"speech_only": 1.0}), rows.remove_columns("words")) == []
+
+
+def test_text_only_training_data_trains_an_untranscribed_row_as_its_units(ext, tmp_path):
+    """``formats: {text_only: 1}`` reads only ``text``; the row without one still gets its units
+    (the fallback's column is read too), and the other rows their text."""
+    import pyarrow as pa
+
+    from speechlm.sequences.formats import parse_formats
+    from speechlm.tokenizers.job import write_token_table
+    from speechlm.train.data import STREAM, format_examples
+
+    table = pa.table({"id": ["a", "b"], "units": [[0, 0, 3], [1, 2]],
+                      "durations": [[1, 1, 1], [1, 1]], "text": ["the cat", None]})
+    data = write_token_table(tmp_path / "tok", table, tmp_path, n_units=4, frame_rate=50.0)
+    out = format_examples(data, ext, parse_formats({"text_only": 1.0}), 0, tmp_path / "cache",
+                          progress=False)
+    assert [list(r) for r in out[STREAM + "tokens"]] == [[1, 8, 4, 5, 2],
+                                                          [1, 7, 10, 11, 2]]

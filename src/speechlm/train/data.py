@@ -103,7 +103,10 @@ def format_examples(data_dir: str | Path, vocab: SpeechVocab, uses: Sequence[For
     for warning in check_rows(uses, ds, where=f"{key} ({data_dir})"):
         logger.warning(warning)
     context = {k: float(info[k]) for k in ("frame_rate", "pitch_rate", "style_rate") if k in info}
-    cols = sorted({c for u in uses for c in u.spec.columns} & set(ds.column_names))
+    cols = {c for u in uses for c in u.spec.columns}
+    if any(u.spec.needs for u in uses):  # a row without what they need falls back to units
+        cols.add("units")
+    cols = sorted(cols & set(ds.column_names))
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     path = cache / f"{key}-{_fingerprint(data_dir, vocab, uses, seed, context)}.arrow"
