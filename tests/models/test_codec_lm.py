@@ -63,6 +63,28 @@ def test_valle_formats_are_the_layouts_of_the_rows_text_and_codes():
         FORMATS.get("valle_nar").fn(row, vocab, rng, prompt_fraction=1.0)
 
 
+def test_a_row_without_a_transcript_is_left_out_of_tts_training():
+    """VALL-E conditions speech on the transcript: a row without one becomes a zero-length
+    example (left out by the example dataset), counted in a warning; none at all is refused."""
+    from datasets import Dataset
+
+    from speechlm.sequences.formats import check_rows, make_example, parse_formats
+
+    vocab = SpeechVocab.build({"phonemes": len(PHONEME_INVENTORY),
+                               **{f"codec{k}": 8 for k in range(3)}})
+    codes = (np.arange(30).reshape(3, 10) % 8).tolist()
+    for name in ("valle_ar", "valle_nar", "codec_delayed"):
+        uses = parse_formats({name: 1.0})
+        assert len(make_example({"codes": codes, "text": None}, vocab, uses, 0, 0)) == 0
+        assert len(make_example({"codes": codes, "text": "the dog"}, vocab, uses, 0, 0)) > 10
+    rows = Dataset.from_dict({"codes": [codes, codes], "text": ["the dog", ""]})
+    assert check_rows(parse_formats({"valle_ar": 1.0}), rows, where="D") == [
+        "formats.valle_ar: 1 of 2 rows of D have no transcripts ('text'); they are left out"]
+    with pytest.raises(ConfigError, match=r"^formats\.viola_tts: no row of D has transcripts"):
+        check_rows(parse_formats({"viola_tts": 1.0}),
+                   Dataset.from_dict({"codes": [codes], "text": [None]}), where="D")
+
+
 @pytest.fixture(scope="module")
 def codec_tokens(tiny_corpus, tmp_path_factory):
     """The tiny corpus through a tiny random DAC (3 codebooks x 32 codes at 50 Hz)."""

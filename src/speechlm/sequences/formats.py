@@ -66,8 +66,11 @@ class FormatSpec:
     output: str = "example"  # what fn returns: "example" (Example) or "pair" (PreferencePair)
     summary: str = ""
     # per-row values it needs (column -> the param that turns the need on, None: always); a
-    # row without them is trained as speech_only, and a dataset with none of them is refused
+    # row without them is trained as speech_only (fallback "speech_only") or left out
+    # ("skip": a zero-length example, for formats whose rows have no units, e.g. TTS), and a
+    # dataset with none of them is refused
     needs: Mapping[str, str | None] = field(default_factory=dict)
+    fallback: str = "speech_only"
 
     def needed(self, params: Mapping[str, Any]) -> list[str]:
         """The columns whose values this use of the format needs in each row."""
@@ -80,13 +83,16 @@ FORMATS: Registry[FormatSpec] = Registry("format", FORMAT_MODULES)
 def register_format(name: str, columns: Sequence[str], ranges: Sequence[str] = ("units",),
                     markers: Sequence[str] = (), params: Mapping[str, Any] | None = None,
                     context: Sequence[str] = (), output: str = "example",
-                    summary: str = "", needs: Mapping[str, str | None] | None = None
-                    ) -> Callable:
+                    summary: str = "", needs: Mapping[str, str | None] | None = None,
+                    fallback: str = "speech_only") -> Callable:
     """Decorator: register the decorated function as format ``name``."""
+    if fallback not in ("speech_only", "skip"):
+        raise ValueError(f"format {name}: fallback must be speech_only or skip, got {fallback}")
+
     def deco(fn: Callable) -> Callable:
         FORMATS.add(name, FormatSpec(name, fn, tuple(columns), tuple(ranges), tuple(markers),
                                      dict(params or {}), tuple(context), output, summary,
-                                     dict(needs or {})))
+                                     dict(needs or {}), fallback))
         return fn
     return deco
 
@@ -299,7 +305,11 @@ def make_example(row: Mapping, vocab: SpeechVocab, uses: Sequence[FormatUse], se
         if context and k in context:
             params[k] = context[k]
     if any(not _has(row, c) for c in use.spec.needed(params)):
-        return speech_only(row, vocab)
+        if use.spec.fallback == "speech_only":
+            return speech_only(row, vocab)
+        ex = use.spec.fn(row, vocab, rng, **params)  # its streams, cut to no step: left out
+        return Example({n: a[..., :0] for n, a in ex.streams.items()},
+                       {n: m[..., :0] for n, m in ex.masks.items()})
     return use.spec.fn(row, vocab, rng, **params)
 
 
@@ -327,8 +337,10 @@ def check_rows(uses: Sequence[FormatUse], rows, where: str = "the data",
                                   f"every such sequence would be speech only; {_FIX[col]}, or "
                                   f"drop {key}.{u.spec.name}")
             if n:
+                then = ("trained as speech_only" if u.spec.fallback == "speech_only"
+                        else "left out")
                 warnings.append(f"{key}.{u.spec.name}: {n} of {len(rows)} rows of {where} have "
-                                f"no {_WHAT[col]}; they are trained as speech_only")
+                                f"no {_WHAT[col]}; they are {then}")
     return warnings
 
 

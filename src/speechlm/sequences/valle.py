@@ -239,8 +239,10 @@ def _register(name: str, layout_fn, summary: str, condition: str = "phonemes") -
 
     params = FORMAT_PARAMS if condition == "phonemes" else {"prompt_fraction": 0.0}
     column = "text" if condition == "phonemes" else "units"
+    # a row without a transcript has nothing to condition speech on: left out
+    needs = {"text": None} if condition == "phonemes" else {"units": None}
     register_format(name, columns=(CODES, column), ranges=(condition, CODECS),
-                    params=params, summary=summary)(fn)
+                    params=params, summary=summary, needs=needs, fallback="skip")(fn)
 
 
 _register("valle_ar", ar_example, "VALL-E AR: BOS phonemes [SPEECH] c0 EOS (loss on c0, EOS)")

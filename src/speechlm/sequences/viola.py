@@ -222,7 +222,7 @@ def _register(task: str, summary: str) -> None:
     # have exactly the unified model's vocabulary, hence its size
     register_format(f"viola_{task}", columns=(CODES, "text"), ranges=("phonemes", "chars", CODECS),
                     markers=MARKERS, params={"source": "en", "target": "es"},
-                    summary=summary)(fn)
+                    summary=summary, needs={"text": None}, fallback="skip")(fn)
 
 
 _register("asr", "VioLA ASR: BOS [ASR] X [SPEECH] frames X [TEXT] chars EOS")
