@@ -145,6 +145,14 @@ def save_audio(path: str | Path, wav: np.ndarray, sample_rate: int, exact: bool 
     sf.write(str(path), np.clip(wav, -1.0, 1.0), sample_rate, subtype=subtype)
 
 
+def frame_db(wav: np.ndarray, hop: int) -> np.ndarray:
+    """Energy (dB, mean square) of each whole ``hop``-sample frame of ``wav`` (a partial last
+    frame is dropped); digital silence is about -200 dB."""
+    n = len(wav) // hop
+    frames = np.asarray(wav[: n * hop], dtype=np.float64).reshape(n, hop)
+    return 10.0 * np.log10(np.mean(frames ** 2, axis=1) + 1e-20)
+
+
 def _append(out: np.ndarray, filled: int, chunk: np.ndarray) -> int:
     n = min(len(chunk), len(out) - filled)  # soxr may emit a few samples past ceil(n*ratio)
     out[filled : filled + n] = chunk[:n]

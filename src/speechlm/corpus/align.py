@@ -130,12 +130,11 @@ class Aligner:
 
 def _quiet_frames(wav: np.ndarray, sr: int) -> np.ndarray:
     """Per 10-ms frame of ``wav``: True where it is near the clip's noise floor."""
-    hop = int(sr / FRAME_RATE)
-    n = len(wav) // hop
-    if n == 0:
+    from speechlm.audio import frame_db
+
+    db = frame_db(wav, int(sr / FRAME_RATE))
+    if db.size == 0:
         return np.zeros(0, bool)
-    frames = wav[: n * hop].reshape(n, hop).astype(np.float64)
-    db = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
     peak = np.percentile(db, 95)
     floor = max(np.percentile(db, 5), peak - 60.0)
     return db < floor + PAUSE_LEVEL * (peak - floor)

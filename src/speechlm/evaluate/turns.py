@@ -166,12 +166,12 @@ def energy_vad(wav: np.ndarray, sample_rate: int, frame_s: float = 0.01,
     Cross-talk (the other speaker leaking into a channel) counts as speech: use silero-vad for
     real recordings.
     """
+    from speechlm.audio import frame_db
+
     hop = max(1, int(round(frame_s * sample_rate)))
-    n = len(wav) // hop
-    if n == 0:
+    if len(wav) < hop:
         return []
-    frames = np.asarray(wav[: n * hop], dtype=np.float64).reshape(n, hop)
-    db = 10.0 * np.log10(np.mean(frames**2, axis=1) + 1e-20)
+    db = frame_db(wav, hop)
     active = db >= max(db.max() + relative_db, floor_db)
     # run boundaries: +1 where speech starts, -1 where it stops
     edges = np.diff(np.concatenate([[0], active.astype(np.int8), [0]]))
