@@ -113,8 +113,9 @@ class DataConfig(Config):
     by: str = choice("auto", "auto", "speaker", "utterance")
     min_speakers: int = positive(10)
     # word times for an imported corpus (``speechlm corpus align``): ``auto`` (or unset, which
-    # keeps the records of runs made before this key) adds them when a format of the recipe
-    # needs them (interleaving) and some row of --manifest lacks them
+    # keeps the records of runs made before this key) adds them to the rows of --manifest that
+    # lack them when a format of the recipe needs them (interleaving); ``always`` whatever the
+    # formats
     align_words: str | None = choice(None, None, "auto", "always", "never")
 
 
@@ -163,17 +164,15 @@ def split_manifest(ctx: RunContext, manifest: Path, out_dir: Path, conf: DataCon
 
 def _run_data(ctx: RunContext, conf: DataConfig, d: Path) -> dict:
     manifest, info = corpus_manifest(ctx), {}
-    if _aligns(ctx, conf):
+    if _aligns(ctx, conf):  # rows that have words keep them (no work when all have)
         from speechlm.corpus.align import align_manifest
-        from speechlm.corpus.manifest import read_manifest
 
-        if conf.align_words == "always" or any(not u.words for u in read_manifest(manifest)):
-            a = align_manifest(manifest, d / "aligned", workers=min(4, os.cpu_count() or 1))
-            info["word_alignment"] = (
-                f"{a['aligned']} of {a['utterances']} utterances aligned ({a['method']}), "
-                f"{a['kept_words']} had words, {a['errors']} not aligned (listed in "
-                f"data/aligned/errors.jsonl)")
-            manifest = d / "aligned" / MANIFEST
+        a = align_manifest(manifest, d / "aligned", workers=min(4, os.cpu_count() or 1))
+        info["word_alignment"] = (
+            f"{a['aligned']} of {a['utterances']} utterances aligned ({a['method']}), "
+            f"{a['kept_words']} had words, {a['errors']} not aligned (listed in "
+            f"data/aligned/errors.jsonl)")
+        manifest = d / "aligned" / MANIFEST
     return {**split_manifest(ctx, manifest, d, conf), **info}
 
 
