@@ -7,7 +7,8 @@ datasets (``RUN/tokens/train``; the held-out loss is on ``RUN/tokens/valid``, sp
 training set never heard) and is scored on its benchmark (``RUN/benchmark``: lexical and
 syntactic pairs by the held-out voices). An arm is a start (cold, or a sequence LM trained here
 and warm-started with ``vocab_mode: replace`` as TWIST does) plus training settings; each arm
-trains once per budget with the same data order, seed, learning rate and warm-up share, and
+trains once per budget with the same data order, seed, learning rate and warm-up share (``--lr``,
+``--warmup``: a study per setting gives the learning-rate comparison), and
 keeps its best checkpoint by held-out loss. The arms:
 
 - ``cold``: random init (the gslm recipe's model).
@@ -83,7 +84,7 @@ def source_lm(out: Path, name: str, seed: int) -> Path:
 
 
 def run_arm(run: Path, out: Path, arm: str, budget: int, common: dict[str, Any],
-            new_rows: str) -> dict[str, Any]:
+            new_rows: str, warmup: float = 0.1) -> dict[str, Any]:
     """Train (or reuse) one arm at one budget and score it; returns its figures."""
     from speechlm.evaluate.scoring import load_model
     from speechlm.evaluate.zerospeech import evaluate_zerospeech
@@ -100,9 +101,10 @@ def run_arm(run: Path, out: Path, arm: str, budget: int, common: dict[str, Any],
     every = max(1, budget // 7)
     cfg = TrainConfig(output_dir=str(d / "model"), data=str(run / "tokens" / "train"),
                       eval_data=str(run / "tokens" / "valid"), max_steps=budget,
-                      warmup_steps=max(1, budget // 10), eval_steps=every, save_steps=every,
-                      logging_steps=every, max_epochs=None, early_stopping_patience=None,
-                      keep="best", **common, **init, **arm_settings(arm, budget, new_rows))
+                      warmup_steps=max(1, round(budget * warmup)), eval_steps=every,
+                      save_steps=every, logging_steps=every, max_epochs=None,
+                      early_stopping_patience=None, keep="best", **common, **init,
+                      **arm_settings(arm, budget, new_rows))
     m = run_training(cfg)
     figures = {"arm": arm, "budget": budget, "eval_curve": m["eval_loss"],
                "start_eval_loss": m["start_eval_loss"], "kept_step": m["kept_step"],
@@ -154,6 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--warmup", type=float, default=0.1,
+                    help="share of each budget spent warming the learning rate up")
     ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
@@ -176,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
                    for arm, per in json.loads(old.read_text()).items()}
     for budget in budgets:
         for arm in arms:
-            f = run_arm(a.run, a.out, arm, budget, common, a.new_rows)
+            f = run_arm(a.run, a.out, arm, budget, common, a.new_rows, a.warmup)
             results.setdefault(arm, {})[budget] = f
             print(f"{arm:12s} {budget:5d} steps: held-out {f['heldout_loss']:.4f} "
                   f"(step {f['kept_step']}), lexical {f['lexical']:.3f}, "
