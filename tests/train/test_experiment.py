@@ -38,7 +38,10 @@ def test_each_arm_trains_with_its_settings_and_a_rerun_reuses_it(tiny_run, tmp_p
     assert set(results) == {"cold", "text-freeze"}
     for arm, per in results.items():
         f = per["10"]
-        assert 0 <= f["lexical"] <= 1 and 0 <= f["syntactic"] <= 1, arm
+        for task in experiment.TASKS:  # each arm is scored on every pair of the benchmark
+            scored = json.loads((out / arm / "10" / "eval" / task / "dev_results.json")
+                                .read_text())[task]
+            assert (f[task], scored["n_pairs"]) == (scored["accuracy"], 12), (arm, task)
         assert f["heldout_loss"] == min(loss for _, loss in f["eval_curve"]), arm
         cfg = json.loads((out / arm / "10" / "model" / "train_config.json").read_text())
         # --lr and --warmup reach every arm; the warm-up is that share of the budget
