@@ -31,7 +31,7 @@ def _study(run, out, *extra: str) -> None:
 
 
 def test_each_arm_trains_with_its_settings_and_a_rerun_reuses_it(tiny_run, tmp_path,
-                                                                 monkeypatch):
+                                                                 monkeypatch, capsys):
     out = tmp_path / "study"
     _study(tiny_run, out, "--arms", "cold,text-freeze", "--lr", "1e-3", "--warmup", "0.3")
     results = json.loads((out / "results.json").read_text())
@@ -58,7 +58,7 @@ def test_each_arm_trains_with_its_settings_and_a_rerun_reuses_it(tiny_run, tmp_p
         raise AssertionError(f"{cfg.output_dir} was trained again")
 
     monkeypatch.setattr("speechlm.train.run_training", no_training)
-    _study(tiny_run, out, "--arms", "cold")
+    _study(tiny_run, out, "--arms", "cold", "--lr", "1e-3", "--warmup", "0.3")
     assert json.loads((out / "results.json").read_text()) == results
 
 

@@ -21,7 +21,8 @@ keeps its best checkpoint by held-out loss. The arms:
 - ``cold-wide`` / ``text-wide``: both at 4 x 256 (the checkpoint-size trend, AudioPaLM's claim).
 
 ``--new-rows`` sets the new-row init of the arms after the first three (default ``normal``).
-Finished arms are reused, so a killed study continues. Writes ``D/results.json``,
+Finished arms are reused, so a killed study continues; a study directory holds one setting
+(``D/study.json``) and a rerun with other settings is refused. Writes ``D/results.json``,
 ``D/results.md`` and ``D/curves_<budget>.png`` (held-out loss against step, one line per arm).
 """
 
@@ -172,7 +173,17 @@ def main(argv: list[str] | None = None) -> None:
     common = {"batch_size": a.batch_size, "seq_len": a.seq_len, "lr": a.lr,
               "precision": a.precision, "seed": a.seed, "formats": {"speech_only": 1.0},
               "progress": False}
+    # finished arms are reused by name, so a study directory holds one setting: a rerun with
+    # another --lr or --seed would otherwise mix settings in one table
+    study = {**common, "warmup": a.warmup, "new_rows": a.new_rows}
+    kept = a.out / "study.json"
+    if kept.is_file() and (old_study := json.loads(kept.read_text())) != study:
+        changed = ", ".join(f"{k} {old_study.get(k)} -> {v}" for k, v in study.items()
+                            if old_study.get(k) != v)
+        ap.error(f"--out: {a.out} holds a study with other settings ({changed}); "
+                 "use a new --out per setting")
     a.out.mkdir(parents=True, exist_ok=True)
+    kept.write_text(json.dumps(study, indent=2))
     results: dict[str, dict[int, dict]] = {}
     old = a.out / "results.json"
     if old.is_file():  # arms of an earlier call stay in the tables
